@@ -1,0 +1,45 @@
+"""Google Local Reviews 2021 (Li, Shang, McAuley; Yan et al.): a state's reviews plus place metadata."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.data.dataset import RawSource
+from bench.data.sources import find_one, read_json_lines
+from bench.errors import DataError
+
+REVIEWS = "Google Local 2021 review-<State>.json(.gz): JSON lines with user_id, gmap_id, rating, time (ms), text"
+META = "Google Local 2021 meta-<State>.json(.gz): JSON lines with gmap_id, name, category"
+
+
+def google_local_sources(path: Path | None, state: str | None = None) -> list[Path]:
+    if path is None:
+        raise DataError("google-local-2021: no path given; pass a folder with review-<State>.json.gz and meta-<State>.json.gz")
+    stem = state or "*"
+    reviews = find_one(path, [f"review-{stem}.json.gz", f"review-{stem}.json"], REVIEWS)
+    name = reviews.name.split(".json")[0].removeprefix("review-")
+    meta = find_one(path, [f"meta-{name}.json.gz", f"meta-{name}.json"], META)
+    return [reviews, meta]
+
+
+def read_google_local(sources: list[Path]) -> RawSource:
+    reviews_path, meta_path = sources
+    reviews = read_json_lines(reviews_path, ["user_id", "gmap_id", "rating", "time", "text"], REVIEWS)
+    try:
+        events = pd.DataFrame({
+            "user_key": reviews["user_id"].astype(str),
+            "item_key": reviews["gmap_id"].astype(str),
+            "timestamp": reviews["time"].astype(np.int64) // 1000,
+            "rating": reviews["rating"].astype(np.float32),
+            "review": reviews["text"].fillna("").astype(str),
+        })
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{reviews_path}: bad rating or time ({exc}); expected {REVIEWS}") from None
+    meta = read_json_lines(meta_path, ["gmap_id", "name", "category"], META)
+    categories = meta["category"].map(lambda c: [str(x) for x in c] if isinstance(c, list) else [])
+    items = pd.DataFrame({"item_key": meta["gmap_id"].astype(str), "title": meta["name"].fillna("").astype(str),
+                          "categories": categories})
+    return RawSource(events=events, items=items, notes={"reviews_without_text": int((events["review"] == "").sum())})

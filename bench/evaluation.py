@@ -1,0 +1,80 @@
+"""Turn a method's predictions into metrics, with the task's protocol, identically for every method."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.data.dataset import Dataset
+from bench.data.windows import Examples
+from bench.metrics import recall_at_k, rouge_lsum, summarize
+from bench.tasks import Protocol, Task
+
+EXCLUDE_CHUNK = 4096
+
+
+@dataclass
+class Predictions:
+    """What a method returns for a list of examples: exactly one of the three fields.
+
+    scores: float [n, n_candidates], higher is better (the harness ranks them);
+    ranked: int [n, depth], candidate ids best first, -1 where a method has fewer;
+    texts: one generated string per example.
+    """
+
+    scores: np.ndarray | None = None
+    ranked: np.ndarray | None = None
+    texts: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        given = [x is not None for x in (self.scores, self.ranked, self.texts)]
+        if sum(given) != 1:
+            raise ValueError("Predictions needs exactly one of scores, ranked or texts")
+
+
+def ranking(dataset: Dataset, examples: Examples, predictions: Predictions, protocol: Protocol,
+            depth: int) -> np.ndarray:
+    """Top-``depth`` candidate ids [n, depth] (-1 padded), after the protocol's history exclusion."""
+    n = len(examples)
+    history = dataset.item[examples.positions()] if protocol.exclude_history else None
+    if predictions.scores is not None:
+        scores = np.array(predictions.scores, dtype=np.float64, copy=True)
+        if scores.shape[0] != n:
+            raise ValueError(f"scores has {scores.shape[0]} rows for {n} examples")
+        if history is not None:
+            np.put_along_axis(scores, history.astype(np.int64), -np.inf, axis=1)
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :depth]
+        return _pad(np.where(np.take_along_axis(scores, top, axis=1) > -np.inf, top, -1), depth)
+    ranked = np.asarray(predictions.ranked, dtype=np.int64)
+    if ranked.shape[0] != n:
+        raise ValueError(f"ranked has {ranked.shape[0]} rows for {n} examples")
+    if history is not None:
+        ranked = ranked.copy()
+        for lo in range(0, n, EXCLUDE_CHUNK):
+            rows = slice(lo, lo + EXCLUDE_CHUNK)
+            seen = (ranked[rows, :, None] == history[rows, None, :]).any(axis=2)
+            ranked[rows] = np.where(seen, -1, ranked[rows])
+    keep = np.argsort(ranked < 0, axis=1, kind="stable")  # valid ids first, order kept
+    return _pad(np.take_along_axis(ranked, keep, axis=1)[:, :depth], depth)
+
+
+def _pad(top: np.ndarray, depth: int) -> np.ndarray:
+    """Right-pad a ranking with -1 up to ``depth`` columns."""
+    return np.pad(top, ((0, 0), (0, depth - top.shape[1])), constant_values=-1)
+
+
+def evaluate(task: Task, protocol: Protocol, dataset: Dataset, examples: Examples,
+             predictions: Predictions, seed: int = 0) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:
+    """Metrics (mean with bootstrap CI) and the per-example values behind them."""
+    labels = task.labels(dataset, examples)
+    if protocol.metric == "recall":
+        if predictions.texts is not None:
+            raise ValueError(f"task {task.name} needs ranked ids or scores, got texts")
+        top = ranking(dataset, examples, predictions, protocol, max(protocol.ks))
+        per_example = recall_at_k(top, labels, protocol.ks)
+    else:
+        if predictions.texts is None:
+            raise ValueError(f"task {task.name} needs generated texts")
+        per_example = {"rouge_lsum": rouge_lsum(predictions.texts, list(labels))}
+    return {name: summarize(values, seed=seed) for name, values in per_example.items()}, per_example

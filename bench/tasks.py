@@ -1,0 +1,138 @@
+"""The three tasks of the paper: what the label of an example is, and how predictions are scored.
+
+Each task declares its evaluation protocol, which is recorded with every result, so that two numbers
+are only ever compared when they were computed the same way.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from bench.data.dataset import Dataset
+from bench.data.windows import Examples
+from bench.errors import ConfigError
+
+LABEL_CHUNK = 65_536
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How a task's predictions are turned into metrics."""
+
+    metric: str  # "recall" (ranked ids) or "rouge_lsum" (text)
+    ks: tuple[int, ...] = ()
+    candidates: str = ""  # "catalog" (every item) | "categories" | "" for text
+    exclude_history: bool = False  # drop items of the input window from a ranking before cutting at k
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Task(ABC):
+    """A prediction task over windows of events."""
+
+    name: str
+    description: str
+
+    @abstractmethod
+    def protocol(self, **overrides) -> Protocol:
+        """The task's protocol, with suite overrides (e.g. ks, exclude_history) applied."""
+
+    @abstractmethod
+    def labels(self, dataset: Dataset, examples: Examples) -> np.ndarray:
+        """One label per example: an item id, a category id, or the reference text."""
+
+    def n_candidates(self, dataset: Dataset) -> int:
+        """How many ids a ranking for this task ranges over (0 for text tasks)."""
+        return 0
+
+    def check(self, dataset: Dataset) -> None:
+        """Raise ConfigError when the dataset cannot support this task."""
+
+
+class NextItem(Task):
+    name = "next_item"
+    description = "predict the next item; recall@k over a full ranking of the catalog"
+
+    def protocol(self, ks: tuple[int, ...] = (1, 5, 10), exclude_history: bool = True) -> Protocol:
+        return Protocol("recall", tuple(ks), "catalog", bool(exclude_history))
+
+    def labels(self, dataset: Dataset, examples: Examples) -> np.ndarray:
+        return dataset.item[examples.label_positions]
+
+    def n_candidates(self, dataset: Dataset) -> int:
+        return dataset.n_items
+
+
+class FavoriteCategory(Task):
+    name = "fav_category"
+    description = "predict the most frequent category in the window (ties: the most recently seen); recall@k"
+
+    def protocol(self, ks: tuple[int, ...] = (1, 5, 10)) -> Protocol:
+        return Protocol("recall", tuple(ks), "categories", False)
+
+    def labels(self, dataset: Dataset, examples: Examples) -> np.ndarray:
+        out = np.empty(len(examples), dtype=np.int32)
+        for lo in range(0, len(examples), LABEL_CHUNK):
+            chunk = slice(lo, lo + LABEL_CHUNK)
+            out[chunk] = favorite_categories(dataset, examples.positions(chunk))
+        return out
+
+    def n_candidates(self, dataset: Dataset) -> int:
+        return len(dataset.categories)
+
+
+def favorite_categories(dataset: Dataset, positions: np.ndarray) -> np.ndarray:
+    """Most frequent category id per row of event positions [b, N].
+
+    Ties go to the category seen most recently; a tie that remains (two categories of the same
+    event) goes to the lower category id. One sort of a packed int64 key, no Python loop.
+    """
+    b, n = positions.shape
+    n_cat, span = len(dataset.categories), n + 1
+    ptr, cat_ids = dataset.item_categories
+    items = dataset.item[positions].ravel()
+    per_event = np.diff(ptr)[items]
+    event = np.repeat(np.arange(b * n, dtype=np.int64), per_event)
+    first = np.repeat(ptr[items] - np.cumsum(per_event) + per_event, per_event)
+    category = cat_ids[first + np.arange(len(event))].astype(np.int64)
+
+    key = np.sort(((event // n) * n_cat + category) * span + event % n)
+    group = key // span
+    ends = np.flatnonzero(np.r_[group[1:] != group[:-1], True])
+    score = np.diff(np.r_[-1, ends]) * span + key[ends] % span  # count first, then latest position
+    window, category = group[ends] // n_cat, group[ends] % n_cat
+    window_starts = np.flatnonzero(np.r_[True, window[1:] != window[:-1]])
+    best = np.maximum.reduceat(score, window_starts)
+    is_best = score == np.repeat(best, np.diff(np.r_[window_starts, len(window)]))
+    winners = np.flatnonzero(is_best)
+    first_winner = winners[np.r_[True, window[winners][1:] != window[winners][:-1]]]
+    return category[first_winner].astype(np.int32)
+
+
+class ReviewGeneration(Task):
+    name = "review_gen"
+    description = "write the user's review of the next item (given its title, category and rating); ROUGE-Lsum"
+
+    def protocol(self) -> Protocol:
+        return Protocol("rouge_lsum")
+
+    def labels(self, dataset: Dataset, examples: Examples) -> np.ndarray:
+        return dataset.events["review"].to_numpy()[examples.label_positions]
+
+    def check(self, dataset: Dataset) -> None:
+        if not dataset.has_reviews:
+            raise ConfigError(f"task review_gen needs review text; dataset {dataset.name} has none "
+                              "(use amazon-2018 or google-local-2021)")
+
+
+TASKS: dict[str, Task] = {task.name: task for task in (NextItem(), FavoriteCategory(), ReviewGeneration())}
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise ConfigError(f"unknown task {name!r}; expected one of {', '.join(TASKS)}")
+    return TASKS[name]

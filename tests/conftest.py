@@ -1,0 +1,40 @@
+"""Shared fixtures: an isolated dataset cache, the real data folder, small hand-built datasets."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+os.environ.setdefault("USERLLM_BENCH_CACHE", tempfile.mkdtemp(prefix="userllm-bench-test-cache-"))
+
+from bench.data.dataset import Dataset, RawSource, canonicalize  # noqa: E402
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real test data not found at {SHARED_DATA} (the workplace's ../shared/data)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def ml100k() -> Dataset:
+    from bench.data import load_dataset
+
+    return load_dataset("ml-100k")
+
+
+def make_dataset(events: list[tuple], items: dict[str, list[str]], name: str = "handmade") -> Dataset:
+    """A Dataset from (user, item, timestamp[, rating]) rows in source order and item -> categories."""
+    rows = [(*row, 3.0)[:4] for row in events]
+    frame = pd.DataFrame(rows, columns=["user_key", "item_key", "timestamp", "rating"])
+    catalog = pd.DataFrame({"item_key": list(items), "title": [f"Title {k}" for k in items],
+                            "categories": list(items.values())})
+    out_events, out_items, notes = canonicalize(RawSource(frame, catalog))
+    return Dataset(name, out_events, out_items, notes)

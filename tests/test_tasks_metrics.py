@@ -1,0 +1,90 @@
+"""Labels, metrics and the shared ranking protocol against hand-computed values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.data import build_split
+from bench.evaluation import Predictions, evaluate, ranking
+from bench.metrics import bootstrap_ci, recall_at_k, rouge_lsum
+from bench.tasks import get_task
+from conftest import make_dataset
+
+
+def _one_user(items: list[str], catalog: dict[str, list[str]]):
+    data = make_dataset([("u", item, t) for t, item in enumerate(items)], catalog)
+    return data, build_split(data, len(items) - 1).test
+
+
+def test_fav_category_most_frequent():
+    data, test = _one_user(["a", "b", "c", "z"], {"a": ["x"], "b": ["y", "x"], "c": ["y"], "z": ["w"]})
+    # x: 2 (last at 1), y: 2 (last at 2) -> tie broken by recency: y
+    label = get_task("fav_category").labels(data, test)
+    assert data.categories[label[0]] == "y"
+
+
+def test_fav_category_count_beats_recency():
+    data, test = _one_user(["a", "a", "b", "z"], {"a": ["x"], "b": ["y"], "z": ["w"]})
+    assert data.categories[get_task("fav_category").labels(data, test)[0]] == "x"
+
+
+def test_fav_category_same_event_tie_goes_to_lower_id():
+    data, test = _one_user(["b", "z"], {"b": ["y", "x"], "z": ["w"]})
+    assert data.categories[get_task("fav_category").labels(data, test)[0]] == "x"
+
+
+def test_fav_category_matches_reference_on_real_data(ml100k):
+    split = build_split(ml100k, 30)
+    labels = get_task("fav_category").labels(ml100k, split.train)
+    ptr, ids = ml100k.item_categories
+    rng = np.random.default_rng(1)
+    for row in rng.choice(len(split.train), 200, replace=False):
+        counts, last = {}, {}
+        for step, item in enumerate(ml100k.item[split.train.positions()[row]]):
+            for cat in ids[ptr[item]:ptr[item + 1]]:
+                counts[cat] = counts.get(cat, 0) + 1
+                last[cat] = step
+        expected = max(sorted(counts), key=lambda c: (counts[c], last[c]))
+        assert labels[row] == expected
+
+
+def test_review_gen_needs_reviews(ml100k):
+    from bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="review_gen needs review text; dataset ml-100k"):
+        get_task("review_gen").check(ml100k)
+
+
+def test_recall_at_k_hand_computed():
+    top = np.array([[3, 1, 2], [0, 4, 5], [7, 8, 9]])
+    hits = recall_at_k(top, np.array([1, 5, 6]), ks=(1, 2, 3))
+    assert hits["recall@1"].tolist() == [0, 0, 0]
+    assert hits["recall@2"].tolist() == [1, 0, 0]
+    assert hits["recall@3"].tolist() == [1, 1, 0]
+
+
+def test_rouge_lsum_hand_computed():
+    # LCS("the cat sat", "the cat sat on the mat") = 3: P = 3/3, R = 3/6, F = 2PR/(P+R) = 2/3
+    assert rouge_lsum(["the cat sat"], ["the cat sat on the mat"]) == pytest.approx([200 / 3])
+    assert rouge_lsum(["dogs run"], ["the cat sat"]) == pytest.approx([0.0])
+
+
+def test_bootstrap_ci_brackets_the_mean_and_is_seeded():
+    values = np.r_[np.ones(30), np.zeros(70)]
+    low, high = bootstrap_ci(values, seed=3)
+    assert low < 0.3 < high and (low, high) == bootstrap_ci(values, seed=3)
+    assert 0.18 < low < 0.26 and 0.34 < high < 0.42  # normal approx: 0.3 +- 1.96 * 0.046
+
+
+def test_history_exclusion_is_identical_for_scores_and_ranked_lists():
+    data, test = _one_user(["a", "b", "c", "d"], {k: ["x"] for k in "abcde"})
+    protocol = get_task("next_item").protocol()
+    scores = np.array([[5.0, 4.0, 3.0, 2.0, 1.0]])  # a, b, c history; d label
+    by_scores = ranking(data, test, Predictions(scores=scores), protocol, 3)
+    by_list = ranking(data, test, Predictions(ranked=np.array([[0, 1, 2, 3, 4]])), protocol, 3)
+    assert by_scores.tolist() == by_list.tolist() == [[3, 4, -1]]
+    metrics, _ = evaluate(get_task("next_item"), protocol, data, test, Predictions(scores=scores))
+    assert metrics["recall@1"]["mean"] == 1.0
+    kept = ranking(data, test, Predictions(scores=scores), get_task("next_item").protocol(exclude_history=False), 3)
+    assert kept.tolist() == [[0, 1, 2]]

@@ -1,0 +1,47 @@
+"""Examples as in the paper: exact windows, stable time order, no leak of valid/test into training."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bench.data import build_split
+from conftest import make_dataset
+
+
+def test_ties_keep_source_order():
+    data = make_dataset([("u", "b", 5), ("u", "a", 5), ("u", "c", 1), ("u", "d", 5)],
+                        {"a": ["x"], "b": ["x"], "c": ["x"], "d": ["x"]})
+    keys = data.items["key"].to_numpy()[data.item]
+    assert keys.tolist() == ["c", "b", "a", "d"]  # not sorted by item id within timestamp 5
+
+
+def test_window_layout_for_one_user():
+    data = make_dataset([("u", str(i), i) for i in range(10)], {str(i): ["x"] for i in range(10)})
+    split = build_split(data, 3)
+    assert split.test.positions().tolist() == [[6, 7, 8]] and split.test.label_positions.tolist() == [9]
+    assert split.valid.positions().tolist() == [[5, 6, 7]] and split.valid.label_positions.tolist() == [8]
+    assert split.train.label_positions.tolist() == [3, 4, 5, 6, 7]  # every label before the valid event (8)
+
+
+def test_too_few_events_give_no_example_of_that_kind():
+    data = make_dataset([("a", "x", t) for t in range(4)] + [("b", "x", t) for t in range(5)], {"x": ["c"]})
+    split = build_split(data, 3)
+    assert split.test.users.tolist() == [0, 1] and split.valid.users.tolist() == [1] and len(split.train) == 0
+
+
+def test_no_valid_or_test_event_leaks_into_training(ml100k):
+    split = build_split(ml100k, 20)
+    ptr = ml100k.user_ptr
+    valid_label = ptr[1:] - 2
+    train = split.train
+    last_used = train.label_positions  # the label is the latest event a training example touches
+    assert np.all(last_used < valid_label[train.users])
+    assert np.all(train.starts >= ptr[:-1][train.users])
+    assert np.all(split.test.label_positions == ptr[1:][split.test.users] - 1)
+    per_user = np.bincount(train.users, minlength=ml100k.n_users)
+    assert np.array_equal(per_user, np.maximum(np.diff(ptr) - 20 - 2, 0))
+
+
+def test_windows_are_views_not_copies(ml100k):
+    split = build_split(ml100k, 50)
+    assert split.train.starts.nbytes == 8 * len(split.train)  # one offset per example
