@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from pathlib import Path
 
 from tabulate import tabulate
 
@@ -55,6 +57,79 @@ def cmd_data_describe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _suite_path(name: str) -> Path:
+    path = Path(name)
+    if not path.exists() and (Path("suites") / f"{name}.yaml").exists():
+        return Path("suites") / f"{name}.yaml"
+    return path
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.runner import run_suite
+    from bench.suite import load_suite
+
+    dataset = None
+    if args.dataset:
+        dataset = {"name": args.dataset, "options": _key_values(args.option)}
+        if args.path:
+            dataset["path"] = args.path
+    suite = load_suite(_suite_path(args.suite), sets=args.set, dataset=dataset, budget_scale=args.budget)
+    total = len(suite.trials) + sum(search.samples for _, search in suite.searches)
+    print(f"suite {suite.name}: {total} trials ({len(suite.searches)} searched configurations); "
+          f"results in {Path(args.results) / suite.name}")
+    for note in sorted(set(suite.skipped)):
+        print(f"  skipped: {note}")
+    caps = sorted({(s["label"], s["budget"]["max_test_examples"]) for s in suite.trials + [x for x, _ in suite.searches]
+                   if s["budget"]["max_test_examples"] is not None})
+    for label, cap in caps:
+        print(f"  note: {label} is evaluated on at most {cap} test examples (budget.max_test_examples); "
+              "its results are marked capped")
+    summary = run_suite(suite, Path(args.results), Path(args.cache), address=args.address,
+                        show_progress=not args.no_progress)
+    print(f"ran {summary.ran} trial(s); {summary.skipped_done} already had a finished record")
+    if summary.failed:
+        print(f"{len(summary.failed)} trial(s) failed: {', '.join(summary.failed)} "
+              f"(tracebacks in {Path(args.results) / suite.name / 'trials'})")
+        return 1
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from bench.data import DATASETS
+    from bench.registry import load_methods, param_defaults
+    from bench.tasks import TASKS
+
+    what = args.what
+    if what in ("methods", "all"):
+        rows = [(name, ", ".join(cls.tasks), ", ".join(f"{k}={v}" for k, v in param_defaults(cls).items()) or "-")
+                for name, cls in sorted(load_methods().items())]
+        print(tabulate(rows, headers=["method", "tasks", "parameters (defaults)"], maxcolwidths=[None, None, 90]))
+    if what in ("datasets", "all"):
+        print()
+        print(tabulate([(s.name, s.description) for s in DATASETS.values()], headers=["dataset", "description"]))
+    if what in ("tasks", "all"):
+        print()
+        print(tabulate([(t.name, t.description) for t in TASKS.values()], headers=["task", "description"]))
+    if what in ("suites", "all"):
+        from bench.suite import read_yaml
+
+        rows = []
+        for path in sorted(Path("suites").glob("*.yaml")):
+            raw = read_yaml(path)
+            rows.append((path.stem, ", ".join(raw.get("feeds", [])), raw.get("description", "")))
+        print()
+        print(tabulate(rows, headers=["suite", "feeds", "description"], maxcolwidths=[None, None, 80]))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench.report.render import render_report
+
+    print(render_report(Path(args.results), suites=args.suite, table=args.table, figure=args.figure,
+                        fmt=args.format, out=Path(args.out) if args.out else None))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench", description="USER-LLM benchmark harness")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -69,6 +144,34 @@ def build_parser() -> argparse.ArgumentParser:
     describe.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                           help="dataset option, e.g. category=Movies_and_TV")
     describe.set_defaults(func=cmd_data_describe)
+
+    default_cache = os.environ.get("USERLLM_BENCH_CACHE") or str(Path.home() / ".cache" / "userllm-bench")
+    run = commands.add_parser("run", help="run a suite's trials under Ray Tune (only those without a finished record)")
+    run.add_argument("suite", help="suite file, or the name of one in suites/")
+    run.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
+                     help="override a suite value, e.g. budget.steps=50 or methods.0.params.dim=64")
+    run.add_argument("--dataset", help="run on this dataset instead of the suite's")
+    run.add_argument("--path", help="folder of --dataset's files")
+    run.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="option of --dataset")
+    run.add_argument("--budget", type=float, metavar="FACTOR", help="scale every trial's training steps")
+    run.add_argument("--address", help="an existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
+    run.add_argument("--results", default="results", help="results root (default: results/)")
+    run.add_argument("--cache", default=default_cache, help="shared cache for models and checkpoints")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars inside trials")
+    run.set_defaults(func=cmd_run)
+
+    lister = commands.add_parser("list", help="methods (with parameters), datasets, tasks, suites")
+    lister.add_argument("what", nargs="?", default="all", choices=["all", "methods", "datasets", "tasks", "suites"])
+    lister.set_defaults(func=cmd_list)
+
+    report = commands.add_parser("report", help="tables and figures from results")
+    report.add_argument("--suite", action="append", help="only these suites' results (default: all)")
+    report.add_argument("--table", type=int, help="a paper table (2-14): its layout, our numbers, the paper's beside")
+    report.add_argument("--figure", type=int, help="a figure as PNG: 3 (recall vs history length), 0 (cost/quality)")
+    report.add_argument("--format", default="terminal", choices=["terminal", "markdown", "latex", "csv"])
+    report.add_argument("--results", default="results", help="results root (default: results/)")
+    report.add_argument("--out", help="write the table or figure here")
+    report.set_defaults(func=cmd_report)
     return parser
 
 

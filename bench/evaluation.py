@@ -39,7 +39,7 @@ def ranking(dataset: Dataset, examples: Examples, predictions: Predictions, prot
     n = len(examples)
     history = dataset.item[examples.positions()] if protocol.exclude_history else None
     if predictions.scores is not None:
-        scores = np.array(predictions.scores, dtype=np.float64, copy=True)
+        scores = np.array(predictions.scores, dtype=np.float32, copy=True)
         if scores.shape[0] != n:
             raise ValueError(f"scores has {scores.shape[0]} rows for {n} examples")
         if history is not None:
@@ -67,14 +67,23 @@ def _pad(top: np.ndarray, depth: int) -> np.ndarray:
 def evaluate(task: Task, protocol: Protocol, dataset: Dataset, examples: Examples,
              predictions: Predictions, seed: int = 0) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:
     """Metrics (mean with bootstrap CI) and the per-example values behind them."""
+    per_example = score_examples(task, protocol, dataset, examples, predictions)
+    return summarize_all(per_example, seed), per_example
+
+
+def score_examples(task: Task, protocol: Protocol, dataset: Dataset, examples: Examples,
+                   predictions: Predictions) -> dict[str, np.ndarray]:
+    """Per-example metric values for one batch of predictions."""
     labels = task.labels(dataset, examples)
     if protocol.metric == "recall":
         if predictions.texts is not None:
             raise ValueError(f"task {task.name} needs ranked ids or scores, got texts")
         top = ranking(dataset, examples, predictions, protocol, max(protocol.ks))
-        per_example = recall_at_k(top, labels, protocol.ks)
-    else:
-        if predictions.texts is None:
-            raise ValueError(f"task {task.name} needs generated texts")
-        per_example = {"rouge_lsum": rouge_lsum(predictions.texts, list(labels))}
-    return {name: summarize(values, seed=seed) for name, values in per_example.items()}, per_example
+        return recall_at_k(top, labels, protocol.ks)
+    if predictions.texts is None:
+        raise ValueError(f"task {task.name} needs generated texts")
+    return {"rouge_lsum": rouge_lsum(predictions.texts, list(labels))}
+
+
+def summarize_all(per_example: dict[str, np.ndarray], seed: int = 0) -> dict[str, dict[str, float]]:
+    return {name: summarize(values, seed=seed) for name, values in per_example.items()}

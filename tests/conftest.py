@@ -38,3 +38,18 @@ def make_dataset(events: list[tuple], items: dict[str, list[str]], name: str = "
                             "categories": list(items.values())})
     out_events, out_items, notes = canonicalize(RawSource(frame, catalog))
     return Dataset(name, out_events, out_items, notes)
+
+
+@pytest.fixture(scope="session")
+def markov_plugin(tmp_path_factory) -> Path:
+    """The example plugin package installed (no deps) into a folder on sys.path, as a user would pip install it."""
+    import subprocess
+    import sys
+
+    target = tmp_path_factory.mktemp("plugin-site")
+    source = Path(__file__).resolve().parents[1] / "examples" / "markov-plugin"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(source)], check=True)
+    sys.path.insert(0, str(target))
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])
+    return target

@@ -1,0 +1,58 @@
+"""Cost accounting: parameters, LLM input tokens, FLOPs (the paper's 6ND and measured), wall time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+
+def count_parameters(modules: Iterable[Any]) -> tuple[int, int]:
+    """(total, trainable) parameter counts over torch modules, each tensor counted once."""
+    seen: dict[int, Any] = {}
+    for module in modules:
+        for param in module.parameters():
+            seen.setdefault(id(param), param)
+    total = sum(p.numel() for p in seen.values())
+    trainable = sum(p.numel() for p in seen.values() if p.requires_grad)
+    return total, trainable
+
+
+def token_stats(counts: Iterable[int] | np.ndarray) -> dict[str, float]:
+    """Mean and max of per-example token counts."""
+    values = np.asarray(list(counts) if not isinstance(counts, np.ndarray) else counts, dtype=np.float64)
+    if values.size == 0:
+        return {"mean": 0.0, "max": 0.0}
+    return {"mean": float(values.mean()), "max": float(values.max())}
+
+
+def analytic_train_flops(n_params: int, tokens: float) -> float:
+    """FLOPs to train on one example of ``tokens`` tokens: 6 * N * D (Kaplan et al. 2020; the paper's table 3)."""
+    return 6.0 * n_params * tokens
+
+
+def _cpu_sdpa_mapping() -> dict[Any, Callable[..., int]]:
+    """FLOP formulas for CPU SDPA kernels, which torch's FlopCounterMode does not count by itself."""
+    import torch
+    from torch.utils.flop_counter import sdpa_backward_flop_count, sdpa_flop_count
+
+    aten = torch.ops.aten
+
+    def forward(query, key, value, *args, out_shape=None, **kwargs) -> int:
+        return sdpa_flop_count(query, key, value)
+
+    def backward(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
+        return sdpa_backward_flop_count(grad_out, query, key, value)
+
+    return {aten._scaled_dot_product_flash_attention_for_cpu: forward,
+            aten._scaled_dot_product_flash_attention_for_cpu_backward: backward}
+
+
+def measure_flops(step: Callable[[], Any]) -> int:
+    """FLOPs that ``step`` (e.g. one forward + backward on a real batch) performs, as torch counts them."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False, custom_mapping=_cpu_sdpa_mapping()) as counter:
+        step()
+    return int(counter.get_total_flops())

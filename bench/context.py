@@ -1,0 +1,85 @@
+"""What the harness hands a method for one trial: data, task, budget, seed, device, progress."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from bench.data.dataset import Dataset
+from bench.data.windows import Examples, Split
+from bench.tasks import Protocol, Task
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Training and evaluation budget of a trial (paper appendix table 9 gives full-scale values)."""
+
+    steps: int = 1000
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-3
+    warmup: float = 0.1  # fraction of steps with linear warm-up, then cosine decay (paper appendix C)
+    eval_batch_size: int = 64
+    max_valid_examples: int | None = None  # None: all; a cap is recorded with the results
+    max_test_examples: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0 <= self.warmup < 1:
+            raise ValueError(f"warmup must be in [0, 1), got {self.warmup}")
+        for name in ("max_valid_examples", "max_test_examples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1 or null, got {value}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class TrialContext:
+    """Everything a method may use. Test examples are not in here: the harness passes them to predict."""
+
+    dataset: Dataset
+    task: Task
+    protocol: Protocol
+    split: Split
+    budget: Budget
+    seed: int
+    device: str = "cpu"
+    dtype: str = "float32"
+    workdir: Path = Path(".")
+    shared_cache: Path = Path(".")
+    report: Callable[[dict[str, Any]], None] = field(default=lambda metrics: None)
+    show_progress: bool = True
+
+    @property
+    def seq_len(self) -> int:
+        return self.split.seq_len
+
+    def labels(self, examples: Examples) -> np.ndarray:
+        """Labels of ``examples`` for this trial's task (training targets)."""
+        return self.task.labels(self.dataset, examples)
+
+    def progress(self, iterable: Iterable[T], total: int | None = None, desc: str = "") -> Iterable[T]:
+        """A progress bar over a long loop (training steps, evaluation batches)."""
+        return tqdm(iterable, total=total, desc=desc, disable=not self.show_progress, mininterval=5, leave=False)
+
+    def torch_generator(self) -> Any:
+        import torch
+
+        return torch.Generator().manual_seed(self.seed)

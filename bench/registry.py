@@ -1,0 +1,180 @@
+"""The method registry: one Method contract, built-ins registered by decorator, plugins by entry point
+(group ``userllm_bench.methods``) or by a suite's ``plugins:`` list of importable modules.
+
+The harness knows methods only through this module; methods know the harness only through
+``TrialContext`` and ``Predictions``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.metadata
+import types
+import typing
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal
+
+from bench.context import TrialContext
+from bench.data.windows import Examples
+from bench.errors import ConfigError
+from bench.evaluation import Predictions
+
+ENTRY_POINT_GROUP = "userllm_bench.methods"
+BUILTIN_MODULES = (
+    "baselines.popularity",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class NoParams:
+    """A method without parameters."""
+
+
+class Method(ABC):
+    """A method under test. The harness calls ``fit`` once, then ``predict`` on validation and test
+    examples, then ``accounting``; it computes every metric itself."""
+
+    name: ClassVar[str]
+    tasks: ClassVar[tuple[str, ...]] = ("next_item", "fav_category")
+    Params: ClassVar[type] = NoParams
+
+    def __init__(self, params: Any) -> None:
+        self.params = params
+
+    @abstractmethod
+    def fit(self, ctx: TrialContext) -> None:
+        """Train on ``ctx.split.train`` (and ``ctx.split.valid`` for early stopping) within ``ctx.budget``."""
+
+    @abstractmethod
+    def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
+        """Scores, ranked ids or texts for ``examples``, in order."""
+
+    def accounting(self, ctx: TrialContext) -> dict[str, Any]:
+        """Cost facts: params_total, params_trainable, llm_input_tokens (per example), train_steps, ..."""
+        return {}
+
+
+METHODS: dict[str, type[Method]] = {}
+_loaded_sources: set[str] = set()
+
+
+def register_method(name: str) -> Callable[[type[Method]], type[Method]]:
+    """Class decorator: make a Method available under ``name`` to suites and ``bench list``."""
+
+    def decorate(cls: type[Method]) -> type[Method]:
+        if not (isinstance(cls, type) and issubclass(cls, Method)):
+            raise TypeError(f"@register_method({name!r}) needs a subclass of bench.registry.Method")
+        if not dataclasses.is_dataclass(cls.Params):
+            raise TypeError(f"{cls.__name__}.Params must be a dataclass")
+        existing = METHODS.get(name)
+        if existing is not None and existing.__qualname__ != cls.__qualname__:
+            raise ConfigError(f"method name {name!r} is registered twice ({existing.__module__}, {cls.__module__})")
+        cls.name = name
+        METHODS[name] = cls
+        return cls
+
+    return decorate
+
+
+def import_plugin(module: str, where: str = "plugins") -> None:
+    """Import a module that registers methods; a missing module is one ConfigError."""
+    if module in _loaded_sources:
+        return
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and module.startswith(exc.name):
+            raise ConfigError(f"{where}: cannot import plugin module {module!r}: no such module") from None
+        raise
+    _loaded_sources.add(module)
+
+
+def load_methods(plugins: tuple[str, ...] = ()) -> dict[str, type[Method]]:
+    """Register built-ins, installed entry points and the given plugin modules; return the registry."""
+    for module in BUILTIN_MODULES:
+        import_plugin(module, "built-in methods")
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if f"ep:{entry.value}" not in _loaded_sources:
+            loaded = entry.load()
+            if isinstance(loaded, type) and issubclass(loaded, Method) and entry.name not in METHODS:
+                register_method(entry.name)(loaded)
+            _loaded_sources.add(f"ep:{entry.value}")
+    for module in plugins:
+        import_plugin(module)
+    return METHODS
+
+
+def get_method(name: str, where: str = "method") -> type[Method]:
+    if name not in METHODS:
+        raise ConfigError(f"{where}: unknown method {name!r}; expected one of {', '.join(sorted(METHODS))}")
+    return METHODS[name]
+
+
+def param_defaults(cls: type[Method]) -> dict[str, Any]:
+    """Each parameter's default (a required parameter shows as '<required>')."""
+    out = {}
+    for field in dataclasses.fields(cls.Params):
+        if field.default is not dataclasses.MISSING:
+            out[field.name] = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            out[field.name] = field.default_factory()
+        else:
+            out[field.name] = "<required>"
+    return out
+
+
+def build_params(cls: type[Method], given: dict[str, Any], where: str) -> Any:
+    """Typed, validated Params for ``cls`` from a mapping; errors name ``where`` and the key."""
+    hints = typing.get_type_hints(cls.Params)
+    names = [f.name for f in dataclasses.fields(cls.Params)]
+    for key, value in given.items():
+        if key not in hints:
+            expected = ", ".join(names) or "none"
+            raise ConfigError(f"{where}.{key}: unknown parameter of method {cls.name}; expected one of: {expected}")
+        given[key] = _coerce(value, hints[key], f"{where}.{key}")
+    try:
+        return cls.Params(**given)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{where}: got {value!r}; expected {_describe(hint)}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: got {value!r}; expected one of {', '.join(map(repr, args))}")
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: got {value!r}; expected a list")
+        item = args[0] if args else Any
+        return origin(_coerce(v, item, where) for v in value)
+    if hint is Any:
+        return value
+    if hint is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:  # PyYAML reads 1e-3 (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint in (bool, str) and isinstance(value, hint):
+        return value
+    raise ConfigError(f"{where}: got {value!r} ({type(value).__name__}); expected {_describe(hint)}")
+
+
+def _describe(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")

@@ -1,0 +1,61 @@
+"""The summary table of a set of results: one row per configuration, seeds aggregated, search groups
+reduced to their best trial by the validation metric."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+IDENTITY = ["suite", "label", "method", "dataset", "task", "seq_len"]
+COSTS = (("acct.llm_input_tokens_mean", "LLM tokens", "{:.1f}"), ("acct.params_trainable", "trainable", "{:,.0f}"),
+         ("acct.params_total", "params", "{:,.0f}"), ("acct.seconds_per_step", "s/step", "{:.3g}"),
+         ("acct.seconds_per_test_example", "s/test ex", "{:.3g}"))
+
+
+def best_of_searches(frame: pd.DataFrame, metric: str = "recall@10") -> pd.DataFrame:
+    """Keep, for each search group, the trial with the best validation metric (the paper's tuning)."""
+    if "search_group" not in frame or frame["search_group"].isna().all():
+        return frame
+    plain = frame[frame["search_group"].isna()]
+    searched = frame[frame["search_group"].notna()]
+    column = f"valid/{metric}" if f"valid/{metric}" in searched else next(
+        (c for c in searched.columns if c.startswith("valid/") and "/ci_" not in c), None)
+    if column is None:
+        return plain
+    best = searched.loc[searched.groupby("search_group")[column].idxmax().dropna()]
+    return pd.concat([plain, best], ignore_index=True)
+
+
+def metric_columns(frame: pd.DataFrame, split: str = "test") -> list[str]:
+    """``<split>/<metric>`` columns, recall@k in increasing k."""
+    columns = [c for c in frame.columns if c.startswith(f"{split}/") and "/ci_" not in c]
+    return sorted(columns, key=lambda c: (c.split("@")[0], int(c.split("@")[1]) if "@" in c else 0))
+
+
+def summary_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Configurations with their test metrics: 'mean [ci_low, ci_high]' for one seed, 'mean ± std' over
+    several; costs beside them. Failed trials are listed with their error."""
+    ok = best_of_searches(frame[frame["status"] == "ok"])
+    params = [c for c in frame.columns if c.startswith("param.") and frame[c].astype(str).nunique() > 1]
+    keys = IDENTITY + params
+    rows = []
+    for key, group in ok.groupby(keys, dropna=False, sort=False):
+        row = dict(zip(keys, key))
+        row["seeds"] = len(group)
+        for column in metric_columns(group):
+            values = group[column].dropna()
+            if values.empty:
+                continue
+            name = column.split("/", 1)[1]
+            if len(values) == 1:
+                lo, hi = group[f"{column}/ci_low"].iloc[0], group[f"{column}/ci_high"].iloc[0]
+                row[name] = f"{values.iloc[0]:.4f} [{lo:.4f}, {hi:.4f}]"
+            else:
+                row[name] = f"{values.mean():.4f} ± {values.std(ddof=1):.4f}"
+        for column, label, style in COSTS:
+            if column in group and group[column].notna().any():
+                row[label] = style.format(group[column].mean())
+        rows.append(row)
+    failed = frame[frame["status"] != "ok"]
+    for _, trial in failed.iterrows():
+        rows.append({**{k: trial.get(k) for k in IDENTITY}, "seeds": 0, "error": trial.get("error")})
+    return pd.DataFrame(rows)

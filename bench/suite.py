@@ -1,0 +1,294 @@
+"""Declarative suites: YAML -> validated Suite -> trial specs (grid expansion, stable content hash).
+
+Every problem is found before anything runs and reported as one ConfigError naming the file, the key
+path and what was expected.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import inspect
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.context import Budget
+from bench.data.registry import check_options, dataset_spec
+from bench.errors import ConfigError
+from bench.registry import build_params, get_method, load_methods
+from bench.tasks import TASKS, get_task
+
+TOP_KEYS = {"name": str, "description": str, "feeds": list, "plugins": list, "datasets": list, "tasks": list,
+            "seq_lens": list, "seeds": list, "budget": dict, "protocol": dict, "resources": dict, "methods": list}
+METHOD_KEYS = {"method": str, "label": str, "params": dict, "grid": dict, "search": dict, "budget": dict,
+               "tasks": list, "seq_lens": list}
+DATASET_KEYS = {"name": str, "path": str, "options": dict}
+PROTOCOL_KEYS = {"ks": list, "exclude_history": bool}
+RESOURCE_KEYS = {"cpu": int, "gpu": (int, str)}
+SEARCH_KEYS = {"space": dict, "samples": int, "metric": str}
+DISTRIBUTIONS = {"loguniform": 2, "uniform": 2, "randint": 2, "choice": None}
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """A Ray Tune search over method parameters or budget fields, chosen by a validation metric."""
+
+    space: dict[str, dict[str, list[Any]]]
+    samples: int
+    metric: str
+
+
+@dataclass
+class Suite:
+    name: str
+    path: Path
+    description: str
+    feeds: list[str]
+    plugins: list[str]
+    resources: dict[str, Any]
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    searches: list[tuple[dict[str, Any], SearchSpec]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def trial_hash(spec: dict[str, Any]) -> str:
+    """Stable content hash of a trial's resolved configuration (what it computes, not where it runs)."""
+    keep = {k: v for k, v in spec.items() if k not in ("suite", "label", "plugins", "search_group", "trial_id")}
+    return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _fail(where: str, message: str) -> ConfigError:
+    return ConfigError(f"{where}: {message}")
+
+
+def _check_keys(mapping: Any, allowed: dict[str, Any], where: str) -> dict[str, Any]:
+    if not isinstance(mapping, dict):
+        raise _fail(where, f"got {type(mapping).__name__}; expected a mapping with keys {', '.join(allowed)}")
+    for key, value in mapping.items():
+        if key not in allowed:
+            raise _fail(f"{where}.{key}" if where else key, f"unknown key; expected one of {', '.join(allowed)}")
+        expected = allowed[key]
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            names = " or ".join(t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,)))
+            raise _fail(f"{where}.{key}" if where else key, f"got {value!r} ({type(value).__name__}); expected {names}")
+    return mapping
+
+
+def _ints(values: list[Any], where: str, low: int) -> list[int]:
+    for i, value in enumerate(values):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise _fail(f"{where}[{i}]", f"got {value!r}; expected an integer >= {low}")
+    return values
+
+
+def _strings(values: list[Any], where: str) -> list[str]:
+    for i, value in enumerate(values):
+        if not isinstance(value, str):
+            raise _fail(f"{where}[{i}]", f"got {value!r}; expected a string")
+    return values
+
+
+def _set_path(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    node: Any = raw
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+    last = parts[-1]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Safe-load a suite file; a syntax error names the line and column."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: suite file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        raise ConfigError(f"{path}:{mark.line + 1}:{mark.column + 1}: YAML syntax error: {exc.problem}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a YAML mapping at the top level, got {type(raw).__name__}")
+    return raw
+
+
+def load_suite(path: str | Path, sets: list[str] = (), dataset: dict[str, Any] | None = None,
+               budget_scale: float | None = None) -> Suite:
+    """Read, override, validate and expand a suite. Raises ConfigError naming file and key path."""
+    path = Path(path)
+    raw = read_yaml(path)
+    for assignment in sets:
+        key, sep, text = assignment.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {assignment!r}: expected KEY.PATH=VALUE")
+        try:
+            _set_path(raw, key, yaml.safe_load(text))
+        except (IndexError, ValueError, TypeError, AttributeError):
+            raise ConfigError(f"--set {assignment!r}: {key} does not name a place in {path}") from None
+    if dataset is not None:
+        raw["datasets"] = [dataset]
+    try:
+        return _validate(raw, path, budget_scale)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _validate(raw: dict[str, Any], path: Path, budget_scale: float | None) -> Suite:
+    _check_keys(raw, TOP_KEYS, "")
+    for required in ("datasets", "tasks", "methods"):
+        if required not in raw:
+            raise _fail(required, "missing; every suite names datasets, tasks and methods")
+    plugins = _strings(raw.get("plugins", []), "plugins")
+    load_methods(tuple(plugins))
+
+    datasets = []
+    for i, entry in enumerate(raw["datasets"]):
+        where = f"datasets[{i}]"
+        entry = {"name": entry} if isinstance(entry, str) else entry
+        _check_keys(entry, DATASET_KEYS, where)
+        if "name" not in entry:
+            raise _fail(where, "missing name")
+        try:
+            spec = dataset_spec(entry["name"])
+            check_options(spec, entry.get("options", {}))
+        except ConfigError as exc:
+            raise _fail(f"{where}", str(exc)) from None
+        dataset_path = entry.get("path")
+        if not spec.embedded and not dataset_path:
+            raise _fail(f"{where}.path", f"dataset {spec.name} is not embedded; give the folder with its files")
+        if dataset_path:
+            resolved = Path(dataset_path).expanduser().resolve()
+            if not resolved.exists():
+                raise _fail(f"{where}.path", f"{dataset_path} does not exist")
+            dataset_path = str(resolved)
+        datasets.append({"name": spec.name, "path": dataset_path, "options": dict(entry.get("options", {}))})
+
+    tasks = _strings(raw["tasks"], "tasks")
+    for i, name in enumerate(tasks):
+        if name not in TASKS:
+            raise _fail(f"tasks[{i}]", f"unknown task {name!r}; expected one of {', '.join(TASKS)}")
+    seq_lens = _ints(raw.get("seq_lens", [50]), "seq_lens", 1)
+    seeds = _ints(raw.get("seeds", [0]), "seeds", 0)
+    protocol = _check_keys(raw.get("protocol", {}), PROTOCOL_KEYS, "protocol")
+    if "ks" in protocol:
+        _ints(protocol["ks"], "protocol.ks", 1)
+    resources = _check_keys(raw.get("resources", {}), RESOURCE_KEYS, "resources")
+    if resources.get("cpu", 1) < 1:
+        raise _fail("resources.cpu", f"got {resources['cpu']}; expected an integer >= 1")
+    gpu = resources.get("gpu", "auto")
+    if not (gpu == "auto" or (isinstance(gpu, int) and gpu >= 0)):
+        raise _fail("resources.gpu", f"got {gpu!r}; expected an integer >= 0 or 'auto'")
+    base_budget = _check_keys(raw.get("budget", {}), {f.name: object for f in dataclasses.fields(Budget)}, "budget")
+
+    suite = Suite(name=raw.get("name", path.stem), path=path, description=raw.get("description", ""),
+                  feeds=_strings(raw.get("feeds", []), "feeds"), plugins=plugins,
+                  resources={"cpu": resources.get("cpu", 2), "gpu": gpu})
+    if not raw["methods"]:
+        raise _fail("methods", "empty; name at least one method")
+    for i, entry in enumerate(raw["methods"]):
+        _expand_method(suite, entry, f"methods[{i}]", datasets, tasks, seq_lens, seeds, protocol, base_budget,
+                       budget_scale)
+    ids = [trial_hash(t) for t in suite.trials]
+    for spec, trial_id in zip(suite.trials, ids):
+        spec["trial_id"] = trial_id
+    return suite
+
+
+def _budget(base: dict[str, Any], override: dict[str, Any], scale: float | None, where: str) -> dict[str, Any]:
+    merged = {**base, **override}
+    try:
+        budget = Budget(**{k: _number(v) for k, v in merged.items()})
+    except (TypeError, ValueError) as exc:
+        raise _fail(where, str(exc)) from None
+    if scale is not None:
+        budget = dataclasses.replace(budget, steps=max(1, round(budget.steps * scale)))
+    return budget.to_dict()
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, str):  # PyYAML reads 1e-3 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _protocol_for(task_name: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    task = get_task(task_name)
+    accepted = inspect.signature(task.protocol).parameters
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if k in accepted}
+    return task.protocol(**kwargs).to_dict()
+
+
+def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str, Any]], tasks: list[str],
+                   seq_lens: list[int], seeds: list[int], protocol: dict[str, Any], base_budget: dict[str, Any],
+                   budget_scale: float | None) -> None:
+    _check_keys(entry, METHOD_KEYS, where)
+    if "method" not in entry:
+        raise _fail(where, "missing method")
+    cls = get_method(entry["method"], f"{where}.method")
+    params, grid = dict(entry.get("params", {})), entry.get("grid", {})
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise _fail(f"{where}.grid.{key}", f"got {values!r}; expected a non-empty list of values")
+    budget_override = _check_keys(entry.get("budget", {}), {f.name: object for f in dataclasses.fields(Budget)},
+                                  f"{where}.budget")
+    budget = _budget(base_budget, budget_override, budget_scale, f"{where}.budget")
+    entry_tasks = _strings(entry.get("tasks", tasks), f"{where}.tasks")
+    entry_lens = _ints(entry.get("seq_lens", seq_lens), f"{where}.seq_lens", 1)
+    search = _search_spec(entry.get("search"), cls, f"{where}.search")
+
+    combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] or [{}]
+    for combo in combos:
+        resolved = dataclasses.asdict(build_params(cls, {**params, **combo}, f"{where}.params"))
+        for dataset, task, seq_len, seed in itertools.product(datasets, entry_tasks, entry_lens, seeds):
+            if task not in TASKS:
+                raise _fail(f"{where}.tasks", f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+            if task not in cls.tasks:
+                suite.skipped.append(f"{cls.name} does not do {task} (it does {', '.join(cls.tasks)})")
+                continue
+            spec = {"suite": suite.name, "plugins": suite.plugins, "label": entry.get("label", cls.name),
+                    "method": cls.name,
+                    "params": resolved, "dataset": dataset, "task": task, "seq_len": seq_len, "seed": seed,
+                    "budget": budget, "protocol": _protocol_for(task, protocol)}
+            if search is None:
+                suite.trials.append(spec)
+            else:
+                spec["search_group"] = trial_hash({**spec, "search": dataclasses.asdict(search)})
+                suite.searches.append((spec, search))
+
+
+def _search_spec(raw: Any, cls: type, where: str) -> SearchSpec | None:
+    if raw is None:
+        return None
+    _check_keys(raw, SEARCH_KEYS, where)
+    if "space" not in raw or not raw["space"]:
+        raise _fail(f"{where}.space", "missing; give at least one parameter distribution")
+    budget_fields = {f.name for f in dataclasses.fields(Budget)}
+    param_fields = {f.name for f in dataclasses.fields(cls.Params)}
+    for key, dist in raw["space"].items():
+        target = key.removeprefix("budget.")
+        if not (target in param_fields or (key.startswith("budget.") and target in budget_fields)):
+            raise _fail(f"{where}.space.{key}", f"not a parameter of {cls.name} ({', '.join(sorted(param_fields))}) "
+                                                 "nor budget.<field>")
+        if not isinstance(dist, dict) or len(dist) != 1 or next(iter(dist)) not in DISTRIBUTIONS:
+            raise _fail(f"{where}.space.{key}", f"got {dist!r}; expected one of "
+                                                 f"{{{', '.join(f'{d}: [...]' for d in DISTRIBUTIONS)}}}")
+        (kind, args), = dist.items()
+        arity = DISTRIBUTIONS[kind]
+        if not isinstance(args, list) or (arity is not None and len(args) != arity) or not args:
+            raise _fail(f"{where}.space.{key}.{kind}", f"got {args!r}; expected a list of {arity or 'one or more'} values")
+    samples = raw.get("samples", 4)
+    if samples < 1:
+        raise _fail(f"{where}.samples", f"got {samples}; expected an integer >= 1")
+    metric = raw.get("metric", "recall@10")
+    return SearchSpec(space=copy.deepcopy(raw["space"]), samples=samples, metric=metric)

@@ -1,0 +1,36 @@
+"""Methods for harness tests, registered through a suite's ``plugins:`` list."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.context import TrialContext
+from bench.data.windows import Examples
+from bench.evaluation import Predictions
+from bench.registry import Method, register_method
+
+
+@register_method("test_constant")
+class Constant(Method):
+    """Ranks candidates by id after sleeping ``seconds``; raises in fit when ``fail`` is set."""
+
+    @dataclass(frozen=True)
+    class Params:
+        seconds: float = 0.0
+        fail: bool = False
+
+        def __post_init__(self) -> None:
+            if self.seconds < 0:
+                raise ValueError(f"seconds must be >= 0, got {self.seconds}")
+
+    def fit(self, ctx: TrialContext) -> None:
+        time.sleep(self.params.seconds)
+        if self.params.fail:
+            raise RuntimeError("injected failure")
+
+    def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
+        n = ctx.task.n_candidates(ctx.dataset)
+        return Predictions(scores=np.broadcast_to(-np.arange(n, dtype=np.float32), (len(examples), n)))

@@ -1,0 +1,86 @@
+"""Suites through Ray Tune: records, failures that do not take the suite down, resume after kill -9,
+a third-party plugin beside the built-ins in the report."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bench.cli import main
+from bench.store import load_records
+
+PLUGINS = Path(__file__).parent / "plugins"
+BENCH = [sys.executable, "-m", "bench.cli"]
+
+
+def suite_file(tmp_path: Path, methods: list[dict], name: str = "t", **extra) -> Path:
+    suite = {"name": name, "datasets": ["ml-100k"], "tasks": ["next_item"], "seq_lens": [20],
+             "budget": {"steps": 1}, "resources": {"cpu": 1, "gpu": 0}, "plugins": ["bench_test_methods"],
+             "methods": methods, **extra}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    return path
+
+
+def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run(BENCH + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_failing_trial_is_recorded_and_others_finish(tmp_path):
+    path = suite_file(tmp_path, [{"method": "test_constant", "grid": {"fail": [False, True]}},
+                                 {"method": "popularity"}], tasks=["next_item", "fav_category"])
+    out = run_cli(["run", str(path), "--results", str(tmp_path / "results"), "--no-progress"], tmp_path)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "2 trial(s) failed" in out.stdout
+    records = load_records(tmp_path / "results", ["t"])
+    assert sorted(r["status"] for r in records) == ["failed", "failed", "ok", "ok", "ok", "ok"]
+    failed = [r for r in records if r["status"] == "failed"]
+    assert all("RuntimeError: injected failure" in r["error"]["traceback"] for r in failed)
+    ok = [r for r in records if r["status"] == "ok" and r["spec"]["method"] == "popularity"]
+    assert {r["spec"]["task"] for r in ok} == {"next_item", "fav_category"}
+    assert all("recall@10" in r["metrics"]["test"] and r["versions"]["torch"] for r in ok)
+    assert all(r["protocol"]["metric"] == "recall" for r in ok)
+
+
+def test_rerun_after_kill_9_runs_only_missing_trials(tmp_path):
+    path = suite_file(tmp_path, [{"method": "test_constant", "grid": {"seconds": [0.0, 0.01, 20.0, 20.01]}}])
+    results = tmp_path / "results"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(BENCH + ["run", str(path), "--results", str(results), "--no-progress"], cwd=tmp_path,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list((results / "t" / "trials").glob("*.json"))) < 2:
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = {p.stem for p in (results / "t" / "trials").glob("*.json")}
+    assert len(finished) == 2, "the two fast trials should have finished before the kill"
+    assert not list((results / "t" / "trials").glob("*.tmp"))
+    out = run_cli(["run", str(path), "--results", str(results), "--no-progress",
+                   "--set", "methods.0.grid.seconds=[0.0, 0.01, 0.02, 0.03]"], tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "ran 2 trial(s); 2 already had a finished record" in out.stdout
+    assert len(list((results / "t" / "trials").glob("*.json"))) == 4
+
+
+def test_example_plugin_runs_through_a_suite_and_is_reported(tmp_path, markov_plugin, capsys):
+    path = suite_file(tmp_path, [{"method": "markov", "label": "Markov (plugin)"},
+                                 {"method": "popularity", "label": "Popularity"}], name="plug", plugins=[])
+    results = tmp_path / "results"
+    assert main(["run", str(path), "--results", str(results), "--no-progress"]) == 0
+    assert main(["report", "--results", str(results), "--format", "csv"]) == 0
+    report = capsys.readouterr().out.split("ran 2 trial(s)")[1]
+    assert "Markov (plugin)" in report and "Popularity" in report
+    records = {r["spec"]["method"]: r for r in load_records(results)}
+    markov, popularity = records["markov"], records["popularity"]
+    assert markov["metrics"]["test"]["recall@10"]["mean"] > popularity["metrics"]["test"]["recall@10"]["mean"]
+    assert json.dumps(markov["protocol"]) == json.dumps(popularity["protocol"])
