@@ -24,6 +24,7 @@ from bench.evaluation import Predictions
 ENTRY_POINT_GROUP = "userllm_bench.methods"
 BUILTIN_MODULES = (
     "baselines.popularity",
+    "baselines.dual_encoder",
 )
 
 

@@ -1,0 +1,78 @@
+"""Dual Encoder baseline (paper appendix A): a Transformer user tower over the window and a label tower
+over the next item (or the favourite category); softmax over dot-product similarities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from bench.accounting import count_parameters
+from bench.context import TrialContext
+from bench.data.windows import Examples
+from bench.encoders import DualEncoder, EncoderConfig
+from bench.evaluation import Predictions
+from bench.features import FeatureSpace, event_batch
+from bench.registry import Method, register_method
+from bench.training import autocast, train
+
+FULL_SOFTMAX_LIMIT = 65_536
+
+
+@register_method("dual_encoder")
+class DualEncoderBaseline(Method):
+    tasks = ("next_item", "fav_category")
+
+    @dataclass(frozen=True)
+    class Params:
+        layers: int = 6
+        dim: int = 128
+        heads: int = 8
+        dropout: float = 0.1
+        softmax: Literal["auto", "full", "sampled"] = "auto"  # auto: full up to 65,536 candidates
+        negatives: int = 4096  # shared negatives of the sampled softmax
+
+        def __post_init__(self) -> None:
+            EncoderConfig(self.layers, self.dim, self.heads, self.dropout)
+            if self.negatives < 1:
+                raise ValueError(f"negatives must be >= 1, got {self.negatives}")
+
+    def fit(self, ctx: TrialContext) -> None:
+        p = self.params
+        space = FeatureSpace.of(ctx.dataset)
+        config = EncoderConfig(p.layers, p.dim, p.heads, p.dropout, max_len=max(512, ctx.seq_len))
+        label = "item" if ctx.task.name == "next_item" else "category"
+        self.model = DualEncoder(space, config, label=label).to(ctx.device)
+        train_examples = ctx.split.train
+        labels = torch.from_numpy(ctx.labels(train_examples).astype(np.int64))
+        n_labels = ctx.task.n_candidates(ctx.dataset)
+        sampled = p.softmax == "sampled" or (p.softmax == "auto" and n_labels > FULL_SOFTMAX_LIMIT)
+        frequency = torch.bincount(labels, minlength=n_labels).double() + 1
+        log_q = (frequency / frequency.sum()).log().float().to(ctx.device)
+        generator = ctx.torch_generator()
+
+        def step_loss(index: np.ndarray) -> torch.Tensor:
+            batch = event_batch(ctx.dataset, train_examples.positions(index)).to(ctx.device)
+            target = labels[index].to(ctx.device)
+            if not sampled:
+                return self.model.loss(batch, target)
+            negatives = torch.multinomial(frequency.float(), p.negatives, replacement=True, generator=generator)
+            return self.model.loss(batch, target, log_q=log_q, negatives=negatives.to(ctx.device))
+
+        self.losses = train(ctx, self.model, step_loss, len(train_examples))
+
+    @torch.no_grad()
+    def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
+        scores = []
+        for lo in range(0, len(examples), ctx.budget.eval_batch_size):
+            batch = event_batch(ctx.dataset, examples.positions(slice(lo, lo + ctx.budget.eval_batch_size)))
+            with autocast(ctx):
+                scores.append(self.model.logits(batch.to(ctx.device)).float().cpu())
+        return Predictions(scores=torch.cat(scores).numpy())
+
+    def accounting(self, ctx: TrialContext) -> dict:
+        total, trainable = count_parameters([self.model])
+        return {"params_total": total, "params_trainable": trainable, "train_steps": len(self.losses),
+                "final_train_loss": self.losses[-1]}

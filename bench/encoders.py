@@ -1,0 +1,177 @@
+"""User sequence encoders shared by methods (the paper's appendix A): per-event features embedded and
+fused early, a Transformer over the sequence, and the two training heads.
+
+- ``AutoregressiveEncoder``: causal Transformer, one output embedding per event, per-feature heads tied
+  to the input embeddings, cross-entropy summed over features (next item, category, rating).
+- ``DualEncoder``: user tower (the same Transformer) and label tower (item or category embeddings
+  through an MLP), softmax over dot-product similarities.
+
+They live in the harness package because both the Dual Encoder baseline and USER-LLM use them, and
+method packages never import each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.features import RATING_BUCKETS, EventBatch, FeatureSpace
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Transformer size (paper: 6 layers, 128 dims, 8 heads) and the split of width between features."""
+
+    layers: int = 6
+    dim: int = 128
+    heads: int = 8
+    dropout: float = 0.1
+    max_len: int = 512
+
+    def __post_init__(self) -> None:
+        if self.layers < 1 or self.dim < 8 or self.heads < 1 or self.dim % self.heads:
+            raise ValueError(f"encoder needs layers >= 1, dim >= 8 and dim divisible by heads; got "
+                             f"layers={self.layers}, dim={self.dim}, heads={self.heads}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"encoder dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def widths(self) -> tuple[int, int, int]:
+        """Widths of the item, category and rating embeddings; they concatenate to ``dim``."""
+        small = self.dim // 4
+        return self.dim - 2 * small, small, small
+
+
+class EventEmbedding(nn.Module):
+    """Early fusion: item, category-bag and rating embeddings concatenated into one vector per event."""
+
+    def __init__(self, space: FeatureSpace, config: EncoderConfig) -> None:
+        super().__init__()
+        item_dim, cat_dim, rating_dim = config.widths
+        self.item = nn.Embedding(space.n_items, item_dim)
+        self.category = nn.Embedding(space.n_categories + 1, cat_dim, padding_idx=space.n_categories)
+        self.rating = nn.Embedding(RATING_BUCKETS, rating_dim)
+        self.register_buffer("item_categories", space.item_categories, persistent=False)
+        for table in (self.item, self.category, self.rating):
+            nn.init.normal_(table.weight, std=0.02)
+
+    def category_bag(self, items: torch.Tensor) -> torch.Tensor:
+        """Mean of each item's category embeddings."""
+        cats = self.item_categories[items]
+        mask = (cats != self.category.padding_idx).unsqueeze(-1)
+        return (self.category(cats) * mask).sum(-2) / mask.sum(-2).clamp(min=1)
+
+    def forward(self, batch: EventBatch) -> torch.Tensor:
+        return torch.cat([self.item(batch.items), self.category_bag(batch.items), self.rating(batch.ratings)], -1)
+
+
+class SequenceTower(nn.Module):
+    """Learned positions + pre-norm Transformer; causal so that output t sees events <= t."""
+
+    def __init__(self, space: FeatureSpace, config: EncoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embed = EventEmbedding(space, config)
+        self.position = nn.Embedding(config.max_len, config.dim)
+        nn.init.normal_(self.position.weight, std=0.02)
+        layer = nn.TransformerEncoderLayer(config.dim, config.heads, 4 * config.dim, config.dropout,
+                                           activation="gelu", batch_first=True, norm_first=True)
+        self.transformer = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(config.dim)
+
+    def forward(self, batch: EventBatch) -> torch.Tensor:
+        """Per-event outputs [b, n, dim]."""
+        n = batch.items.shape[1]
+        if n > self.config.max_len:
+            raise ValueError(f"sequence of {n} events is longer than the encoder's max_len {self.config.max_len}")
+        x = self.embed(batch) + self.position.weight[:n]
+        causal = nn.Transformer.generate_square_subsequent_mask(n, device=x.device, dtype=x.dtype)
+        return self.norm(self.transformer(x, mask=causal, is_causal=True))
+
+
+class AutoregressiveEncoder(nn.Module):
+    """The paper's AR user encoder: per-event embeddings, trained to predict every next event's features."""
+
+    def __init__(self, space: FeatureSpace, config: EncoderConfig) -> None:
+        super().__init__()
+        self.tower = SequenceTower(space, config)
+        item_dim, cat_dim, rating_dim = config.widths
+        self.heads = nn.ModuleDict({"item": nn.Linear(config.dim, item_dim),
+                                    "category": nn.Linear(config.dim, cat_dim),
+                                    "rating": nn.Linear(config.dim, rating_dim)})
+        self.register_buffer("primary_category", space.primary_category, persistent=False)
+        self.output_dim = config.dim
+
+    def forward(self, batch: EventBatch) -> torch.Tensor:
+        """One embedding per event [b, n, dim]."""
+        return self.tower(batch)
+
+    def feature_logits(self, hidden: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Logits over each feature's vocabulary, output weights tied to the input embeddings."""
+        embed = self.tower.embed
+        return {"item": self.heads["item"](hidden) @ embed.item.weight.T,
+                "category": self.heads["category"](hidden) @ embed.category.weight[:-1].T,
+                "rating": self.heads["rating"](hidden) @ embed.rating.weight.T}
+
+    def loss(self, batch: EventBatch) -> torch.Tensor:
+        """Next-event cross-entropy summed over features, over positions 0..n-2 predicting 1..n-1."""
+        hidden = self(EventBatch(batch.items[:, :-1], batch.ratings[:, :-1]))
+        logits = self.feature_logits(hidden)
+        targets = {"item": batch.items[:, 1:], "category": self.primary_category[batch.items[:, 1:]],
+                   "rating": batch.ratings[:, 1:]}
+        return sum(F.cross_entropy(logits[k].flatten(0, 1).float(), targets[k].flatten()) for k in logits)
+
+
+class DualEncoder(nn.Module):
+    """User tower over the window, label tower over candidates; similarity logits over all candidates.
+
+    ``label`` is "item" (next item) or "category" (favourite category). ``user_embeddings`` > 1 keeps
+    the last k tower outputs as the user's embeddings (for USER-LLM); scoring uses the last one.
+    """
+
+    def __init__(self, space: FeatureSpace, config: EncoderConfig, label: str = "item",
+                 user_embeddings: int = 1) -> None:
+        super().__init__()
+        if label not in ("item", "category"):
+            raise ValueError(f"label tower must be 'item' or 'category', got {label!r}")
+        if user_embeddings < 1:
+            raise ValueError(f"user_embeddings must be >= 1, got {user_embeddings}")
+        self.tower = SequenceTower(space, config)
+        self.label_kind, self.user_embeddings = label, user_embeddings
+        n_labels = space.n_items if label == "item" else space.n_categories
+        self.label_embedding = nn.Embedding(n_labels, config.dim)
+        nn.init.normal_(self.label_embedding.weight, std=0.02)
+        self.label_mlp = nn.Sequential(nn.Linear(config.dim, config.dim), nn.GELU(), nn.Linear(config.dim, config.dim))
+        self.user_head = nn.Linear(config.dim, config.dim)
+        self.output_dim = config.dim
+
+    def forward(self, batch: EventBatch) -> torch.Tensor:
+        """The user's embeddings [b, k, dim] (the last k tower outputs)."""
+        return self.tower(batch)[:, -self.user_embeddings:]
+
+    def user_vector(self, batch: EventBatch) -> torch.Tensor:
+        return self.user_head(self.tower(batch)[:, -1])
+
+    def label_vectors(self) -> torch.Tensor:
+        return self.label_mlp(self.label_embedding.weight)
+
+    def logits(self, batch: EventBatch) -> torch.Tensor:
+        """Similarity of each user to every candidate [b, n_labels]."""
+        return self.user_vector(batch) @ self.label_vectors().T
+
+    def loss(self, batch: EventBatch, labels: torch.Tensor, log_q: torch.Tensor | None = None,
+             negatives: torch.Tensor | None = None) -> torch.Tensor:
+        """Full softmax over all candidates, or (``negatives`` given) a sampled softmax over the batch's
+        labels plus shared negatives with logQ correction (Yi et al. 2019) for large catalogs."""
+        if negatives is None:
+            return F.cross_entropy(self.logits(batch).float(), labels)
+        user = self.user_vector(batch)
+        candidates = torch.cat([labels, negatives])
+        vectors = self.label_mlp(self.label_embedding(candidates))
+        logits = (user @ vectors.T).float() - log_q[candidates]
+        same = labels.unsqueeze(1) == candidates.unsqueeze(0)
+        same[torch.arange(len(labels)), torch.arange(len(labels))] = False
+        return F.cross_entropy(logits.masked_fill(same, float("-inf")), torch.arange(len(labels), device=labels.device))

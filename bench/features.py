@@ -1,0 +1,52 @@
+"""Event features of windows as tensors: item, category bag, rating bucket. Built per batch from the
+dataset's flat arrays, so a window is never materialised outside the batch that uses it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from bench.data.dataset import Dataset
+
+RATING_BUCKETS = 11  # ratings 0..5 in steps of 0.5
+
+
+@dataclass(frozen=True)
+class FeatureSpace:
+    """Vocabulary sizes and the padded item -> categories table of a dataset."""
+
+    n_items: int
+    n_categories: int
+    item_categories: torch.Tensor  # long [n_items, max_categories], padded with n_categories
+    primary_category: torch.Tensor  # long [n_items]
+
+    @classmethod
+    def of(cls, dataset: Dataset) -> FeatureSpace:
+        ptr, ids = dataset.item_categories
+        lengths = np.diff(ptr)
+        table = np.full((dataset.n_items, int(lengths.max())), len(dataset.categories), dtype=np.int64)
+        rows = np.repeat(np.arange(dataset.n_items), lengths)
+        cols = np.arange(len(ids)) - np.repeat(ptr[:-1], lengths)
+        table[rows, cols] = ids
+        return cls(dataset.n_items, len(dataset.categories), torch.from_numpy(table),
+                   torch.from_numpy(dataset.item_primary_category.astype(np.int64)))
+
+
+@dataclass
+class EventBatch:
+    """Features of a batch of event sequences, each [b, n]."""
+
+    items: torch.Tensor
+    ratings: torch.Tensor
+
+    def to(self, device: str | torch.device) -> EventBatch:
+        return EventBatch(self.items.to(device), self.ratings.to(device))
+
+
+def event_batch(dataset: Dataset, positions: np.ndarray) -> EventBatch:
+    """Features of the events at ``positions`` (int64 [b, n])."""
+    items = torch.from_numpy(dataset.item[positions].astype(np.int64))
+    buckets = np.clip(np.rint(dataset.rating[positions] * 2), 0, RATING_BUCKETS - 1).astype(np.int64)
+    return EventBatch(items, torch.from_numpy(buckets))
