@@ -25,6 +25,7 @@ ENTRY_POINT_GROUP = "userllm_bench.methods"
 BUILTIN_MODULES = (
     "baselines.popularity",
     "baselines.dual_encoder",
+    "baselines.text_prompt",
 )
 
 

@@ -1,0 +1,140 @@
+"""TextPrompt baseline (paper section 4.2): the user's recent events written out in the prompt, the LLM
+fine-tuned (all weights, or peft LoRA on the attention projections) to answer the task's question.
+next_item and fav_category answers are decoded by beam search constrained to the catalog's titles or
+the category names; review_gen is free generation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.accounting import analytic_train_flops, count_parameters, measure_flops
+from bench.context import TrialContext
+from bench.data.windows import Examples
+from bench.decoding import CandidateTrie, constrained_beam_search, generate_texts
+from bench.evaluation import Predictions
+from bench.llm import EMBEDDED, check_llm_name, load_llm
+from bench.prompts import answer_texts, history_prompt
+from bench.registry import Method, register_method
+from bench.training import train
+
+
+def attention_projection_names(model: nn.Module) -> list[str]:
+    """Leaf names of the linear layers inside attention blocks (q/k/v/o_proj, c_attn, ...)."""
+    names = set()
+    for path, module in model.named_modules():
+        if "attn" in path.lower() and path.count(".") and not list(module.children()) and hasattr(module, "weight"):
+            if module.weight.dim() == 2:
+                names.add(path.rsplit(".", 1)[-1])
+    return sorted(names)
+
+
+def lm_batch(tokenizer, prompts: list[str], answers: list[str], device: str) -> dict[str, torch.Tensor]:
+    """Prompt + " answer" + eos, right-padded; labels only on the answer (masked by length, not pad id)."""
+    prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    answer_ids = tokenizer([" " + a for a in answers], add_special_tokens=False)["input_ids"]
+    rows = [p + a + [tokenizer.eos_token_id] for p, a in zip(prompt_ids, answer_ids)]
+    width = max(map(len, rows))
+    input_ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (row, prompt) in enumerate(zip(rows, prompt_ids)):
+        input_ids[i, :len(row)] = torch.tensor(row)
+        mask[i, :len(row)] = 1
+        labels[i, len(prompt):len(row)] = torch.tensor(row[len(prompt):])
+    return {"input_ids": input_ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
+
+
+@register_method("text_prompt")
+class TextPrompt(Method):
+    tasks = ("next_item", "fav_category", "review_gen")
+
+    @dataclass(frozen=True)
+    class Params:
+        llm: str = EMBEDDED  # "smollm2-135m", "tiny-random" (tests) or a local HF causal-LM folder
+        strategy: Literal["full", "lora"] = "lora"
+        lora_rank: int = 8
+        prompt_events: int = 10  # TP10 / TP50 of the paper's table 7
+        beams: int = 10
+        max_new_tokens: int = 48  # review_gen
+
+        def __post_init__(self) -> None:
+            check_llm_name(self.llm)
+            if self.prompt_events < 1:
+                raise ValueError(f"prompt_events must be >= 1, got {self.prompt_events}")
+            if self.lora_rank < 1:
+                raise ValueError(f"lora_rank must be >= 1, got {self.lora_rank}")
+            if self.beams < 1 or self.max_new_tokens < 1:
+                raise ValueError("beams and max_new_tokens must be >= 1")
+
+    def _prompts(self, ctx: TrialContext, examples: Examples, index: np.ndarray) -> list[str]:
+        events = min(self.params.prompt_events, ctx.seq_len)
+        return [history_prompt(ctx.dataset, examples, int(i), ctx.task.name, events) for i in index]
+
+    def fit(self, ctx: TrialContext) -> None:
+        p = self.params
+        self.model, self.tokenizer = load_llm(p.llm, ctx.shared_cache, ctx.device, ctx.dtype)
+        self.llm_params = count_parameters([self.model])[0]
+        if p.strategy == "lora":
+            from peft import LoraConfig, get_peft_model
+
+            config = LoraConfig(r=p.lora_rank, lora_alpha=2 * p.lora_rank, lora_dropout=0.05,
+                                target_modules=attention_projection_names(self.model), task_type="CAUSAL_LM")
+            self.model = get_peft_model(self.model, config)
+        if ctx.task.name != "review_gen":
+            names = ctx.dataset.titles if ctx.task.name == "next_item" else ctx.dataset.categories
+            self.trie = CandidateTrie(names, self.tokenizer)
+        train_examples = ctx.split.train
+        labels = ctx.labels(train_examples)
+        self.train_tokens: list[int] = []
+
+        def batch(index: np.ndarray) -> dict[str, torch.Tensor]:
+            answers = answer_texts(ctx.dataset, ctx.task.name, labels[index])
+            out = lm_batch(self.tokenizer, self._prompts(ctx, train_examples, index), answers, ctx.device)
+            self.train_tokens.extend(out["attention_mask"].sum(1).tolist())
+            return out
+
+        def step_loss(index: np.ndarray) -> torch.Tensor:
+            return self.model(**batch(index)).loss
+
+        sample = np.arange(min(2, len(train_examples)))
+        self.measured_flops = measure_flops(lambda: self.model(**batch(sample)).loss.backward()) / len(sample)
+        self.model.zero_grad(set_to_none=True)
+        self.train_tokens.clear()
+        self.losses = train(ctx, self.model, step_loss, len(train_examples))
+        self.test_tokens: list[int] = []
+
+    @torch.no_grad()
+    def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
+        self.model.eval()
+        size = ctx.budget.eval_batch_size
+        k = max(ctx.protocol.ks) if ctx.protocol.ks else 1
+        results: list = []
+        for lo in ctx.progress(range(0, len(examples), size), total=-(-len(examples) // size), desc="decode"):
+            index = np.arange(lo, min(lo + size, len(examples)))
+            prompts = self._prompts(ctx, examples, index)
+            self.test_tokens.extend(len(ids) for ids in self.tokenizer(prompts)["input_ids"])
+            if ctx.task.name == "review_gen":
+                results.extend(generate_texts(self.model, self.tokenizer, prompts, self.params.max_new_tokens,
+                                              ctx.device))
+                continue
+            banned = (ctx.dataset.item[examples.positions(index)].tolist()
+                      if ctx.protocol.exclude_history else None)
+            results.append(constrained_beam_search(self.model, self.tokenizer, prompts, self.trie, k,
+                                                   self.params.beams, banned, ctx.device))
+        if ctx.task.name == "review_gen":
+            return Predictions(texts=results)
+        return Predictions(ranked=np.concatenate(results) if results else np.zeros((0, k), np.int64))
+
+    def accounting(self, ctx: TrialContext) -> dict:
+        total, trainable = count_parameters([self.model])
+        train_tokens = float(np.mean(self.train_tokens)) if self.train_tokens else 0.0
+        return {"params_total": total, "params_trainable": trainable, "llm_params": self.llm_params,
+                "llm_input_tokens": self.test_tokens, "train_tokens_mean": train_tokens,
+                "flops_per_train_example_6nd": analytic_train_flops(self.llm_params, train_tokens),
+                "flops_per_train_example_measured": self.measured_flops,
+                "train_steps": len(self.losses), "final_train_loss": self.losses[-1]}

