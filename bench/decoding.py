@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from transformers import PreTrainedTokenizerBase
+from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedTokenizerBase
 
 DEAD_BEAM = -1e8
 
@@ -38,15 +38,31 @@ class CandidateTrie:
         return node
 
     def allowed(self, generated: Sequence[int], banned: frozenset[int] = frozenset()) -> list[int]:
-        """Tokens that keep ``generated`` a prefix of some candidate (eos only where it ends an allowed one)."""
+        """Tokens that keep ``generated`` a prefix of an allowed candidate; [] where none can (a dead beam)."""
         node = self.node(generated)
         if node is None or "id" in node:
-            return [self.eos]  # finished or impossible: only padding continues
-        return [t for t, child in node.items() if not (t == self.eos and child.get("id") in banned)] or [self.eos]
+            return []
+        return [t for t, child in node.items() if t != "id" and not (t == self.eos and child.get("id") in banned)]
 
     def candidate(self, generated: Sequence[int]) -> int | None:
         node = self.node(generated)
         return None if node is None else node.get("id")
+
+
+class TrieConstraint(LogitsProcessor):
+    """Masks every token that would leave the trie; a beam with no allowed token gets -inf and dies
+    (transformers' own prefix_allowed_tokens_fn refuses an empty list)."""
+
+    def __init__(self, trie: CandidateTrie, prompt_len: int, beams: int, bans: list[frozenset[int]]) -> None:
+        self.trie, self.prompt_len, self.beams, self.bans = trie, prompt_len, beams, bans
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        mask = torch.full_like(scores, float("-inf"))
+        for row, generated in enumerate(input_ids[:, self.prompt_len:].tolist()):
+            allowed = self.trie.allowed(generated, self.bans[row // self.beams])
+            if allowed:
+                mask[row, allowed] = 0.0
+        return scores + mask
 
 
 @torch.no_grad()
@@ -62,12 +78,10 @@ def constrained_beam_search(model: torch.nn.Module, tokenizer: PreTrainedTokeniz
     prompt_len = encoded["input_ids"].shape[1]
     bans = [frozenset(b) for b in banned] if banned is not None else [frozenset()] * len(prompts)
 
-    def allowed(batch_id: int, ids: torch.Tensor) -> list[int]:
-        return trie.allowed(ids[prompt_len:].tolist(), bans[batch_id])
-
     out = model.generate(**encoded, num_beams=beams, num_return_sequences=beams, do_sample=False,
                          length_penalty=0.0, max_new_tokens=int(trie.lengths.max()), early_stopping=True,
-                         prefix_allowed_tokens_fn=allowed, output_scores=True, return_dict_in_generate=True,
+                         logits_processor=LogitsProcessorList([TrieConstraint(trie, prompt_len, beams, bans)]),
+                         output_scores=True, return_dict_in_generate=True,
                          pad_token_id=tokenizer.pad_token_id, eos_token_id=trie.eos, **generate_kwargs)
     sequences = out.sequences[:, prompt_len:].view(len(prompts), beams, -1).tolist()
     scores = out.sequences_scores.view(len(prompts), beams).tolist()

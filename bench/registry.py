@@ -26,6 +26,7 @@ BUILTIN_MODULES = (
     "baselines.popularity",
     "baselines.dual_encoder",
     "baselines.text_prompt",
+    "baselines.bert4rec",
 )
 
 

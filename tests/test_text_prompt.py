@@ -1,0 +1,122 @@
+"""TextPrompt and the shared LLM code: tiny random Llama for speed, the real embedded LLM once for
+constrained decoding."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bench.context import Budget, TrialContext
+from bench.data import build_split
+from bench.decoding import CandidateTrie, constrained_beam_search
+from bench.errors import ConfigError
+from bench.llm import load_llm, load_tokenizer
+from bench.registry import build_params, load_methods
+from bench.tasks import get_task
+from baselines.text_prompt import lm_batch
+
+LLM_CACHE = Path.home() / ".cache" / "userllm-bench"
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_tokenizer("tiny-random", LLM_CACHE)
+
+
+def make_ctx(dataset, task: str, steps: int = 2) -> TrialContext:
+    task_obj = get_task(task)
+    return TrialContext(dataset=dataset, task=task_obj, protocol=task_obj.protocol(), split=build_split(dataset, 20),
+                        budget=Budget(steps=steps, batch_size=2, lr=1e-3, eval_batch_size=2), seed=0,
+                        shared_cache=LLM_CACHE, show_progress=False)
+
+
+def fitted(dataset, task: str, **params):
+    cls = load_methods()["text_prompt"]
+    method = cls(build_params(cls, {"llm": "tiny-random", "prompt_events": 3, "beams": 4, **params}, "params"))
+    ctx = make_ctx(dataset, task)
+    method.fit(ctx)
+    return method, ctx
+
+
+@pytest.mark.parametrize("task", ["next_item", "fav_category"])
+def test_tiny_text_prompt_predicts_only_real_candidates(ml100k, task):
+    method, ctx = fitted(ml100k, task)
+    test = ctx.split.test.subset(slice(0, 3))
+    ranked = method.predict(ctx, test).ranked
+    n = ctx.task.n_candidates(ml100k)
+    assert ranked.shape == (3, 10)
+    valid = ranked[ranked >= 0]
+    assert valid.size > 0 and (valid < n).all()
+    assert all(len(set(row[row >= 0])) == (row >= 0).sum() for row in ranked)
+    if task == "next_item":
+        history = ml100k.item[test.positions()]
+        assert not any(set(r[r >= 0]) & set(h) for r, h in zip(ranked, history))
+    accounting = method.accounting(ctx)
+    assert accounting["flops_per_train_example_measured"] > 0 and len(accounting["llm_input_tokens"]) == 3
+
+
+def test_lora_trains_only_adapters_and_full_trains_everything(ml100k):
+    lora, _ = fitted(ml100k, "fav_category", strategy="lora")
+    names = [n for n, p in lora.model.named_parameters() if p.requires_grad]
+    assert names and all("lora_" in n for n in names)
+    full, _ = fitted(ml100k, "fav_category", strategy="full")
+    assert all(p.requires_grad for p in full.model.parameters())
+
+
+def test_labels_are_masked_by_length_not_pad_id(tokenizer):
+    batch = lm_batch(tokenizer, ["Q: a\nAnswer:", "Q: a much longer question here\nAnswer:"], ["x", "y z"], "cpu")
+    eos = tokenizer.eos_token_id
+    assert tokenizer.pad_token_id == eos
+    for row in range(2):
+        labelled = batch["labels"][row][batch["labels"][row] != -100].tolist()
+        assert labelled[-1] == eos  # the answer's eos is learned although pad == eos
+    assert (batch["labels"][batch["attention_mask"] == 0] == -100).all()
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"strategy": "prefix"}, "strategy: got 'prefix'"),
+    ({"prompt_events": 0}, "prompt_events must be >= 1"),
+    ({"lora_rank": 0}, "lora_rank must be >= 1"),
+    ({"llm": "/no/such/model"}, "expected 'smollm2-135m', 'tiny-random' or a local Hugging Face model folder"),
+])
+def test_bad_text_prompt_params(params, message):
+    cls = load_methods()["text_prompt"]
+    with pytest.raises(ConfigError, match=message):
+        build_params(cls, params, "methods[0].params")
+
+
+def test_llm_folder_that_is_not_a_causal_lm(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "vit"}))
+    cls = load_methods()["text_prompt"]
+    with pytest.raises(ConfigError, match="model_type 'vit' .* is not a causal language model"):
+        build_params(cls, {"llm": str(tmp_path)}, "methods[0].params")
+
+
+def test_catalog_with_an_empty_title_is_refused(tokenizer):
+    with pytest.raises(ValueError, match="candidate names must be non-empty; ids \\[1\\]"):
+        CandidateTrie(["Toy Story (1995)", " "], tokenizer)
+
+
+@pytest.mark.slow
+def test_real_llm_constrained_decoding_returns_real_titles(ml100k):
+    model, tokenizer = load_llm("smollm2-135m", LLM_CACHE)
+    trie = CandidateTrie(ml100k.titles, tokenizer)
+    prompts = ["User history, oldest first:\nStar Wars (1977) (Action, Adventure) rated 5\nAnswer:",
+               "Name a comedy film.\nAnswer:"]
+    banned = [[49], []]  # Star Wars' own id (item key 50) may not come back for the first prompt
+    top = constrained_beam_search(model, tokenizer, prompts, trie, k=5, beams=6, banned=banned)
+    assert (top >= 0).sum() >= 8
+    titles = set(ml100k.titles)
+    for row, ban in zip(top, banned):
+        assert not set(row) & set(ban)
+        for item in row[row >= 0]:
+            assert ml100k.titles[item] in titles
+    again = constrained_beam_search(model, tokenizer, prompts, trie, k=5, beams=6, banned=banned)
+    assert np.array_equal(top, again)  # deterministic
+    with torch.no_grad():
+        single = constrained_beam_search(model, tokenizer, prompts[1:], trie, k=5, beams=6)
+    assert np.array_equal(single[0], top[1])  # batched rows equal single rows
