@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 import random
 import time
@@ -43,7 +44,7 @@ def package_versions() -> dict[str, str]:
 def machine() -> dict[str, Any]:
     import torch
 
-    info = {"node": platform.node(), "platform": platform.platform(), "cpus": __import__("os").cpu_count(),
+    info = {"node": platform.node(), "platform": platform.platform(), "cpus": os.cpu_count(),
             "torch_threads": torch.get_num_threads()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)

@@ -120,3 +120,20 @@ def test_real_llm_constrained_decoding_returns_real_titles(ml100k):
     with torch.no_grad():
         single = constrained_beam_search(model, tokenizer, prompts[1:], trie, k=5, beams=6)
     assert np.array_equal(single[0], top[1])  # batched rows equal single rows
+
+
+def test_tiny_text_prompt_review_generation_on_amazon(shared_data):
+    from bench.data import load_dataset
+    from bench.evaluation import evaluate
+
+    data = load_dataset("amazon-2018", shared_data / "amazon2018", category="Magazine_Subscriptions")
+    cls = load_methods()["text_prompt"]
+    method = cls(build_params(cls, {"llm": "tiny-random", "prompt_events": 2, "max_new_tokens": 4}, "params"))
+    ctx = make_ctx(data, "review_gen")
+    ctx.split = build_split(data, 3)
+    method.fit(ctx)
+    test = ctx.split.test.subset(slice(0, 3))
+    predictions = method.predict(ctx, test)
+    assert len(predictions.texts) == 3
+    metrics, _ = evaluate(ctx.task, ctx.protocol, data, test, predictions)
+    assert 0 <= metrics["rouge_lsum"]["mean"] <= 100
