@@ -12,13 +12,11 @@ import torch
 from bench.accounting import count_parameters
 from bench.context import TrialContext
 from bench.data.windows import Examples
-from bench.encoders import DualEncoder, EncoderConfig
+from bench.encoders import DualEncoder, EncoderConfig, LabelSoftmax
 from bench.evaluation import Predictions
 from bench.features import FeatureSpace, event_batch
 from bench.registry import Method, register_method
 from bench.training import autocast, train
-
-FULL_SOFTMAX_LIMIT = 65_536
 
 
 @register_method("dual_encoder")
@@ -47,19 +45,12 @@ class DualEncoderBaseline(Method):
         self.model = DualEncoder(space, config, label=label).to(ctx.device)
         train_examples = ctx.split.train
         labels = torch.from_numpy(ctx.labels(train_examples).astype(np.int64))
-        n_labels = ctx.task.n_candidates(ctx.dataset)
-        sampled = p.softmax == "sampled" or (p.softmax == "auto" and n_labels > FULL_SOFTMAX_LIMIT)
-        frequency = torch.bincount(labels, minlength=n_labels).double() + 1
-        log_q = (frequency / frequency.sum()).log().float().to(ctx.device)
-        generator = ctx.torch_generator()
+        objective = LabelSoftmax(labels, ctx.task.n_candidates(ctx.dataset), p.softmax, p.negatives, ctx.device,
+                                 ctx.torch_generator())
 
         def step_loss(index: np.ndarray) -> torch.Tensor:
             batch = event_batch(ctx.dataset, train_examples.positions(index)).to(ctx.device)
-            target = labels[index].to(ctx.device)
-            if not sampled:
-                return self.model.loss(batch, target)
-            negatives = torch.multinomial(frequency.float(), p.negatives, replacement=True, generator=generator)
-            return self.model.loss(batch, target, log_q=log_q, negatives=negatives.to(ctx.device))
+            return objective(self.model, batch, labels[index].to(ctx.device))
 
         self.losses = train(ctx, self.model, step_loss, len(train_examples))
 

@@ -10,43 +10,16 @@ from typing import Literal
 
 import numpy as np
 import torch
-from torch import nn
-
 from bench.accounting import analytic_train_flops, count_parameters, measure_flops
 from bench.context import TrialContext
 from bench.data.windows import Examples
-from bench.decoding import CandidateTrie, constrained_beam_search, generate_texts
+from bench.decoding import candidate_trie, decode_answers, gather_predictions
+from bench.lm_inputs import encode_prompts, lm_batch
 from bench.evaluation import Predictions
-from bench.llm import EMBEDDED, check_llm_name, load_llm
+from bench.llm import EMBEDDED, attention_projection_names, check_llm_name, load_llm
 from bench.prompts import answer_texts, history_prompt
 from bench.registry import Method, register_method
 from bench.training import train
-
-
-def attention_projection_names(model: nn.Module) -> list[str]:
-    """Leaf names of the linear layers inside attention blocks (q/k/v/o_proj, c_attn, ...)."""
-    names = set()
-    for path, module in model.named_modules():
-        if "attn" in path.lower() and path.count(".") and not list(module.children()) and hasattr(module, "weight"):
-            if module.weight.dim() == 2:
-                names.add(path.rsplit(".", 1)[-1])
-    return sorted(names)
-
-
-def lm_batch(tokenizer, prompts: list[str], answers: list[str], device: str) -> dict[str, torch.Tensor]:
-    """Prompt + " answer" + eos, right-padded; labels only on the answer (masked by length, not pad id)."""
-    prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
-    answer_ids = tokenizer([" " + a for a in answers], add_special_tokens=False)["input_ids"]
-    rows = [p + a + [tokenizer.eos_token_id] for p, a in zip(prompt_ids, answer_ids)]
-    width = max(map(len, rows))
-    input_ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, (row, prompt) in enumerate(zip(rows, prompt_ids)):
-        input_ids[i, :len(row)] = torch.tensor(row)
-        mask[i, :len(row)] = 1
-        labels[i, len(prompt):len(row)] = torch.tensor(row[len(prompt):])
-    return {"input_ids": input_ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
 
 
 @register_method("text_prompt")
@@ -85,9 +58,7 @@ class TextPrompt(Method):
             config = LoraConfig(r=p.lora_rank, lora_alpha=2 * p.lora_rank, lora_dropout=0.05,
                                 target_modules=attention_projection_names(self.model), task_type="CAUSAL_LM")
             self.model = get_peft_model(self.model, config)
-        if ctx.task.name != "review_gen":
-            names = ctx.dataset.titles if ctx.task.name == "next_item" else ctx.dataset.categories
-            self.trie = CandidateTrie(names, self.tokenizer)
+        self.trie = candidate_trie(ctx, self.tokenizer)
         train_examples = ctx.split.train
         labels = ctx.labels(train_examples)
         self.train_tokens: list[int] = []
@@ -112,23 +83,14 @@ class TextPrompt(Method):
     def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
         self.model.eval()
         size = ctx.budget.eval_batch_size
-        k = max(ctx.protocol.ks) if ctx.protocol.ks else 1
-        results: list = []
+        answers = []
         for lo in ctx.progress(range(0, len(examples), size), total=-(-len(examples) // size), desc="decode"):
             index = np.arange(lo, min(lo + size, len(examples)))
-            prompts = self._prompts(ctx, examples, index)
-            self.test_tokens.extend(len(ids) for ids in self.tokenizer(prompts)["input_ids"])
-            if ctx.task.name == "review_gen":
-                results.extend(generate_texts(self.model, self.tokenizer, prompts, self.params.max_new_tokens,
-                                              ctx.device))
-                continue
-            banned = (ctx.dataset.item[examples.positions(index)].tolist()
-                      if ctx.protocol.exclude_history else None)
-            results.append(constrained_beam_search(self.model, self.tokenizer, prompts, self.trie, k,
-                                                   self.params.beams, banned, ctx.device))
-        if ctx.task.name == "review_gen":
-            return Predictions(texts=results)
-        return Predictions(ranked=np.concatenate(results) if results else np.zeros((0, k), np.int64))
+            encoded = encode_prompts(self.tokenizer, self._prompts(ctx, examples, index), ctx.device)
+            self.test_tokens.extend(encoded["attention_mask"].sum(1).tolist())
+            answers.append(decode_answers(ctx, examples, index, self.model, self.tokenizer, self.trie, encoded,
+                                          self.params.beams, self.params.max_new_tokens))
+        return gather_predictions(ctx, answers)
 
     def accounting(self, ctx: TrialContext) -> dict:
         total, trainable = count_parameters([self.model])

@@ -9,6 +9,10 @@ import numpy as np
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedTokenizerBase
 
+from bench.context import TrialContext
+from bench.data.windows import Examples
+from bench.evaluation import Predictions
+
 DEAD_BEAM = -1e8
 
 
@@ -49,6 +53,14 @@ class CandidateTrie:
         return None if node is None else node.get("id")
 
 
+def candidate_trie(ctx: TrialContext, tokenizer: PreTrainedTokenizerBase) -> CandidateTrie | None:
+    """The trie of the task's candidates: item titles (next_item), category names (fav_category)."""
+    if ctx.task.name == "review_gen":
+        return None
+    names = ctx.dataset.titles if ctx.task.name == "next_item" else ctx.dataset.categories
+    return CandidateTrie(names, tokenizer)
+
+
 class TrieConstraint(LogitsProcessor):
     """Masks every token that would leave the trie; a beam with no allowed token gets -inf and dies
     (transformers' own prefix_allowed_tokens_fn refuses an empty list)."""
@@ -66,26 +78,27 @@ class TrieConstraint(LogitsProcessor):
 
 
 @torch.no_grad()
-def constrained_beam_search(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, prompts: list[str],
-                            trie: CandidateTrie, k: int, beams: int, banned: Sequence[Sequence[int]] | None = None,
-                            device: str = "cpu", **generate_kwargs) -> np.ndarray:
+def constrained_beam_search(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
+                            encoded: dict[str, torch.Tensor], trie: CandidateTrie, k: int, beams: int,
+                            banned: Sequence[Sequence[int]] | None = None, **model_kwargs) -> np.ndarray:
     """Top-k candidate ids per prompt [n, k] (-1 where fewer distinct candidates were found).
 
-    Beams are scored by summed log-probability (``length_penalty=0``); beams below -1e8 are dropped,
-    duplicates removed; ``beams`` >= k so that k distinct candidates usually survive."""
+    ``encoded`` holds left-padded ``input_ids`` and ``attention_mask`` (``bench.lm_inputs.encode_prompts``);
+    ``model_kwargs`` go to the model's forward (e.g. USER-LLM's user states). Beams are scored by summed
+    log-probability (``length_penalty=0``); beams below -1e8 are dropped, duplicates removed; ``beams``
+    >= k so that k distinct candidates usually survive."""
     beams = max(beams, k)
-    encoded = tokenizer(prompts, return_tensors="pt", padding=True).to(device)
-    prompt_len = encoded["input_ids"].shape[1]
-    bans = [frozenset(b) for b in banned] if banned is not None else [frozenset()] * len(prompts)
+    n, prompt_len = encoded["input_ids"].shape
+    bans = [frozenset(b) for b in banned] if banned is not None else [frozenset()] * n
 
     out = model.generate(**encoded, num_beams=beams, num_return_sequences=beams, do_sample=False,
                          length_penalty=0.0, max_new_tokens=int(trie.lengths.max()), early_stopping=True,
                          logits_processor=LogitsProcessorList([TrieConstraint(trie, prompt_len, beams, bans)]),
                          output_scores=True, return_dict_in_generate=True,
-                         pad_token_id=tokenizer.pad_token_id, eos_token_id=trie.eos, **generate_kwargs)
-    sequences = out.sequences[:, prompt_len:].view(len(prompts), beams, -1).tolist()
-    scores = out.sequences_scores.view(len(prompts), beams).tolist()
-    top = np.full((len(prompts), k), -1, dtype=np.int64)
+                         pad_token_id=tokenizer.pad_token_id, eos_token_id=trie.eos, **model_kwargs)
+    sequences = out.sequences[:, prompt_len:].view(n, beams, -1).tolist()
+    scores = out.sequences_scores.view(n, beams).tolist()
+    top = np.full((n, k), -1, dtype=np.int64)
     for row, (row_sequences, row_scores) in enumerate(zip(sequences, scores)):
         found: list[int] = []
         for sequence, score in sorted(zip(row_sequences, row_scores), key=lambda pair: -pair[1]):
@@ -101,11 +114,30 @@ def constrained_beam_search(model: torch.nn.Module, tokenizer: PreTrainedTokeniz
 
 
 @torch.no_grad()
-def generate_texts(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, prompts: list[str],
-                   max_new_tokens: int, device: str = "cpu") -> list[str]:
-    """Free greedy generation (review_gen), batched with left padding."""
-    encoded = tokenizer(prompts, return_tensors="pt", padding=True).to(device)
+def generate_texts(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, encoded: dict[str, torch.Tensor],
+                   max_new_tokens: int, **model_kwargs) -> list[str]:
+    """Free greedy generation (review_gen) from left-padded ``encoded`` prompts."""
     out = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False,
-                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, **model_kwargs)
     return [text.strip() for text in tokenizer.batch_decode(out[:, encoded["input_ids"].shape[1]:],
                                                             skip_special_tokens=True)]
+
+
+def decode_answers(ctx: TrialContext, examples: Examples, index: np.ndarray, model: torch.nn.Module,
+                   tokenizer: PreTrainedTokenizerBase, trie: CandidateTrie | None, encoded: dict[str, torch.Tensor],
+                   beams: int, max_new_tokens: int, **model_kwargs) -> np.ndarray | list[str]:
+    """The task's answers for ``examples[index]``: top-k ids by constrained beam search (items of the
+    input window banned when the protocol excludes history), or generated texts for review_gen."""
+    if ctx.task.name == "review_gen":
+        return generate_texts(model, tokenizer, encoded, max_new_tokens, **model_kwargs)
+    k = max(ctx.protocol.ks) if ctx.protocol.ks else 1
+    banned = ctx.dataset.item[examples.positions(index)].tolist() if ctx.protocol.exclude_history else None
+    return constrained_beam_search(model, tokenizer, encoded, trie, k, beams, banned, **model_kwargs)
+
+
+def gather_predictions(ctx: TrialContext, answers: list[np.ndarray | list[str]]) -> Predictions:
+    """Per-batch answers of ``decode_answers`` as one ``Predictions``."""
+    if ctx.task.name == "review_gen":
+        return Predictions(texts=[text for batch in answers for text in batch])
+    k = max(ctx.protocol.ks) if ctx.protocol.ks else 1
+    return Predictions(ranked=np.concatenate(answers) if answers else np.zeros((0, k), np.int64))

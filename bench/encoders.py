@@ -175,3 +175,25 @@ class DualEncoder(nn.Module):
         same = labels.unsqueeze(1) == candidates.unsqueeze(0)
         same[torch.arange(len(labels)), torch.arange(len(labels))] = False
         return F.cross_entropy(logits.masked_fill(same, float("-inf")), torch.arange(len(labels), device=labels.device))
+
+
+FULL_SOFTMAX_LIMIT = 65_536
+
+
+class LabelSoftmax:
+    """A DualEncoder's training loss against the labels of its training examples: the full softmax up to
+    65,536 candidates (``softmax="auto"``), above that a sampled softmax with ``negatives`` shared
+    negatives drawn by label frequency and logQ correction."""
+
+    def __init__(self, labels: torch.Tensor, n_labels: int, softmax: str = "auto", negatives: int = 4096,
+                 device: str = "cpu", generator: torch.Generator | None = None) -> None:
+        self.sampled = softmax == "sampled" or (softmax == "auto" and n_labels > FULL_SOFTMAX_LIMIT)
+        self.frequency = torch.bincount(labels, minlength=n_labels).float() + 1
+        self.log_q = (self.frequency / self.frequency.sum()).log().to(device)
+        self.negatives, self.device, self.generator = negatives, device, generator
+
+    def __call__(self, model: DualEncoder, batch: EventBatch, target: torch.Tensor) -> torch.Tensor:
+        if not self.sampled:
+            return model.loss(batch, target)
+        negatives = torch.multinomial(self.frequency, self.negatives, replacement=True, generator=self.generator)
+        return model.loss(batch, target, log_q=self.log_q, negatives=negatives.to(self.device))

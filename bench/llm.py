@@ -4,6 +4,7 @@ initialised Llama for tests."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import shutil
@@ -20,6 +21,7 @@ from bench.errors import ConfigError
 EMBEDDED = "smollm2-135m"
 TINY = "tiny-random"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+TINY_LAYERS = 2
 
 
 def check_llm_name(name: str) -> None:
@@ -34,6 +36,34 @@ def check_llm_name(name: str) -> None:
     model_type = json.loads(config.read_text()).get("model_type")
     if model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
         raise ValueError(f"llm={name!r}: model_type {model_type!r} in {config} is not a causal language model")
+
+
+def attention_projection_names(model: torch.nn.Module) -> list[str]:
+    """Leaf names of the linear layers inside attention blocks (q/k/v/o_proj, c_attn, ...): peft LoRA targets."""
+    names = set()
+    for path, module in model.named_modules():
+        if "attn" in path.lower() and path.count(".") and not list(module.children()) and hasattr(module, "weight"):
+            if module.weight.dim() == 2:
+                names.add(path.rsplit(".", 1)[-1])
+    return sorted(names)
+
+
+@functools.cache
+def llm_layer_count(name: str) -> int:
+    """Number of decoder layers of ``name``, read from its config (or GGUF header) without loading weights."""
+    check_llm_name(name)
+    if name == TINY:
+        return TINY_LAYERS
+    if name == EMBEDDED:
+        from gguf import GGUFReader
+
+        field = GGUFReader(embedded_gguf()).get_field("llama.block_count")
+        return int(field.contents())
+    config = json.loads((Path(name).expanduser() / "config.json").read_text())
+    for key in ("num_hidden_layers", "n_layer", "num_layers"):
+        if key in config:
+            return int(config[key])
+    raise ValueError(f"llm={name!r}: its config.json names no layer count (num_hidden_layers / n_layer)")
 
 
 def embedded_gguf() -> Path:
@@ -75,7 +105,7 @@ def load_tokenizer(name: str, cache: Path) -> PreTrainedTokenizerBase:
 def tiny_llama(vocab_size: int, seed: int = 0) -> LlamaForCausalLM:
     """A 2-layer, 64-wide Llama with random weights (tests only)."""
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+    config = LlamaConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=TINY_LAYERS,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
                          tie_word_embeddings=True)
     return LlamaForCausalLM(config)

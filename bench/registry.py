@@ -27,6 +27,7 @@ BUILTIN_MODULES = (
     "baselines.dual_encoder",
     "baselines.text_prompt",
     "baselines.bert4rec",
+    "userllm.method",
 )
 
 

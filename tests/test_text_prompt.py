@@ -13,11 +13,11 @@ import torch
 from bench.context import Budget, TrialContext
 from bench.data import build_split
 from bench.decoding import CandidateTrie, constrained_beam_search
+from bench.lm_inputs import encode_prompts, lm_batch
 from bench.errors import ConfigError
 from bench.llm import load_llm, load_tokenizer
 from bench.registry import build_params, load_methods
 from bench.tasks import get_task
-from baselines.text_prompt import lm_batch
 
 LLM_CACHE = Path.home() / ".cache" / "userllm-bench"
 
@@ -108,17 +108,17 @@ def test_real_llm_constrained_decoding_returns_real_titles(ml100k):
     prompts = ["User history, oldest first:\nStar Wars (1977) (Action, Adventure) rated 5\nAnswer:",
                "Name a comedy film.\nAnswer:"]
     banned = [[49], []]  # Star Wars' own id (item key 50) may not come back for the first prompt
-    top = constrained_beam_search(model, tokenizer, prompts, trie, k=5, beams=6, banned=banned)
+    top = constrained_beam_search(model, tokenizer, encode_prompts(tokenizer, prompts), trie, k=5, beams=6, banned=banned)
     assert (top >= 0).sum() >= 8
     titles = set(ml100k.titles)
     for row, ban in zip(top, banned):
         assert not set(row) & set(ban)
         for item in row[row >= 0]:
             assert ml100k.titles[item] in titles
-    again = constrained_beam_search(model, tokenizer, prompts, trie, k=5, beams=6, banned=banned)
+    again = constrained_beam_search(model, tokenizer, encode_prompts(tokenizer, prompts), trie, k=5, beams=6, banned=banned)
     assert np.array_equal(top, again)  # deterministic
     with torch.no_grad():
-        single = constrained_beam_search(model, tokenizer, prompts[1:], trie, k=5, beams=6)
+        single = constrained_beam_search(model, tokenizer, encode_prompts(tokenizer, prompts[1:]), trie, k=5, beams=6)
     assert np.array_equal(single[0], top[1])  # batched rows equal single rows
 
 

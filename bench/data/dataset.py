@@ -6,6 +6,7 @@ windows built on top of them (``bench.data.windows``) are plain offsets into the
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -93,6 +94,14 @@ class Dataset:
         matrix = np.zeros((self.n_items, len(self.categories)), dtype=np.uint8)
         matrix[np.repeat(np.arange(self.n_items), np.diff(ptr)), ids] = 1
         return matrix
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Content hash of the event sequence (users, items, ratings) and the catalog size."""
+        digest = hashlib.sha256(f"{self.name}/{self.n_items}".encode())
+        for array in (self.user_ptr, self.item, self.rating):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()[:16]
 
     @property
     def titles(self) -> list[str]:

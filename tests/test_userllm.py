@@ -1,0 +1,184 @@
+"""USER-LLM on the tiny random Llama: every variant trains and decodes, strategies freeze exactly what
+they should, zero gates leave the LM unchanged, decoding with user context is deterministic and
+batch-invariant, pretrained encoders are cached, bad configurations fail before training."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bench.context import Budget, TrialContext
+from bench.data import build_split
+from bench.decoding import CandidateTrie, constrained_beam_search
+from bench.errors import ConfigError
+from bench.llm import TINY, load_llm
+from bench.lm_inputs import encode_prompts
+from bench.registry import build_params, load_methods
+from bench.tasks import get_task
+from userllm.fusion import CrossAttentionFusion, SoftPromptFusion, condition_lm, decoder_layers
+
+LLM_CACHE = Path.home() / ".cache" / "userllm-bench"
+SMALL = {"llm": TINY, "encoder_layers": 1, "encoder_dim": 16, "encoder_heads": 2, "pretrain_steps": 2,
+         "pretrain_batch_size": 4, "perceiver_layers": 1, "perceiver_latents": 4, "xattn_every": 1, "beams": 4}
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    """A fresh cache for encoder checkpoints that reuses the converted LLM of the user cache."""
+    folder = tmp_path_factory.mktemp("userllm-cache")
+    (folder / "llm").symlink_to(LLM_CACHE / "llm", target_is_directory=True)
+    return folder
+
+
+def make_ctx(dataset, task: str, cache: Path, seq_len: int = 12, steps: int = 2) -> TrialContext:
+    task_obj = get_task(task)
+    return TrialContext(dataset=dataset, task=task_obj, protocol=task_obj.protocol(), split=build_split(dataset, seq_len),
+                        budget=Budget(steps=steps, batch_size=2, lr=1e-3, eval_batch_size=2), seed=0,
+                        shared_cache=cache, show_progress=False)
+
+
+def fitted(dataset, cache: Path, task: str = "next_item", seq_len: int = 12, **params):
+    cls = load_methods()["userllm"]
+    method = cls(build_params(cls, {**SMALL, **params}, "params"))
+    ctx = make_ctx(dataset, task, cache, seq_len)
+    method.fit(ctx)
+    return method, ctx
+
+
+VARIANTS = list(itertools.product(["ar", "de"], ["cross_attention", "soft_prompt"], [False, True],
+                                  ["full", "lora", "enc", "proj"]))
+
+
+@pytest.mark.parametrize(("encoder", "fusion", "perceiver", "strategy"), VARIANTS)
+def test_every_variant_trains_freezes_the_right_parameters_and_decodes_catalog_items(
+        ml100k, cache, encoder, fusion, perceiver, strategy):
+    number = VARIANTS.index((encoder, fusion, perceiver, strategy))
+    task = ("next_item", "fav_category")[number % 2]
+    method, ctx = fitted(ml100k, cache, task, encoder=encoder, fusion=fusion, perceiver=perceiver, strategy=strategy,
+                         pretrained=number % 4 < 2, short_context=3 * (number % 3 == 0))
+    model = method.model
+    llm = dict(model.llm_named_parameters())
+    assert all(p.requires_grad == (strategy == "full" or (strategy == "lora" and "lora_" in n)) for n, p in llm.items())
+    assert any("lora_" in n for n in llm) == (strategy == "lora")
+    assert all(p.requires_grad == (strategy != "proj") for p in model.encoder.parameters())
+    assert all(p.requires_grad for p in model.fusion.parameters())
+    assert not any("lora_" in n for n, _ in model.fusion.named_parameters())
+    assert (model.perceiver is not None) == perceiver
+
+    test = ctx.split.test.subset(slice(0, 3))
+    ranked = method.predict(ctx, test).ranked
+    assert ranked.shape == (3, 10)
+    valid = ranked[ranked >= 0]
+    assert valid.size > 0 and (valid < ctx.task.n_candidates(ml100k)).all()
+    assert all(len(set(row[row >= 0])) == (row >= 0).sum() for row in ranked)
+    if task == "next_item":
+        assert not any(set(r[r >= 0]) & set(h) for r, h in zip(ranked, ml100k.item[test.positions()]))
+    facts = method.accounting(ctx)
+    assert facts["params_trainable"] < facts["params_total"] or strategy == "full"
+    assert facts["embedding_tokens"] == (4 if perceiver else 12 if encoder == "ar" else 1)
+    assert len(facts["llm_input_tokens"]) == 3 and facts["flops_per_train_example_measured"] > 0
+    assert ("gates" in facts) == (fusion == "cross_attention")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    model, tokenizer = load_llm(TINY, LLM_CACHE)
+    return model.eval(), tokenizer
+
+
+def conditioned(tiny, fusion_kind: str, user_dim: int = 16, user_tokens: int = 5):
+    model, tokenizer = tiny
+    lm, _ = load_llm(TINY, LLM_CACHE)
+    lm.load_state_dict(model.state_dict())
+    text = lm.config
+    if fusion_kind == "cross_attention":
+        fusion = CrossAttentionFusion(decoder_layers(lm), text.hidden_size, user_dim, text.num_attention_heads, 1)
+    else:
+        fusion = SoftPromptFusion(text.hidden_size, user_dim, user_tokens, 3, 0.02)
+    return condition_lm(lm, fusion).eval()
+
+
+def test_zero_gates_leave_the_language_model_unchanged(tiny):
+    base, tokenizer = tiny
+    lm = conditioned(tiny, "cross_attention")
+    encoded = encode_prompts(tokenizer, ["Which item next?\nAnswer:", "A longer question about genres?\nAnswer:"])
+    states = torch.randn(2, 5, 16)
+    with torch.no_grad():
+        expected = base(**encoded, position_ids=(encoded["attention_mask"].cumsum(-1) - 1).clamp(min=0)).logits
+        assert torch.equal(lm(**encoded, user_states=states).logits, expected)
+        for block in lm.user_fusion.blocks.values():
+            block.attn_gate.fill_(0.5)
+        assert not torch.allclose(lm(**encoded, user_states=states).logits, expected)
+
+
+@pytest.mark.parametrize("fusion_kind", ["cross_attention", "soft_prompt"])
+def test_generation_with_user_context_is_deterministic_and_batch_invariant(ml100k, tiny, fusion_kind):
+    _, tokenizer = tiny
+    lm = conditioned(tiny, fusion_kind)
+    with torch.no_grad():
+        for block in getattr(lm.user_fusion, "blocks", {}).values():
+            block.attn_gate.fill_(1.0)
+            block.ff_gate.fill_(1.0)
+    trie = CandidateTrie(ml100k.titles, tokenizer)
+    prompts = ["Which item next?\nAnswer:", "Which movie will this user watch after all of these?\nAnswer:",
+               "Next?\nAnswer:"]
+    states = torch.randn(3, 5, 16, generator=torch.Generator().manual_seed(0))
+    slots = lm.user_fusion.slots
+
+    def top(rows: list[int], user_states: torch.Tensor) -> np.ndarray:
+        encoded = encode_prompts(tokenizer, [prompts[r] for r in rows], slots=slots)
+        return constrained_beam_search(lm, tokenizer, encoded, trie, k=5, beams=6, user_states=user_states[rows])
+
+    batched = top([0, 1, 2], states)
+    assert ((batched >= 0) & (batched < ml100k.n_items)).all()
+    assert np.array_equal(batched, top([0, 1, 2], states))
+    for row in range(3):
+        assert np.array_equal(top([row], states)[0], batched[row])
+    assert not np.array_equal(top([0, 1, 2], states * 5), batched)  # the user context steers the answer
+
+
+def test_pretrained_encoder_is_cached_and_reused(ml100k, tmp_path):
+    (tmp_path / "llm").symlink_to(LLM_CACHE / "llm", target_is_directory=True)
+    first, _ = fitted(ml100k, tmp_path, "fav_category", pretrained=True, strategy="proj")
+    second, _ = fitted(ml100k, tmp_path, "next_item", pretrained=True, strategy="proj")
+    random, _ = fitted(ml100k, tmp_path, "next_item", pretrained=False, strategy="proj")
+    assert not first.pretraining["encoder_cache_hit"] and second.pretraining["encoder_cache_hit"]
+    assert len(list((tmp_path / "encoders").glob("*.pt"))) == 1
+    weights = [m.model.encoder.tower.embed.item.weight for m in (first, second, random)]
+    assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
+
+
+def test_cross_attention_prompt_length_does_not_grow_with_history(ml100k, cache):
+    short, ctx_short = fitted(ml100k, cache, "next_item", seq_len=5, strategy="proj")
+    long, ctx_long = fitted(ml100k, cache, "next_item", seq_len=30, strategy="proj")
+    index = np.arange(2)
+    tokens = [len(ids) for m, c in ((short, ctx_short), (long, ctx_long))
+              for ids in m.tokenizer(m._prompts(c, c.split.test, index))["input_ids"]]
+    assert len(set(tokens)) == 1 and tokens[0] <= 32
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"encoder": "gru"}, "encoder: got 'gru'; expected one of 'ar', 'de'"),
+    ({"fusion": "concat"}, "fusion: got 'concat'"),
+    ({"strategy": "adapters"}, "strategy: got 'adapters'"),
+    ({"perceiver_latents": 0}, "perceiver_latents must be >= 1, got 0"),
+    ({"xattn_every": 3}, "xattn_every=3 is larger than the LLM's 2 decoder layers"),
+    ({"encoder_dim": 30, "encoder_heads": 8}, "dim divisible by heads"),
+    ({"short_context": -1}, "short_context must be >= 0"),
+])
+def test_bad_userllm_params(params, message):
+    cls = load_methods()["userllm"]
+    with pytest.raises(ConfigError, match=message):
+        build_params(cls, {"llm": TINY, **params}, "methods[0].params")
+
+
+def test_userllm_llm_folder_that_is_not_a_causal_lm(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "vit"}))
+    cls = load_methods()["userllm"]
+    with pytest.raises(ConfigError, match="model_type 'vit' .* is not a causal language model"):
+        build_params(cls, {"llm": str(tmp_path)}, "methods[0].params")

@@ -1,0 +1,80 @@
+"""USER-LLM's user encoders (paper section 3.1): the autoregressive encoder (one embedding per event)
+or the dual encoder's user tower (``user_embeddings`` per user), built on ``bench.encoders``, and their
+pretraining on the training windows, cached per (dataset, N, encoder config, seed, pretraining budget)
+so that every trial that asks for the same pretrained encoder reuses one checkpoint."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.context import Budget, TrialContext
+from bench.encoders import AutoregressiveEncoder, DualEncoder, EncoderConfig, LabelSoftmax
+from bench.features import FeatureSpace, event_batch
+from bench.training import train
+
+ENCODERS = ("ar", "de")
+
+
+def build_user_encoder(kind: str, space: FeatureSpace, config: EncoderConfig, user_embeddings: int = 1) -> nn.Module:
+    """An AR encoder, or a dual encoder (label tower over the next item) keeping ``user_embeddings``."""
+    if kind == "ar":
+        return AutoregressiveEncoder(space, config)
+    if kind == "de":
+        return DualEncoder(space, config, label="item", user_embeddings=user_embeddings)
+    raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, got {kind!r}")
+
+
+def checkpoint_path(ctx: TrialContext, kind: str, config: EncoderConfig, user_embeddings: int,
+                    budget: Budget) -> Path:
+    key = json.dumps({"dataset": ctx.dataset.fingerprint, "seq_len": ctx.seq_len, "kind": kind,
+                      "config": asdict(config), "user_embeddings": user_embeddings, "seed": ctx.seed,
+                      "budget": budget.to_dict()}, sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+    return ctx.shared_cache / "encoders" / f"{ctx.dataset.name}-n{ctx.seq_len}-{kind}-{digest}.pt"
+
+
+def pretrain(ctx: TrialContext, encoder: nn.Module, budget: Budget) -> list[float]:
+    """Train ``encoder`` alone on the training windows: AR on every next event of the window and its
+    label event, DE with a softmax over the next item."""
+    examples = ctx.split.train
+    if isinstance(encoder, AutoregressiveEncoder):
+        def step_loss(index: np.ndarray) -> torch.Tensor:
+            positions = examples.starts[index][:, None] + np.arange(ctx.seq_len + 1)
+            return encoder.loss(event_batch(ctx.dataset, positions).to(ctx.device))
+    else:
+        labels = torch.from_numpy(ctx.dataset.item[examples.label_positions].astype(np.int64))
+        objective = LabelSoftmax(labels, ctx.dataset.n_items, device=ctx.device, generator=ctx.torch_generator())
+
+        def step_loss(index: np.ndarray) -> torch.Tensor:
+            batch = event_batch(ctx.dataset, examples.positions(index)).to(ctx.device)
+            return objective(encoder, batch, labels[index].to(ctx.device))
+    return train(ctx, encoder, step_loss, len(examples), budget=budget, desc="pretrain")
+
+
+def pretrained_encoder(ctx: TrialContext, encoder: nn.Module, kind: str, config: EncoderConfig,
+                       user_embeddings: int, budget: Budget) -> dict:
+    """Load ``encoder``'s pretrained weights from the cache, or pretrain and cache them (atomically).
+    Returns facts for the trial's accounting."""
+    path = checkpoint_path(ctx, kind, config, user_embeddings, budget)
+    if path.exists():
+        encoder.load_state_dict(torch.load(path, map_location=ctx.device, weights_only=True))
+        return {"encoder_checkpoint": str(path), "encoder_cache_hit": True}
+    started = time.perf_counter()
+    losses = pretrain(ctx, encoder, budget)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, staging = tempfile.mkstemp(prefix=path.name, dir=path.parent)
+    os.close(handle)
+    torch.save(encoder.state_dict(), staging)
+    os.replace(staging, path)
+    return {"encoder_checkpoint": str(path), "encoder_cache_hit": False,
+            "pretrain_seconds": time.perf_counter() - started, "pretrain_final_loss": losses[-1]}

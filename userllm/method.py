@@ -1,0 +1,177 @@
+"""The registered ``userllm`` method: user encoder (AR or DE, pretrained or random) -> optional
+Perceiver -> cross-attention or soft-prompt fusion into a causal LM, trained with one of the paper's
+strategies and answering by the same constrained decoding as the TextPrompt baseline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from bench.accounting import analytic_train_flops, count_parameters, measure_flops
+from bench.context import Budget, TrialContext
+from bench.data.windows import Examples
+from bench.decoding import candidate_trie, decode_answers, gather_predictions
+from bench.encoders import EncoderConfig
+from bench.evaluation import Predictions
+from bench.features import FeatureSpace, event_batch
+from bench.llm import EMBEDDED, attention_projection_names, check_llm_name, llm_layer_count, load_llm
+from bench.lm_inputs import encode_prompts, lm_batch
+from bench.prompts import answer_texts, history_prompt, task_question
+from bench.registry import Method, register_method
+from bench.training import autocast, train
+from userllm.encoders import build_user_encoder, pretrained_encoder
+from userllm.fusion import CrossAttentionFusion, SoftPromptFusion, condition_lm, decoder_layers
+from userllm.model import UserLLMModel, apply_strategy
+from userllm.perceiver import PerceiverResampler
+
+
+@register_method("userllm")
+class UserLLM(Method):
+    tasks = ("next_item", "fav_category", "review_gen")
+
+    @dataclass(frozen=True)
+    class Params:
+        llm: str = EMBEDDED  # "smollm2-135m", "tiny-random" (tests) or a local HF causal-LM folder
+        encoder: Literal["ar", "de"] = "ar"
+        fusion: Literal["cross_attention", "soft_prompt"] = "cross_attention"
+        strategy: Literal["full", "lora", "enc", "proj"] = "enc"
+        pretrained: bool = True  # PT vs RD of the paper's table 5
+        perceiver: bool = False
+        perceiver_latents: int = 16
+        perceiver_layers: int = 6
+        xattn_every: int = 4  # a gated block before decoder layers 0, k, 2k, ...
+        xattn_ffn_mult: int = 4
+        task_prompt: int = 10  # learned soft-prompt tokens after the user embeddings
+        short_context: int = 0  # K most recent events also written as text (AR50TP10: 10)
+        user_embeddings: int = 1  # DE encoder: last k tower outputs
+        lora_rank: int = 8
+        encoder_layers: int = 6
+        encoder_dim: int = 128
+        encoder_heads: int = 8
+        encoder_dropout: float = 0.1
+        pretrain_steps: int = 1000
+        pretrain_batch_size: int = 64
+        pretrain_lr: float = 1e-3
+        beams: int = 10
+        max_new_tokens: int = 48  # review_gen
+
+        def __post_init__(self) -> None:
+            check_llm_name(self.llm)
+            self.encoder_config(0)
+            checks = {"perceiver_latents": 1, "perceiver_layers": 1, "xattn_every": 1, "xattn_ffn_mult": 1,
+                      "task_prompt": 0, "short_context": 0, "user_embeddings": 1, "lora_rank": 1,
+                      "pretrain_steps": 1, "pretrain_batch_size": 1, "beams": 1, "max_new_tokens": 1}
+            for name, low in checks.items():
+                if getattr(self, name) < low:
+                    raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
+            if self.pretrain_lr <= 0:
+                raise ValueError(f"pretrain_lr must be > 0, got {self.pretrain_lr}")
+            if self.fusion == "cross_attention" and self.xattn_every > llm_layer_count(self.llm):
+                raise ValueError(f"xattn_every={self.xattn_every} is larger than the LLM's "
+                                 f"{llm_layer_count(self.llm)} decoder layers")
+
+        def encoder_config(self, seq_len: int) -> EncoderConfig:
+            return EncoderConfig(self.encoder_layers, self.encoder_dim, self.encoder_heads, self.encoder_dropout,
+                                 max_len=max(512, seq_len + 1))
+
+    def _prompts(self, ctx: TrialContext, examples: Examples, index: np.ndarray) -> list[str]:
+        events = min(self.params.short_context, ctx.seq_len)
+        if events:
+            return [history_prompt(ctx.dataset, examples, int(i), ctx.task.name, events) for i in index]
+        return [task_question(ctx.dataset, int(label), ctx.task.name) for label in examples.label_positions[index]]
+
+    def _build(self, ctx: TrialContext) -> UserLLMModel:
+        p = self.params
+        lm, self.tokenizer = load_llm(p.llm, ctx.shared_cache, ctx.device, ctx.dtype)
+        self.llm_params = count_parameters([lm])[0]
+        if p.strategy == "lora":
+            from peft import LoraConfig, inject_adapter_in_model
+
+            config = LoraConfig(r=p.lora_rank, lora_alpha=2 * p.lora_rank, lora_dropout=0.05,
+                                target_modules=attention_projection_names(lm))
+            lm = inject_adapter_in_model(config, lm)
+        config = p.encoder_config(ctx.seq_len)
+        encoder = build_user_encoder(p.encoder, FeatureSpace.of(ctx.dataset), config, p.user_embeddings)
+        self.pretraining: dict = {"encoder_pretrained": p.pretrained}
+        if p.pretrained:
+            budget = Budget(steps=p.pretrain_steps, batch_size=p.pretrain_batch_size, lr=p.pretrain_lr)
+            self.pretraining |= pretrained_encoder(ctx, encoder.to(ctx.device), p.encoder, config,
+                                                   p.user_embeddings, budget)
+        perceiver = (PerceiverResampler(config.dim, config.heads, p.perceiver_latents, p.perceiver_layers)
+                     if p.perceiver else None)
+        text = lm.config
+        if p.fusion == "cross_attention":
+            fusion = CrossAttentionFusion(decoder_layers(lm), text.hidden_size, config.dim, text.num_attention_heads,
+                                          p.xattn_every, p.xattn_ffn_mult)
+        else:
+            tokens = p.perceiver_latents if p.perceiver else (ctx.seq_len if p.encoder == "ar" else p.user_embeddings)
+            std = float(lm.get_input_embeddings().weight.detach().float().std())
+            fusion = SoftPromptFusion(text.hidden_size, config.dim, tokens, p.task_prompt, std)
+        model = UserLLMModel(encoder, perceiver, condition_lm(lm, fusion))
+        apply_strategy(model, p.strategy)
+        return model.to(ctx.device)
+
+    def _lm_batch(self, ctx: TrialContext, examples: Examples, index: np.ndarray, labels: np.ndarray) -> dict:
+        answers = answer_texts(ctx.dataset, ctx.task.name, labels[index])
+        tokens = lm_batch(self.tokenizer, self._prompts(ctx, examples, index), answers, ctx.device,
+                          slots=self.model.fusion.slots)
+        self.train_tokens.extend(tokens["attention_mask"].sum(1).tolist())
+        batch = event_batch(ctx.dataset, examples.positions(index)).to(ctx.device)
+        return tokens | {"user_states": self.model.user_states(batch)}
+
+    def fit(self, ctx: TrialContext) -> None:
+        self.model = self._build(ctx)
+        self.trie = candidate_trie(ctx, self.tokenizer)
+        examples = ctx.split.train
+        labels = ctx.labels(examples)
+        self.train_tokens: list[int] = []
+
+        def step_loss(index: np.ndarray) -> torch.Tensor:
+            return self.model.lm(**self._lm_batch(ctx, examples, index, labels)).loss
+
+        sample = np.arange(min(2, len(examples)))
+        with autocast(ctx):
+            self.measured_flops = measure_flops(lambda: step_loss(sample).backward()) / len(sample)
+        self.model.zero_grad(set_to_none=True)
+        self.train_tokens.clear()
+        self.losses = train(ctx, self.model, step_loss, len(examples))
+        self.test_tokens: list[int] = []
+        self.embedding_tokens = 0
+
+    @torch.no_grad()
+    def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
+        self.model.eval()
+        size = ctx.budget.eval_batch_size
+        answers = []
+        for lo in ctx.progress(range(0, len(examples), size), total=-(-len(examples) // size), desc="decode"):
+            index = np.arange(lo, min(lo + size, len(examples)))
+            encoded = encode_prompts(self.tokenizer, self._prompts(ctx, examples, index), ctx.device,
+                                     slots=self.model.fusion.slots)
+            self.test_tokens.extend(encoded["attention_mask"].sum(1).tolist())
+            with autocast(ctx):
+                states = self.model.user_states(event_batch(ctx.dataset, examples.positions(index)).to(ctx.device))
+                self.embedding_tokens = states.shape[1]
+                answers.append(decode_answers(ctx, examples, index, self.model.lm, self.tokenizer, self.trie,
+                                              encoded, self.params.beams, self.params.max_new_tokens,
+                                              user_states=states))
+        return gather_predictions(ctx, answers)
+
+    def accounting(self, ctx: TrialContext) -> dict:
+        total, trainable = count_parameters([self.model])
+        parts = {"encoder": [self.model.encoder], "fusion": [self.model.fusion],
+                 "perceiver": [self.model.perceiver] if self.model.perceiver is not None else []}
+        train_tokens = float(np.mean(self.train_tokens)) if self.train_tokens else 0.0
+        facts = {"params_total": total, "params_trainable": trainable, "llm_params": self.llm_params,
+                 "llm_input_tokens": self.test_tokens, "embedding_tokens": self.embedding_tokens,
+                 "train_tokens_mean": train_tokens,
+                 "flops_per_train_example_6nd": analytic_train_flops(self.llm_params, train_tokens),
+                 "flops_per_train_example_measured": self.measured_flops,
+                 "train_steps": len(self.losses), "final_train_loss": self.losses[-1], **self.pretraining}
+        for name, modules in parts.items():
+            facts[f"{name}_params"], facts[f"{name}_params_trainable"] = count_parameters(modules)
+        if isinstance(self.model.fusion, CrossAttentionFusion):
+            facts["gates"] = self.model.fusion.gates()
+        return facts
