@@ -21,6 +21,7 @@ import yaml
 from bench.context import Budget
 from bench.data.registry import check_options, dataset_spec
 from bench.errors import ConfigError
+from bench.paper_budgets import PRESETS, paper_budget, paper_pretraining
 from bench.registry import build_params, get_method, load_methods
 from bench.tasks import TASKS, get_task
 
@@ -121,9 +122,12 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def load_suite(path: str | Path, sets: list[str] = (), dataset: dict[str, Any] | None = None,
-               budget_scale: float | None = None) -> Suite:
-    """Read, override, validate and expand a suite. Raises ConfigError naming file and key path."""
+               budget_scale: float | None = None, preset: str | None = None) -> Suite:
+    """Read, override, validate and expand a suite. ``preset="paper"`` gives every trial the paper's
+    budget for its dataset and task (appendix table 9). Raises ConfigError naming file and key path."""
     path = Path(path)
+    if preset is not None and preset not in PRESETS:
+        raise ConfigError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
     raw = read_yaml(path)
     for assignment in sets:
         key, sep, text = assignment.partition("=")
@@ -136,12 +140,12 @@ def load_suite(path: str | Path, sets: list[str] = (), dataset: dict[str, Any] |
     if dataset is not None:
         raw["datasets"] = [dataset]
     try:
-        return _validate(raw, path, budget_scale)
+        return _validate(raw, path, budget_scale, preset)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
 
 
-def _validate(raw: dict[str, Any], path: Path, budget_scale: float | None) -> Suite:
+def _validate(raw: dict[str, Any], path: Path, budget_scale: float | None, preset: str | None = None) -> Suite:
     _check_keys(raw, TOP_KEYS, "")
     for required in ("datasets", "tasks", "methods"):
         if required not in raw:
@@ -195,7 +199,7 @@ def _validate(raw: dict[str, Any], path: Path, budget_scale: float | None) -> Su
         raise _fail("methods", "empty; name at least one method")
     for i, entry in enumerate(raw["methods"]):
         _expand_method(suite, entry, f"methods[{i}]", datasets, tasks, seq_lens, seeds, protocol, base_budget,
-                       budget_scale)
+                       budget_scale, preset)
     ids = [trial_hash(t) for t in suite.trials]
     for spec, trial_id in zip(suite.trials, ids):
         spec["trial_id"] = trial_id
@@ -231,7 +235,7 @@ def _protocol_for(task_name: str, overrides: dict[str, Any]) -> dict[str, Any]:
 
 def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str, Any]], tasks: list[str],
                    seq_lens: list[int], seeds: list[int], protocol: dict[str, Any], base_budget: dict[str, Any],
-                   budget_scale: float | None) -> None:
+                   budget_scale: float | None, preset: str | None = None) -> None:
     _check_keys(entry, METHOD_KEYS, where)
     if "method" not in entry:
         raise _fail(where, "missing method")
@@ -256,10 +260,13 @@ def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str
             if task not in cls.tasks:
                 suite.skipped.append(f"{cls.name} does not do {task} (it does {', '.join(cls.tasks)})")
                 continue
+            trial_params, trial_budget = resolved, budget
+            if preset == "paper":
+                trial_params = paper_pretraining(resolved, dataset["name"], where)
+                trial_budget = paper_budget(budget, dataset["name"], task, where)
             spec = {"suite": suite.name, "plugins": suite.plugins, "label": entry.get("label", cls.name),
-                    "method": cls.name,
-                    "params": resolved, "dataset": dataset, "task": task, "seq_len": seq_len, "seed": seed,
-                    "budget": budget, "protocol": _protocol_for(task, protocol)}
+                    "method": cls.name, "params": trial_params, "dataset": dataset, "task": task,
+                    "seq_len": seq_len, "seed": seed, "budget": trial_budget, "protocol": _protocol_for(task, protocol)}
             if search is None:
                 suite.trials.append(spec)
             else:

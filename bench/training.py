@@ -15,18 +15,20 @@ from bench.context import Budget, TrialContext
 NO_DECAY_MARKERS = ("bias", "norm", "gate", "embedding.weight", "position")
 
 
-def make_optimizer(model: torch.nn.Module, budget: Budget,
-                   no_decay: tuple[str, ...] = NO_DECAY_MARKERS) -> tuple[torch.optim.Optimizer, object]:
-    """AdamW over trainable parameters (no weight decay on biases, norms, gates and embeddings) and
-    its cosine schedule with ``budget.warmup`` of the steps warming up linearly."""
-    decay, plain = [], []
+def make_optimizer(model: torch.nn.Module, budget: Budget, no_decay: tuple[str, ...] = NO_DECAY_MARKERS,
+                   lr_of: Callable[[str], float] | None = None) -> tuple[torch.optim.Optimizer, object]:
+    """AdamW over trainable parameters (no weight decay on biases, norms, gates and embeddings; learning
+    rate ``lr_of(name)`` where given, else ``budget.lr``) and its cosine schedule with ``budget.warmup``
+    of the steps warming up linearly."""
+    groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if param.requires_grad:
-            (plain if any(marker in name.lower() for marker in no_decay) else decay).append(param)
-    if not decay and not plain:
+            decay = 0.0 if any(marker in name.lower() for marker in no_decay) else budget.weight_decay
+            groups.setdefault((decay, lr_of(name) if lr_of else budget.lr), []).append(param)
+    if not groups:
         raise ValueError("the model has no trainable parameters")
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": budget.weight_decay},
-                                   {"params": plain, "weight_decay": 0.0}], lr=budget.lr)
+    optimizer = torch.optim.AdamW([{"params": params, "weight_decay": decay, "lr": lr}
+                                   for (decay, lr), params in groups.items()], lr=budget.lr)
     schedule = get_cosine_schedule_with_warmup(optimizer, int(budget.warmup * budget.steps), budget.steps)
     return optimizer, schedule
 
@@ -52,10 +54,11 @@ def autocast(ctx: TrialContext) -> contextlib.AbstractContextManager:
 
 
 def train(ctx: TrialContext, model: torch.nn.Module, step_loss: Callable[[np.ndarray], torch.Tensor],
-          n_examples: int, budget: Budget | None = None, desc: str = "train", max_grad_norm: float = 1.0) -> list[float]:
+          n_examples: int, budget: Budget | None = None, desc: str = "train", max_grad_norm: float = 1.0,
+          lr_of: Callable[[str], float] | None = None) -> list[float]:
     """Run ``budget.steps`` optimisation steps of ``step_loss(batch_indices)``; returns the losses."""
     budget = budget or ctx.budget
-    optimizer, schedule = make_optimizer(model, budget)
+    optimizer, schedule = make_optimizer(model, budget, lr_of=lr_of)
     model.train()
     losses = []
     batches = batch_indices(n_examples, budget.batch_size, budget.steps, ctx.seed)

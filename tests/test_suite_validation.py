@@ -40,6 +40,20 @@ def test_overrides(tmp_path):
     assert len(suite.trials) == 8 + 8
 
 
+def test_paper_preset_gives_each_trial_the_papers_budget(tmp_path):
+    raw = {**GOOD, "budget": {"steps": 5, "max_test_examples": 40},
+           "methods": [{"method": "popularity"}, {"method": "userllm", "params": {"llm": "tiny-random", "xattn_every": 1}}]}
+    suite = load_suite(write(tmp_path, raw), preset="paper")
+    by_task = {t["task"]: t for t in suite.trials if t["method"] == "popularity"}
+    budget = by_task["next_item"]["budget"]
+    assert (budget["lr"], budget["batch_size"], budget["steps"], budget["max_test_examples"]) == (1e-3, 8192, 10_000, None)
+    assert by_task["fav_category"]["budget"]["batch_size"] == 1024
+    userllm = next(t for t in suite.trials if t["method"] == "userllm")
+    assert (userllm["params"]["pretrain_lr"], userllm["params"]["pretrain_batch_size"]) == (0.1, 32_768)
+    with pytest.raises(ConfigError, match="--preset 'huge': expected one of paper"):
+        load_suite(write(tmp_path, raw), preset="huge")
+
+
 def test_yaml_number_quirk_is_a_float(tmp_path):
     suite = load_suite(write(tmp_path, {**GOOD, "budget": {"lr": "1e-3"}}))
     assert suite.trials[0]["budget"]["lr"] == 0.001

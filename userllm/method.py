@@ -4,6 +4,7 @@ strategies and answering by the same constrained decoding as the TextPrompt base
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -48,6 +49,7 @@ class UserLLM(Method):
         short_context: int = 0  # K most recent events also written as text (AR50TP10: 10)
         user_embeddings: int = 1  # DE encoder: last k tower outputs
         lora_rank: int = 8
+        llm_lr: float | None = None  # the LLM's own weights under strategy full (None: the budget's lr)
         encoder_layers: int = 6
         encoder_dim: int = 128
         encoder_heads: int = 8
@@ -55,6 +57,7 @@ class UserLLM(Method):
         pretrain_steps: int = 1000
         pretrain_batch_size: int = 64
         pretrain_lr: float = 1e-3
+        pretrain_weight_decay: float = 1e-3
         beams: int = 10
         max_new_tokens: int = 48  # review_gen
 
@@ -67,8 +70,9 @@ class UserLLM(Method):
             for name, low in checks.items():
                 if getattr(self, name) < low:
                     raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
-            if self.pretrain_lr <= 0:
-                raise ValueError(f"pretrain_lr must be > 0, got {self.pretrain_lr}")
+            for name in ("pretrain_lr", "llm_lr"):
+                if getattr(self, name) is not None and getattr(self, name) <= 0:
+                    raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
             if self.fusion == "cross_attention" and self.xattn_every > llm_layer_count(self.llm):
                 raise ValueError(f"xattn_every={self.xattn_every} is larger than the LLM's "
                                  f"{llm_layer_count(self.llm)} decoder layers")
@@ -97,7 +101,8 @@ class UserLLM(Method):
         encoder = build_user_encoder(p.encoder, FeatureSpace.of(ctx.dataset), config, p.user_embeddings)
         self.pretraining: dict = {"encoder_pretrained": p.pretrained}
         if p.pretrained:
-            budget = Budget(steps=p.pretrain_steps, batch_size=p.pretrain_batch_size, lr=p.pretrain_lr)
+            budget = Budget(steps=p.pretrain_steps, batch_size=p.pretrain_batch_size, lr=p.pretrain_lr,
+                            weight_decay=p.pretrain_weight_decay)
             self.pretraining |= pretrained_encoder(ctx, encoder.to(ctx.device), p.encoder, config,
                                                    p.user_embeddings, budget)
         perceiver = (PerceiverResampler(config.dim, config.heads, p.perceiver_latents, p.perceiver_layers)
@@ -137,9 +142,16 @@ class UserLLM(Method):
             self.measured_flops = measure_flops(lambda: step_loss(sample).backward()) / len(sample)
         self.model.zero_grad(set_to_none=True)
         self.train_tokens.clear()
-        self.losses = train(ctx, self.model, step_loss, len(examples))
+        self.losses = train(ctx, self.model, step_loss, len(examples), lr_of=self.learning_rates(ctx))
         self.test_tokens: list[int] = []
         self.embedding_tokens = 0
+
+    def learning_rates(self, ctx: TrialContext) -> Callable[[str], float]:
+        """Parameter name -> learning rate: ``llm_lr`` for the LLM's own weights (not LoRA adapters),
+        the budget's for everything else."""
+        llm_names = {f"lm.{name}" for name, _ in self.model.llm_named_parameters() if "lora_" not in name}
+        llm_lr = self.params.llm_lr or ctx.budget.lr
+        return lambda name: llm_lr if name in llm_names else ctx.budget.lr
 
     @torch.no_grad()
     def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:

@@ -1,11 +1,12 @@
 """The paper's tables as layouts: its rows and columns, our numbers from the results, and the paper's
 own numbers (``paper_numbers.csv``, transcribed cell by cell) beside them. A cell without a result is
-"—", never a made-up value."""
+"—", never a made-up value. A row names (dataset family, task, metric); a column names the method
+configuration (method and parameter values) and optionally a history length."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -17,15 +18,59 @@ from bench.report.summary import best_of_searches
 PAPER = Path(__file__).with_name("paper_numbers.csv")
 FAMILIES = {"MovieLens20M": ("ml-20m", "ml-100k"), "Google Review": ("google-local-2021",),
             "Amazon Review": ("amazon-2018",)}
+TASKS = {"NextItem": "next_item", "FavGenre": "fav_category", "FavCat": "fav_category", "ReviewG": "review_gen"}
 MISSING = "—"
+
+
+@dataclass(frozen=True)
+class Row:
+    family: str
+    task: str  # a key of TASKS
+    metric: str  # "R@k" or "ROUGE"
+
+    @property
+    def label(self) -> str:
+        return f"{self.family} {self.task} {self.metric}"
+
+    @property
+    def column(self) -> str:
+        return "test/rouge_lsum" if self.metric == "ROUGE" else f"test/recall@{self.metric.removeprefix('R@')}"
+
+
+@dataclass(frozen=True)
+class Column:
+    label: str
+    where: dict = field(default_factory=dict)  # results-frame column -> required value
+    seq_len: int = 50
 
 
 @dataclass(frozen=True)
 class Layout:
     title: str
-    rows: list[str]
-    columns: list[str]
-    ours: Callable[[pd.DataFrame, str, str], str]
+    rows: list
+    columns: list
+    cell: Callable[[pd.DataFrame, object, object], str] | None = None  # None: metric of row x column
+
+    def row_label(self, row: object) -> str:
+        return row.label if isinstance(row, Row) else str(row)
+
+    def column_label(self, column: object) -> str:
+        return column.label if isinstance(column, Column) else str(column)
+
+
+def userllm(strategy: str = "full", pretrained: bool = True, encoder: str = "ar", fusion: str = "cross_attention",
+            perceiver: bool = False, short_context: int = 0) -> dict:
+    """The results-frame filter of one USER-LLM variant."""
+    return {"method": "userllm", "param.strategy": strategy, "param.pretrained": pretrained,
+            "param.encoder": encoder, "param.fusion": fusion, "param.perceiver": perceiver,
+            "param.short_context": short_context}
+
+
+def text_prompt(strategy: str = "full", events: int = 50) -> dict:
+    return {"method": "text_prompt", "param.strategy": strategy, "param.prompt_events": events}
+
+
+DUAL_ENCODER = {"method": "dual_encoder"}
 
 
 def paper_numbers(table: int) -> dict[tuple[str, str], float]:
@@ -34,7 +79,8 @@ def paper_numbers(table: int) -> dict[tuple[str, str], float]:
     return {(r.row, r.column): r.value for r in frame.itertuples()}
 
 
-def _pick(frame: pd.DataFrame, **conditions) -> pd.DataFrame:
+def pick(frame: pd.DataFrame, **conditions) -> pd.DataFrame:
+    """Finished trials (best of each search) whose columns hold the given values."""
     ok = best_of_searches(frame[frame["status"] == "ok"]) if len(frame) else frame
     for column, allowed in conditions.items():
         if column not in ok:
@@ -51,20 +97,15 @@ def _value(rows: pd.DataFrame, column: str, fmt: str = "{:.3f}") -> str:
     return f"{label} ({', '.join(datasets)})"
 
 
-TABLE2_METHODS = {"DualEnc": {"method": "dual_encoder"}, "Bert4Rec": {"method": "bert4rec"},
-                  "USER-LLM": {"method": "userllm", "param.strategy": "full"}}
-
-
-def _table2(frame: pd.DataFrame, row: str, column: str) -> str:
-    family, k = row.rsplit(" R@", 1)
-    rows = _pick(frame, task="next_item", seq_len=50, dataset=FAMILIES[family], **TABLE2_METHODS[column])
-    return _value(rows, f"test/recall@{k}")
+def metric_cell(frame: pd.DataFrame, row: Row, column: Column) -> str:
+    rows = pick(frame, task=TASKS[row.task], seq_len=column.seq_len, dataset=FAMILIES[row.family], **column.where)
+    return _value(rows, row.column, "{:.2f}" if row.metric == "ROUGE" else "{:.3f}")
 
 
 def _table3(frame: pd.DataFrame, row: str, column: str) -> str:
     n = int(column.removeprefix("Len"))
-    tp = _pick(frame, method="text_prompt", **{"param.prompt_events": n})
-    ours = _pick(frame, method="userllm", seq_len=n)
+    tp = pick(frame, method="text_prompt", seq_len=n, **{"param.prompt_events": n})
+    ours = pick(frame, method="userllm", seq_len=n, **{"param.fusion": "cross_attention", "param.short_context": 0})
     if row == "# Tokens TP":
         return _value(tp, "acct.llm_input_tokens_mean", "{:.0f}")
     if row == "# Tokens USER-LLM":
@@ -75,28 +116,86 @@ def _table3(frame: pd.DataFrame, row: str, column: str) -> str:
     return f"{tp[column_6nd].mean() / ours[column_6nd].mean():.1f}X"
 
 
+def _rows(spec: list[tuple[str, str, list[str]]]) -> list[Row]:
+    return [Row(family, task, metric) for family, task, metrics in spec for metric in metrics]
+
+
+RECALLS = ["R@1", "R@5", "R@10"]
+ALL_TASKS = _rows([("MovieLens20M", "NextItem", ["R@1"]), ("MovieLens20M", "FavGenre", ["R@1"]),
+                   ("Google Review", "NextItem", ["R@1"]), ("Google Review", "FavCat", ["R@1"]),
+                   ("Google Review", "ReviewG", ["ROUGE"]), ("Amazon Review", "NextItem", ["R@1"]),
+                   ("Amazon Review", "FavCat", ["R@1"]), ("Amazon Review", "ReviewG", ["ROUGE"])])
+NEXT_ITEM_RECALLS = _rows([(family, "NextItem", RECALLS) for family in FAMILIES])
+STRATEGIES = ("full", "lora", "enc", "proj")
+TABLE13_ROWS = (NEXT_ITEM_RECALLS + _rows([("MovieLens20M", "FavGenre", RECALLS), ("Google Review", "FavCat", RECALLS),
+                                           ("Amazon Review", "FavCat", RECALLS), ("Google Review", "ReviewG", ["ROUGE"]),
+                                           ("Amazon Review", "ReviewG", ["ROUGE"])]))
+
 LAYOUTS = {
-    2: Layout("Table 2: next item prediction, USER-LLM vs DualEnc and Bert4Rec (recall@k)",
-              [f"{family} R@{k}" for family in FAMILIES for k in (1, 5, 10)], ["DualEnc", "Bert4Rec", "USER-LLM"],
-              _table2),
+    2: Layout("Table 2: next item prediction, USER-LLM vs DualEnc and Bert4Rec (recall@k)", NEXT_ITEM_RECALLS,
+              [Column("DualEnc", DUAL_ENCODER), Column("Bert4Rec", {"method": "bert4rec"}),
+               Column("USER-LLM", userllm("full"))]),
     3: Layout("Table 3: LLM input tokens and FLOPs reduction, TP vs USER-LLM (6ND per training example)",
               ["# Tokens USER-LLM", "# Tokens TP", "FLOPs Reduction"], ["Len50", "Len100", "Len200"], _table3),
+    4: Layout("Table 4: favourite genre/category (recall@1) and review generation (ROUGE-Lsum)",
+              _rows([("MovieLens20M", "FavGenre", ["R@1"]), ("Google Review", "FavCat", ["R@1"]),
+                     ("Google Review", "ReviewG", ["ROUGE"]), ("Amazon Review", "FavCat", ["R@1"]),
+                     ("Amazon Review", "ReviewG", ["ROUGE"])]),
+              [Column("DualEnc", DUAL_ENCODER), Column("TP", text_prompt("full")), Column("USER-LLM", userllm("full"))]),
+    5: Layout("Table 5: training strategies (recall@1, ROUGE-Lsum)", ALL_TASKS,
+              [Column(s.capitalize() if s != "lora" else "LoRA", userllm(s)) for s in STRATEGIES]),
+    6: Layout("Table 6: Perceiver (16 latents) vs one embedding per event (recall@1)",
+              _rows([("MovieLens20M", "NextItem", ["R@1"]), ("MovieLens20M", "FavGenre", ["R@1"])]),
+              [Column("Full", userllm("full")), Column("Enc", userllm("enc")),
+               Column("Perceiver Full", userllm("full", perceiver=True)),
+               Column("Perceiver Enc", userllm("enc", perceiver=True))]),
+    7: Layout("Table 7: short-term text prompt + long-term embedding (next item recall@k)", NEXT_ITEM_RECALLS,
+              [Column("TP10", text_prompt("full", 10)), Column("TP50", text_prompt("full", 50)),
+               Column("AR50", userllm("full")), Column("AR50TP10", userllm("full", short_context=10))]),
+    8: Layout("Table 8: fusion, encoder and pretraining (full fine-tune; recall@1, ROUGE-Lsum)", ALL_TASKS,
+              [Column("Xatten PT", userllm("full")), Column("Xatten RD", userllm("full", pretrained=False)),
+               Column("soft prompt", userllm("full", fusion="soft_prompt")),
+               Column("DualEnc-Xatten", userllm("full", encoder="de"))]),
+    10: Layout("Table 10: USER-LLM vs TextPrompt, full fine-tune (next item recall@k)",
+               _rows([(family, "NextItem", RECALLS) for family in ("Google Review", "Amazon Review")]),
+               [Column("TP", text_prompt("full")), Column("USER-LLM", userllm("full"))]),
+    11: Layout("Table 11: history length, unfrozen (TP full, USER-LLM Full) vs frozen LLM (TP LoRA, USER-LLM Enc)",
+               _rows([("MovieLens20M", "NextItem", RECALLS)]),
+               [Column(f"{state} Len{n} {name}", where, n)
+                for state, (tp, ours) in (("Unfrozen", ("full", "full")), ("Frozen", ("lora", "enc")))
+                for n in (50, 100, 200)
+                for name, where in (("TP", text_prompt(tp, n)), ("USER-LLM", userllm(ours)))]),
+    12: Layout("Table 12: AR vs DE encoder, with and without 10 events as text (next item recall@k)",
+               NEXT_ITEM_RECALLS,
+               [Column("AR50", userllm("full")), Column("AR50TP10", userllm("full", short_context=10)),
+                Column("DE50", userllm("full", encoder="de")),
+                Column("DE50TP10", userllm("full", encoder="de", short_context=10))]),
+    13: Layout("Table 13: training strategies x pretrained (PT) / random (RD) encoder; DualEnc-Xatten Full + PT",
+               TABLE13_ROWS,
+               [Column(f"{s.capitalize() if s != 'lora' else 'LoRA'} {'PT' if pt else 'RD'}", userllm(s, pretrained=pt))
+                for s in STRATEGIES for pt in (True, False)] + [Column("DualEnc-Xatten", userllm("full", encoder="de"))]),
+    14: Layout("Table 14: cross-attention vs soft prompt by training strategy (pretrained AR encoder)", ALL_TASKS,
+               [Column(f"{name} {s.capitalize() if s != 'lora' else 'LoRA'}", userllm(s, fusion=fusion))
+                for name, fusion in (("Xatten", "cross_attention"), ("soft", "soft_prompt")) for s in STRATEGIES]),
 }
 
 
 def paper_table(number: int, frame: pd.DataFrame, fmt: str = "terminal") -> str:
     """The paper's table ``number`` with our numbers ("ours", dataset in brackets) and the paper's."""
     if number not in LAYOUTS:
-        raise ConfigError(f"--table {number}: layouts so far: {', '.join(map(str, LAYOUTS))} "
-                          "(tables 4-14 need the USER-LLM method, not yet registered)")
+        raise ConfigError(f"--table {number}: expected one of {', '.join(map(str, LAYOUTS))} "
+                          "(table 1 is dataset statistics: `bench data describe`; table 9 is hyper-parameters)")
     layout, paper = LAYOUTS[number], paper_numbers(number)
+    cell = layout.cell or metric_cell
     body = []
     for row in layout.rows:
-        cells = {"": row}
+        label = layout.row_label(row)
+        cells = {"": label}
         for column in layout.columns:
-            cells[f"{column} ours"] = layout.ours(frame, row, column)
-            value = paper.get((row, column))
-            cells[f"{column} paper"] = MISSING if value is None else f"{value:g}"
+            name = layout.column_label(column)
+            cells[f"{name} ours"] = cell(frame, row, column)
+            value = paper.get((label, name))
+            cells[f"{name} paper"] = MISSING if value is None else f"{value:g}"
         body.append(cells)
     table = format_frame(pd.DataFrame(body), fmt)
     return table if fmt == "csv" else f"{layout.title}\n\n{table}"

@@ -1,0 +1,48 @@
+"""The paper's training budgets (appendix table 9) by dataset family and task: the full-scale preset
+of ``bench run --preset paper``. MovieLens-100K takes MovieLens-20M's row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.errors import ConfigError
+
+PRESETS = ("paper",)
+FAMILY = {"ml-100k": "movielens", "ml-20m": "movielens", "google-local-2021": "google", "amazon-2018": "amazon"}
+PRETRAIN = "encoder_pretrain"
+# (family, task) -> (learning rate, weight decay, batch size, training steps)
+TABLE9 = {
+    ("movielens", PRETRAIN): (1e-1, 1e-1, 32_768, 10_000),
+    ("movielens", "next_item"): (1e-3, 1e-3, 8_192, 10_000),
+    ("movielens", "fav_category"): (1e-3, 1e-3, 1_024, 5_000),
+    ("google", PRETRAIN): (1e-4, 1e-1, 16_384, 10_000),
+    ("google", "next_item"): (1e-3, 1e-1, 2_048, 5_000),
+    ("google", "fav_category"): (1e-3, 1e-1, 2_048, 5_000),
+    ("google", "review_gen"): (1e-3, 1e-1, 1_024, 5_000),
+    ("amazon", PRETRAIN): (1e-4, 1e-1, 12_800, 7_000),
+    ("amazon", "next_item"): (1e-3, 1e-1, 8_192, 10_000),
+    ("amazon", "fav_category"): (1e-3, 1e-1, 1_024, 5_000),
+    ("amazon", "review_gen"): (1e-3, 1e-1, 2_048, 5_000),
+}
+
+
+def _row(dataset: str, task: str, where: str) -> tuple[float, float, int, int]:
+    key = (FAMILY.get(dataset), task)
+    if key not in TABLE9:
+        raise ConfigError(f"{where}: the paper gives no budget for {task} on {dataset} (appendix table 9)")
+    return TABLE9[key]
+
+
+def paper_budget(budget: dict[str, Any], dataset: str, task: str, where: str) -> dict[str, Any]:
+    """``budget`` with table 9's learning rate, weight decay, batch size and steps, and no evaluation caps."""
+    lr, weight_decay, batch_size, steps = _row(dataset, task, where)
+    return {**budget, "lr": lr, "weight_decay": weight_decay, "batch_size": batch_size, "steps": steps,
+            "max_valid_examples": None, "max_test_examples": None}
+
+
+def paper_pretraining(params: dict[str, Any], dataset: str, where: str) -> dict[str, Any]:
+    """Method parameters with table 9's encoder-pretraining budget, for methods that pretrain one."""
+    lr, weight_decay, batch_size, steps = _row(dataset, PRETRAIN, where)
+    values = {"pretrain_lr": lr, "pretrain_weight_decay": weight_decay, "pretrain_batch_size": batch_size,
+              "pretrain_steps": steps}
+    return {**params, **{k: v for k, v in values.items() if k in params}}

@@ -1,0 +1,105 @@
+"""Figures as PNG (matplotlib, headless): the paper's figure 3 (recall@k against history length,
+TextPrompt vs USER-LLM, unfrozen vs frozen LLM) and a cost/quality plot the paper does not have
+(recall@1 against LLM training FLOPs per example, every method of the results)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bench.errors import ConfigError  # noqa: E402
+from bench.report.paper_tables import pick, userllm  # noqa: E402
+
+FIGURE3_LINES = {"Unfrozen LLM": {"TP (full)": {"method": "text_prompt", "param.strategy": "full"},
+                                  "USER-LLM (Full)": userllm("full")},
+                 "Frozen LLM": {"TP (LoRA)": {"method": "text_prompt", "param.strategy": "lora"},
+                                "USER-LLM (Enc)": userllm("enc")}}
+KS = (1, 5, 10)
+
+
+def _line(frame: pd.DataFrame, where: dict) -> pd.DataFrame:
+    """Rows of one line of figure 3 (a TextPrompt point writes all N events into its prompt)."""
+    rows = pick(frame, task="next_item", **where)
+    if where["method"] == "text_prompt" and not rows.empty:
+        rows = rows[rows["param.prompt_events"] == rows["seq_len"]]
+    return rows
+
+
+def figure3(frame: pd.DataFrame, path: Path) -> Path:
+    fig, axes = plt.subplots(2, len(KS), figsize=(4 * len(KS), 6.5), squeeze=False)
+    drawn = 0
+    for row, (panel, lines) in enumerate(FIGURE3_LINES.items()):
+        for col, k in enumerate(KS):
+            ax, metric = axes[row][col], f"test/recall@{k}"
+            for name, where in lines.items():
+                rows = _line(frame, where)
+                if rows.empty or metric not in rows:
+                    continue
+                by_n = rows.groupby("seq_len")[[metric, f"{metric}/ci_low", f"{metric}/ci_high"]].mean().sort_index()
+                errors = [by_n[metric] - by_n[f"{metric}/ci_low"], by_n[f"{metric}/ci_high"] - by_n[metric]]
+                ax.errorbar(by_n.index, by_n[metric], yerr=errors, marker="o", capsize=3, label=name)
+                drawn += 1
+            ax.set_title(f"{panel}: recall@{k}")
+            ax.set_xlabel("history length N")
+            ax.grid(alpha=0.3)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend()
+            else:
+                ax.text(0.5, 0.5, "no results", ha="center", va="center", transform=ax.transAxes, color="grey")
+    if not drawn:
+        raise ConfigError("figure 3 needs next_item results of text_prompt and/or userllm (suite seq_length)")
+    datasets = ", ".join(sorted(frame["dataset"].unique()))
+    fig.suptitle(f"Figure 3: next item recall vs history length ({datasets}; bars: 95% bootstrap CI)")
+    return _save(fig, path)
+
+
+def cost_quality(frame: pd.DataFrame, path: Path) -> Path:
+    ok = pick(frame)
+    metric, flops = "test/recall@1", "acct.flops_per_train_example_6nd"
+    if ok.empty or metric not in ok:
+        raise ConfigError("the cost/quality plot needs results with test recall@1")
+    tasks = sorted(ok["task"].dropna().unique())
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.5), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        rows = ok[(ok["task"] == task) & ok[metric].notna()]
+        with_llm = rows[rows[flops].notna()] if flops in rows else rows.iloc[0:0]
+        for label, group in with_llm.groupby("label"):
+            ax.scatter(group[flops], group[metric], label=label, s=40)
+        for label, group in rows.drop(with_llm.index).groupby("label"):
+            ax.axhline(group[metric].mean(), linestyle="--", linewidth=1, color="grey")
+            ax.annotate(f"{label} (no LLM)", (0.01, group[metric].mean()), xycoords=("axes fraction", "data"),
+                        fontsize=8, va="bottom")
+        if not with_llm.empty:
+            ax.set_xscale("log")
+            ax.legend(fontsize=8)
+        ax.set_xlabel("LLM training FLOPs per example (6ND)")
+        ax.set_ylabel("test recall@1")
+        ax.set_title(task)
+        ax.grid(alpha=0.3)
+    fig.suptitle("Cost vs quality: recall@1 against LLM FLOPs per training example")
+    return _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+FIGURES = {3: figure3, 0: cost_quality}
+
+
+def draw_figure(number: int, frame: pd.DataFrame, path: Path) -> Path:
+    """Draw figure ``number`` (3, or 0 for cost/quality) from the results frame into ``path``."""
+    if number not in FIGURES:
+        raise ConfigError(f"--figure {number}: expected 3 (recall vs history length) or 0 (cost/quality)")
+    if frame.empty:
+        raise ConfigError("no results to draw")
+    return FIGURES[number](frame, path)
