@@ -66,15 +66,15 @@ def _suite_path(name: str) -> Path:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.runner import run_suite
-    from bench.suite import load_suite
+    from bench.suite import load_suite, select
 
     dataset = None
     if args.dataset:
         dataset = {"name": args.dataset, "options": _key_values(args.option)}
         if args.path:
             dataset["path"] = args.path
-    suite = load_suite(_suite_path(args.suite), sets=args.set, dataset=dataset, budget_scale=args.budget,
-                       preset=args.preset)
+    suite = select(load_suite(_suite_path(args.suite), sets=args.set, dataset=dataset, budget_scale=args.budget,
+                              preset=args.preset), args.only)
     total = len(suite.trials) + sum(search.samples for _, search in suite.searches)
     print(f"suite {suite.name}: {total} trials ({len(suite.searches)} searched configurations); "
           f"results in {Path(args.results) / suite.name}")
@@ -155,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--path", help="folder of --dataset's files")
     run.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="option of --dataset")
     run.add_argument("--budget", type=float, metavar="FACTOR", help="scale every trial's training steps")
+    run.add_argument("--only", action="append", default=[], metavar="LABEL",
+                     help="run only the trials of this label or method (repeatable)")
     run.add_argument("--preset", choices=["paper"],
                      help="paper: every trial gets the paper's budget for its dataset and task (appendix table 9)")
     run.add_argument("--address", help="an existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")

@@ -58,6 +58,21 @@ class Suite:
     skipped: list[str] = field(default_factory=list)
 
 
+def select(suite: Suite, only: list[str]) -> Suite:
+    """The suite restricted to trials whose label or method is in ``only`` (``bench run --only``)."""
+    if not only:
+        return suite
+    keep = set(only)
+    known = {s["label"] for s in suite.trials} | {s["method"] for s in suite.trials} | \
+        {s["label"] for s, _ in suite.searches} | {s["method"] for s, _ in suite.searches}
+    unknown = sorted(keep - known)
+    if unknown:
+        raise ConfigError(f"--only {', '.join(unknown)}: no such label or method in suite {suite.name}; "
+                          f"expected some of {', '.join(sorted(known))}")
+    return dataclasses.replace(suite, trials=[s for s in suite.trials if {s["label"], s["method"]} & keep],
+                               searches=[(s, x) for s, x in suite.searches if {s["label"], s["method"]} & keep])
+
+
 def trial_hash(spec: dict[str, Any]) -> str:
     """Stable content hash of a trial's resolved configuration (what it computes, not where it runs)."""
     keep = {k: v for k, v in spec.items() if k not in ("suite", "label", "plugins", "search_group", "trial_id")}

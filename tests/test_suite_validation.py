@@ -54,6 +54,16 @@ def test_paper_preset_gives_each_trial_the_papers_budget(tmp_path):
         load_suite(write(tmp_path, raw), preset="huge")
 
 
+def test_only_keeps_the_named_labels_or_methods(tmp_path):
+    from bench.suite import select
+
+    suite = load_suite(write(tmp_path, GOOD))
+    assert {t["method"] for t in select(suite, ["popularity"]).trials} == {"popularity"}
+    assert len(select(suite, []).trials) == len(suite.trials)
+    with pytest.raises(ConfigError, match="--only nope: no such label or method in suite t"):
+        select(suite, ["nope"])
+
+
 def test_yaml_number_quirk_is_a_float(tmp_path):
     suite = load_suite(write(tmp_path, {**GOOD, "budget": {"lr": "1e-3"}}))
     assert suite.trials[0]["budget"]["lr"] == 0.001
