@@ -31,6 +31,7 @@ SMALL = {"llm": TINY, "encoder_layers": 1, "encoder_dim": 16, "encoder_heads": 2
 def cache(tmp_path_factory) -> Path:
     """A fresh cache for encoder checkpoints that reuses the converted LLM of the user cache."""
     folder = tmp_path_factory.mktemp("userllm-cache")
+    (LLM_CACHE / "llm").mkdir(parents=True, exist_ok=True)
     (folder / "llm").symlink_to(LLM_CACHE / "llm", target_is_directory=True)
     return folder
 
@@ -142,7 +143,7 @@ def test_generation_with_user_context_is_deterministic_and_batch_invariant(ml100
     assert not np.array_equal(top([0, 1, 2], states * 5), batched)  # the user context steers the answer
 
 
-def test_pretrained_encoder_is_cached_and_reused(ml100k, tmp_path):
+def test_pretrained_encoder_is_cached_and_reused(ml100k, cache, tmp_path):
     (tmp_path / "llm").symlink_to(LLM_CACHE / "llm", target_is_directory=True)
     first, _ = fitted(ml100k, tmp_path, "fav_category", pretrained=True, strategy="proj")
     second, _ = fitted(ml100k, tmp_path, "next_item", pretrained=True, strategy="proj")
