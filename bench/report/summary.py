@@ -35,7 +35,8 @@ def summary_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """Configurations with their test metrics: 'mean [ci_low, ci_high]' for one seed, 'mean ± std' over
     several; costs beside them. Failed trials are listed with their error."""
     ok = best_of_searches(frame[frame["status"] == "ok"])
-    params = [c for c in frame.columns if c.startswith("param.") and frame[c].astype(str).nunique() > 1]
+    params = [c for c in frame.columns if c.startswith("param.")
+              and frame.groupby("method")[c].agg(lambda v: v.dropna().astype(str).nunique()).max() > 1]
     keys = IDENTITY + params
     rows = []
     for key, group in ok.groupby(keys, dropna=False, sort=False):
