@@ -17,20 +17,23 @@ DEAD_BEAM = -1e8
 
 
 class CandidateTrie:
-    """Prefix trie over the token ids of ``" " + name + eos`` for every candidate name."""
+    """Prefix trie over the token ids of ``" " + name + eos`` for every candidate name. Each node keeps
+    the candidates below it, so a branch whose every candidate is banned is never entered."""
 
     def __init__(self, names: Sequence[str], tokenizer: PreTrainedTokenizerBase) -> None:
         if any(not name.strip() for name in names):
             empty = [i for i, name in enumerate(names) if not name.strip()]
             raise ValueError(f"candidate names must be non-empty; ids {empty[:5]} are empty")
         self.eos = tokenizer.eos_token_id
-        self.root: dict = {}
+        self.root: dict = {"below": set()}
         encoded = tokenizer([" " + name for name in names], add_special_tokens=False)["input_ids"]
         for candidate, ids in enumerate(encoded):
             node = self.root
-            for token in ids:
-                node = node.setdefault(token, {})
-            node.setdefault(self.eos, {})["id"] = candidate
+            node["below"].add(candidate)
+            for token in [*ids, self.eos]:
+                node = node.setdefault(token, {"below": set()})
+                node["below"].add(candidate)
+            node["id"] = candidate
         self.lengths = np.array([len(ids) + 1 for ids in encoded])
 
     def node(self, generated: Sequence[int]) -> dict | None:
@@ -42,11 +45,13 @@ class CandidateTrie:
         return node
 
     def allowed(self, generated: Sequence[int], banned: frozenset[int] = frozenset()) -> list[int]:
-        """Tokens that keep ``generated`` a prefix of an allowed candidate; [] where none can (a dead beam)."""
+        """Tokens that keep ``generated`` a prefix of a candidate that is not banned; [] where none can
+        (a dead beam)."""
         node = self.node(generated)
         if node is None or "id" in node:
             return []
-        return [t for t, child in node.items() if t != "id" and not (t == self.eos and child.get("id") in banned)]
+        return [token for token, child in node.items() if isinstance(token, int)
+                and (len(child["below"]) > len(banned) or not child["below"] <= banned)]
 
     def candidate(self, generated: Sequence[int]) -> int | None:
         node = self.node(generated)

@@ -137,3 +137,20 @@ def test_tiny_text_prompt_review_generation_on_amazon(shared_data):
     assert len(predictions.texts) == 3
     metrics, _ = evaluate(ctx.task, ctx.protocol, data, test, predictions)
     assert 0 <= metrics["rouge_lsum"]["mean"] <= 100
+
+
+def test_trie_never_enters_a_branch_whose_candidates_are_all_banned(ml100k, tokenizer):
+    trie = CandidateTrie(["Alpha One", "Alpha Two", "Beta"], tokenizer)
+    alpha = tokenizer(" Alpha", add_special_tokens=False)["input_ids"][0]
+    assert alpha in trie.allowed([], frozenset({0}))
+    assert alpha not in trie.allowed([], frozenset({0, 1}))
+    assert trie.allowed([], frozenset({0, 1, 2})) == []
+
+
+def test_constrained_search_finds_k_items_outside_a_large_ban(ml100k, tokenizer):
+    model, _ = load_llm("tiny-random", LLM_CACHE)
+    trie = CandidateTrie(ml100k.titles, tokenizer)
+    banned = [list(range(1600))] * 2  # only 82 titles remain
+    top = constrained_beam_search(model, tokenizer, encode_prompts(tokenizer, ["Next?\nAnswer:", "Which?\nAnswer:"]),
+                                  trie, k=10, beams=10, banned=banned)
+    assert (top >= 1600).all() and all(len(set(row)) == 10 for row in top)
