@@ -78,8 +78,12 @@ def _callback() -> Any:
     class TrialLines(tune.Callback):
         """One line per trial start and finish."""
 
+        def __init__(self) -> None:
+            self.started: set[str] = set()
+
         def on_trial_start(self, iteration, trials, trial, **info):
             spec = trial.config["spec"]
+            self.started.add(spec["trial_id"])
             print(f"[start] {spec['label']} {spec['dataset']['name']}/{spec['task']}/N={spec['seq_len']} "
                   f"seed={spec['seed']}", flush=True)
 
@@ -88,15 +92,19 @@ def _callback() -> Any:
             print(f"[done]  {result.get('describe', trial.trial_id)}: {result.get('headline', '?')}", flush=True)
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            spec, root = trial.config["spec"], Path(trial.config["results_root"])
-            message = f"the trial's worker died; Ray's error file: {trial.error_file}"
-            if read_record(record_path(spec["suite"], spec["trial_id"], root)) is None:
-                write_json_atomically(record_path(spec["suite"], spec["trial_id"], root),
-                                      {"trial_id": spec["trial_id"], "suite": spec["suite"], "spec": spec,
-                                       "status": "failed", "error": {"type": "WorkerDied", "message": message}})
-            print(f"[error] {_describe(spec)}: {message}", flush=True)
+            _record_worker_death(trial.config["spec"], Path(trial.config["results_root"]),
+                                 f"the trial's worker died; Ray's error file: {trial.error_file}")
 
     return TrialLines()
+
+
+def _record_worker_death(spec: dict[str, Any], root: Path, message: str) -> None:
+    """A failure record for a trial whose worker died before it could write its own."""
+    path = record_path(spec["suite"], spec["trial_id"], root)
+    if read_record(path) is None:
+        write_json_atomically(path, {"trial_id": spec["trial_id"], "suite": spec["suite"], "spec": spec,
+                                     "status": "failed", "error": {"type": "WorkerDied", "message": message}})
+    print(f"[error] {_describe(spec)}: {message}", flush=True)
 
 
 def _start_ray(run_dir: Path, address: str | None, cpus: int | None) -> None:
@@ -131,13 +139,37 @@ def _resources(suite: Suite) -> dict[str, float]:
 
 
 def _tune(trainable: Any, param_space: dict[str, Any], run_dir: Path, name: str, samples: int = 1,
-          search: Any = None) -> None:
+          search: Any = None, lines: Any = None) -> None:
     from ray import tune
 
     tune_config = tune.TuneConfig(num_samples=samples, search_alg=search, reuse_actors=False)
     run_config = tune.RunConfig(name=name, storage_path=str((run_dir / "tune").resolve()), verbose=0,
-                                callbacks=[_callback()], failure_config=tune.FailureConfig(fail_fast=False, max_failures=0))
+                                callbacks=[lines or _callback()],
+                                failure_config=tune.FailureConfig(fail_fast=False, max_failures=0))
     tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config).fit()
+
+
+def _tune_grid(trainable: Any, common: dict[str, Any], pending: list[dict[str, Any]], run_dir: Path, name: str,
+               results_root: Path) -> None:
+    """Run ``pending`` as one Tune grid. Tune aborts the whole experiment when Ray's memory monitor kills
+    a worker (it raises instead of failing the trial): record the trials then in flight as failed and
+    go on with the others."""
+    from ray import tune
+    from ray.exceptions import RayError
+
+    while pending:
+        lines = _callback()
+        try:
+            _tune(trainable, {**common, "spec": tune.grid_search(pending)}, run_dir, name, lines=lines)
+            return
+        except RuntimeError as exc:
+            if not isinstance(exc.__cause__, RayError):
+                raise
+            message = f"Ray stopped the trial's worker: {str(exc.__cause__).splitlines()[0]}"
+            for spec in pending:
+                if spec["trial_id"] in lines.started:
+                    _record_worker_death(spec, results_root, message)
+            pending = [s for s in pending if read_record(record_path(s["suite"], s["trial_id"], results_root)) is None]
 
 
 def run_suite(suite: Suite, results_root: Path, shared_cache: Path, address: str | None = None,
@@ -162,8 +194,7 @@ def run_suite(suite: Suite, results_root: Path, shared_cache: Path, address: str
 
     _start_ray(run_dir, address, cpus)
     trainable = tune.with_resources(_trainable, _resources(suite))
-    if pending:
-        _tune(trainable, {**common, "spec": tune.grid_search(pending)}, run_dir, f"{suite.name}-grid")
+    _tune_grid(trainable, common, pending, run_dir, f"{suite.name}-grid", results_root)
     for spec, search, remaining in searches:
         _tune(trainable, {**common, "spec": spec, "sample": _tune_space(search)}, run_dir,
               f"{suite.name}-search-{spec['search_group']}", samples=remaining,

@@ -83,3 +83,32 @@ def test_example_plugin_runs_through_a_suite_and_is_reported(tmp_path, markov_pl
     markov, popularity = records["markov"], records["popularity"]
     assert markov["metrics"]["test"]["recall@10"]["mean"] > popularity["metrics"]["test"]["recall@10"]["mean"]
     assert json.dumps(markov["protocol"]) == json.dumps(popularity["protocol"])
+
+
+def test_a_worker_killed_by_rays_memory_monitor_fails_only_its_trial(tmp_path, monkeypatch):
+    """Tune raises out of the whole experiment when Ray's OOM killer stops a worker (it is not a
+    RayActorError); the runner records that trial as failed and runs the rest."""
+    from ray.exceptions import OutOfMemoryError
+
+    from bench import runner
+    from bench.suite import load_suite
+
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    suite = load_suite(suite_file(tmp_path, [{"method": "test_constant", "grid": {"seconds": [0.0, 0.01, 0.02]}}]))
+    calls = []
+
+    def fake_tune(trainable, space, run_dir, name, samples=1, search=None, lines=None):
+        specs = space["spec"]["grid_search"]
+        calls.append([spec["trial_id"] for spec in specs])
+        if len(calls) == 1:
+            lines.started.add(specs[0]["trial_id"])
+            raise RuntimeError("Caught unexpected exception") from OutOfMemoryError("1 worker(s) were killed")
+
+    monkeypatch.setattr(runner, "_tune", fake_tune)
+    monkeypatch.setattr(runner, "_start_ray", lambda *args: None)
+    monkeypatch.setattr(runner, "_resources", lambda suite: {"cpu": 1, "gpu": 0})
+    runner.run_suite(suite, tmp_path / "results", tmp_path / "cache", show_progress=False)
+    assert len(calls) == 2 and calls[1] == calls[0][1:]
+    records = load_records(tmp_path / "results", ["t"])
+    assert [(r["trial_id"], r["status"]) for r in records] == [(calls[0][0], "failed")]
+    assert "1 worker(s) were killed" in records[0]["error"]["message"]
