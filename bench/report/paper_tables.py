@@ -92,9 +92,10 @@ def pick(frame: pd.DataFrame, **conditions) -> pd.DataFrame:
 def _value(rows: pd.DataFrame, column: str, fmt: str = "{:.3f}") -> str:
     if rows.empty or column not in rows or rows[column].isna().all():
         return MISSING
-    label = fmt.format(rows[column].mean())
-    datasets = sorted(rows["dataset"].unique())
-    return f"{label} ({', '.join(datasets)})"
+    values = rows[column].dropna()
+    label = fmt.format(values.mean())
+    datasets = ", ".join(sorted(rows["dataset"].unique()))
+    return f"{label} ({datasets})" if len(values) == 1 else f"{label} ({datasets}; mean of {len(values)} trials)"
 
 
 def metric_cell(frame: pd.DataFrame, row: Row, column: Column) -> str:
@@ -181,7 +182,8 @@ LAYOUTS = {
 
 
 def paper_table(number: int, frame: pd.DataFrame, fmt: str = "terminal") -> str:
-    """The paper's table ``number`` with our numbers ("ours", dataset in brackets) and the paper's."""
+    """The paper's table ``number`` with our numbers ("ours": dataset in brackets, and the number of trials
+    averaged where several match a cell) and the paper's."""
     if number not in LAYOUTS:
         raise ConfigError(f"--table {number}: expected one of {', '.join(map(str, LAYOUTS))} "
                           "(table 1 is dataset statistics: `bench data describe`; table 9 is hyper-parameters)")
