@@ -52,7 +52,7 @@ class DualEncoderBaseline(Method):
             batch = event_batch(ctx.dataset, train_examples.positions(index)).to(ctx.device)
             return objective(self.model, batch, labels[index].to(ctx.device))
 
-        self.losses = train(ctx, self.model, step_loss, len(train_examples))
+        self.run = train(ctx, self.model, step_loss, len(train_examples))
 
     @torch.no_grad()
     def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
@@ -65,5 +65,5 @@ class DualEncoderBaseline(Method):
 
     def accounting(self, ctx: TrialContext) -> dict:
         total, trainable = count_parameters([self.model])
-        return {"params_total": total, "params_trainable": trainable, "train_steps": len(self.losses),
-                "final_train_loss": self.losses[-1]}
+        return {"params_total": total, "params_trainable": trainable, "train_steps": len(self.run.losses),
+                "train_seconds": self.run.seconds, "final_train_loss": self.run.losses[-1]}

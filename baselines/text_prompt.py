@@ -76,7 +76,7 @@ class TextPrompt(Method):
         self.measured_flops = measure_flops(lambda: self.model(**batch(sample)).loss.backward()) / len(sample)
         self.model.zero_grad(set_to_none=True)
         self.train_tokens.clear()
-        self.losses = train(ctx, self.model, step_loss, len(train_examples))
+        self.run = train(ctx, self.model, step_loss, len(train_examples))
         self.test_tokens: list[int] = []
 
     @torch.no_grad()
@@ -99,4 +99,5 @@ class TextPrompt(Method):
                 "llm_input_tokens": self.test_tokens, "train_tokens_mean": train_tokens,
                 "flops_per_train_example_6nd": analytic_train_flops(self.llm_params, train_tokens),
                 "flops_per_train_example_measured": self.measured_flops,
-                "train_steps": len(self.losses), "final_train_loss": self.losses[-1]}
+                "train_steps": len(self.run.losses), "train_seconds": self.run.seconds,
+                "final_train_loss": self.run.losses[-1]}

@@ -4,7 +4,9 @@ C), seeded batch sampling over training windows, and a loop with progress, clipp
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -53,10 +55,19 @@ def autocast(ctx: TrialContext) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
+@dataclass
+class TrainRun:
+    """Per-step losses and the wall-clock seconds of the optimisation loop alone."""
+
+    losses: list[float]
+    seconds: float
+
+
 def train(ctx: TrialContext, model: torch.nn.Module, step_loss: Callable[[np.ndarray], torch.Tensor],
           n_examples: int, budget: Budget | None = None, desc: str = "train", max_grad_norm: float = 1.0,
-          lr_of: Callable[[str], float] | None = None) -> list[float]:
-    """Run ``budget.steps`` optimisation steps of ``step_loss(batch_indices)``; returns the losses."""
+          lr_of: Callable[[str], float] | None = None) -> TrainRun:
+    """Run ``budget.steps`` optimisation steps of ``step_loss(batch_indices)``."""
+    started = time.perf_counter()
     budget = budget or ctx.budget
     optimizer, schedule = make_optimizer(model, budget, lr_of=lr_of)
     model.train()
@@ -74,4 +85,4 @@ def train(ctx: TrialContext, model: torch.nn.Module, step_loss: Callable[[np.nda
         if step % 50 == 0 or step == budget.steps - 1:
             ctx.report({f"{desc}_loss": losses[-1], f"{desc}_step": step})
     model.eval()
-    return losses
+    return TrainRun(losses, time.perf_counter() - started)

@@ -31,7 +31,7 @@ def test_dual_encoder_learns_favourite_category(ml100k):
     ctx = context(ml100k, "fav_category", steps=250)
     method.fit(ctx)
     metrics, _ = evaluate(ctx.task, ctx.protocol, ml100k, ctx.split.test, method.predict(ctx, ctx.split.test))
-    assert method.losses[-1] < method.losses[0]
+    assert method.run.losses[-1] < method.run.losses[0]
     assert metrics["recall@1"]["mean"] > 0.6  # popularity scores ~0.47 here
     assert method.accounting(ctx)["params_trainable"] > 0
 
@@ -41,7 +41,7 @@ def test_sampled_softmax_trains(ml100k):
     method = cls(build_params(cls, {**TINY, "softmax": "sampled", "negatives": 128}, "params"))
     ctx = context(ml100k, "next_item", steps=20)
     method.fit(ctx)
-    assert np.isfinite(method.losses).all()
+    assert np.isfinite(method.run.losses).all()
 
 
 def test_bad_encoder_params_are_one_clear_error():

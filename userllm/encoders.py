@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import tempfile
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from torch import nn
 from bench.context import Budget, TrialContext
 from bench.encoders import AutoregressiveEncoder, DualEncoder, EncoderConfig, LabelSoftmax
 from bench.features import FeatureSpace, event_batch
-from bench.training import train
+from bench.training import TrainRun, train
 
 ENCODERS = ("ar", "de")
 
@@ -43,7 +42,7 @@ def checkpoint_path(ctx: TrialContext, kind: str, config: EncoderConfig, user_em
     return ctx.shared_cache / "encoders" / f"{ctx.dataset.name}-n{ctx.seq_len}-{kind}-{digest}.pt"
 
 
-def pretrain(ctx: TrialContext, encoder: nn.Module, budget: Budget) -> list[float]:
+def pretrain(ctx: TrialContext, encoder: nn.Module, budget: Budget) -> TrainRun:
     """Train ``encoder`` alone on the training windows: AR on every next event of the window and its
     label event, DE with a softmax over the next item."""
     examples = ctx.split.train
@@ -69,12 +68,11 @@ def pretrained_encoder(ctx: TrialContext, encoder: nn.Module, kind: str, config:
     if path.exists():
         encoder.load_state_dict(torch.load(path, map_location=ctx.device, weights_only=True))
         return {"encoder_checkpoint": str(path), "encoder_cache_hit": True}
-    started = time.perf_counter()
-    losses = pretrain(ctx, encoder, budget)
+    run = pretrain(ctx, encoder, budget)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, staging = tempfile.mkstemp(prefix=path.name, dir=path.parent)
     os.close(handle)
     torch.save(encoder.state_dict(), staging)
     os.replace(staging, path)
     return {"encoder_checkpoint": str(path), "encoder_cache_hit": False,
-            "pretrain_seconds": time.perf_counter() - started, "pretrain_final_loss": losses[-1]}
+            "pretrain_seconds": run.seconds, "pretrain_final_loss": run.losses[-1]}

@@ -142,7 +142,7 @@ class UserLLM(Method):
             self.measured_flops = measure_flops(lambda: step_loss(sample).backward()) / len(sample)
         self.model.zero_grad(set_to_none=True)
         self.train_tokens.clear()
-        self.losses = train(ctx, self.model, step_loss, len(examples), lr_of=self.learning_rates(ctx))
+        self.run = train(ctx, self.model, step_loss, len(examples), lr_of=self.learning_rates(ctx))
         self.test_tokens: list[int] = []
         self.embedding_tokens = 0
 
@@ -181,7 +181,8 @@ class UserLLM(Method):
                  "train_tokens_mean": train_tokens,
                  "flops_per_train_example_6nd": analytic_train_flops(self.llm_params, train_tokens),
                  "flops_per_train_example_measured": self.measured_flops,
-                 "train_steps": len(self.losses), "final_train_loss": self.losses[-1], **self.pretraining}
+                 "train_steps": len(self.run.losses), "train_seconds": self.run.seconds,
+                 "final_train_loss": self.run.losses[-1], **self.pretraining}
         for name, modules in parts.items():
             facts[f"{name}_params"], facts[f"{name}_params_trainable"] = count_parameters(modules)
         if isinstance(self.model.fusion, CrossAttentionFusion):
