@@ -105,8 +105,9 @@ def metric_cell(frame: pd.DataFrame, row: Row, column: Column) -> str:
 
 def _table3(frame: pd.DataFrame, row: str, column: str) -> str:
     n = int(column.removeprefix("Len"))
-    tp = pick(frame, method="text_prompt", seq_len=n, **{"param.prompt_events": n})
-    ours = pick(frame, method="userllm", seq_len=n, **{"param.fusion": "cross_attention", "param.short_context": 0})
+    tp = pick(frame, method="text_prompt", task="next_item", seq_len=n, **{"param.prompt_events": n})
+    ours = pick(frame, method="userllm", task="next_item", seq_len=n,
+                **{"param.fusion": "cross_attention", "param.short_context": 0})
     if row == "# Tokens TP":
         return _value(tp, "acct.llm_input_tokens_mean", "{:.0f}")
     if row == "# Tokens USER-LLM":
