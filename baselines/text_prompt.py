@@ -82,10 +82,8 @@ class TextPrompt(Method):
     @torch.no_grad()
     def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
         self.model.eval()
-        size = ctx.budget.eval_batch_size
         answers = []
-        for lo in ctx.progress(range(0, len(examples), size), total=-(-len(examples) // size), desc="decode"):
-            index = np.arange(lo, min(lo + size, len(examples)))
+        for index in ctx.eval_batches(len(examples), desc="decode"):
             encoded = encode_prompts(self.tokenizer, self._prompts(ctx, examples, index), ctx.device)
             self.test_tokens.extend(encoded["attention_mask"].sum(1).tolist())
             answers.append(decode_answers(ctx, examples, index, self.model, self.tokenizer, self.trie, encoded,

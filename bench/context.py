@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -78,6 +78,12 @@ class TrialContext:
     def progress(self, iterable: Iterable[T], total: int | None = None, desc: str = "") -> Iterable[T]:
         """A progress bar over a long loop (training steps, evaluation batches)."""
         return tqdm(iterable, total=total, desc=desc, disable=not self.show_progress, mininterval=5, leave=False)
+
+    def eval_batches(self, n: int, desc: str = "predict") -> Iterator[np.ndarray]:
+        """Index arrays over ``n`` examples in order, ``budget.eval_batch_size`` at a time, with a progress bar."""
+        size = self.budget.eval_batch_size
+        for lo in self.progress(range(0, n, size), total=-(-n // size), desc=desc):
+            yield np.arange(lo, min(lo + size, n))
 
     def torch_generator(self) -> Any:
         import torch

@@ -63,8 +63,7 @@ def select(suite: Suite, only: list[str]) -> Suite:
     if not only:
         return suite
     keep = set(only)
-    known = {s["label"] for s in suite.trials} | {s["method"] for s in suite.trials} | \
-        {s["label"] for s, _ in suite.searches} | {s["method"] for s, _ in suite.searches}
+    known = {spec[key] for spec in suite.trials + [s for s, _ in suite.searches] for key in ("label", "method")}
     unknown = sorted(keep - known)
     if unknown:
         raise ConfigError(f"--only {', '.join(unknown)}: no such label or method in suite {suite.name}; "

@@ -107,14 +107,15 @@ class UserLLM(Method):
                                                    p.user_embeddings, budget)
         perceiver = (PerceiverResampler(config.dim, config.heads, p.perceiver_latents, p.perceiver_layers)
                      if p.perceiver else None)
+        self.embedding_tokens = (p.perceiver_latents if p.perceiver else
+                                 ctx.seq_len if p.encoder == "ar" else p.user_embeddings)
         text = lm.config
         if p.fusion == "cross_attention":
             fusion = CrossAttentionFusion(decoder_layers(lm), text.hidden_size, config.dim, text.num_attention_heads,
                                           p.xattn_every, p.xattn_ffn_mult)
         else:
-            tokens = p.perceiver_latents if p.perceiver else (ctx.seq_len if p.encoder == "ar" else p.user_embeddings)
             std = float(lm.get_input_embeddings().weight.detach().float().std())
-            fusion = SoftPromptFusion(text.hidden_size, config.dim, tokens, p.task_prompt, std)
+            fusion = SoftPromptFusion(text.hidden_size, config.dim, self.embedding_tokens, p.task_prompt, std)
         model = UserLLMModel(encoder, perceiver, condition_lm(lm, fusion))
         apply_strategy(model, p.strategy)
         return model.to(ctx.device)
@@ -144,7 +145,6 @@ class UserLLM(Method):
         self.train_tokens.clear()
         self.run = train(ctx, self.model, step_loss, len(examples), lr_of=self.learning_rates(ctx))
         self.test_tokens: list[int] = []
-        self.embedding_tokens = 0
 
     def learning_rates(self, ctx: TrialContext) -> Callable[[str], float]:
         """Parameter name -> learning rate: ``llm_lr`` for the LLM's own weights (not LoRA adapters),
@@ -156,16 +156,13 @@ class UserLLM(Method):
     @torch.no_grad()
     def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
         self.model.eval()
-        size = ctx.budget.eval_batch_size
         answers = []
-        for lo in ctx.progress(range(0, len(examples), size), total=-(-len(examples) // size), desc="decode"):
-            index = np.arange(lo, min(lo + size, len(examples)))
+        for index in ctx.eval_batches(len(examples), desc="decode"):
             encoded = encode_prompts(self.tokenizer, self._prompts(ctx, examples, index), ctx.device,
                                      slots=self.model.fusion.slots)
             self.test_tokens.extend(encoded["attention_mask"].sum(1).tolist())
             with autocast(ctx):
                 states = self.model.user_states(event_batch(ctx.dataset, examples.positions(index)).to(ctx.device))
-                self.embedding_tokens = states.shape[1]
                 answers.append(decode_answers(ctx, examples, index, self.model.lm, self.tokenizer, self.trie,
                                               encoded, self.params.beams, self.params.max_new_tokens,
                                               user_states=states))
