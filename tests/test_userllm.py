@@ -185,13 +185,18 @@ def test_userllm_llm_folder_that_is_not_a_causal_lm(tmp_path):
         build_params(cls, {"llm": str(tmp_path)}, "methods[0].params")
 
 
-def test_llm_lr_applies_to_the_llm_weights_only(ml100k, cache):
+def test_llm_encoder_and_gate_learning_rates_apply_to_their_own_weights_only(ml100k, cache):
     from bench.training import make_optimizer
 
-    method, ctx = fitted(ml100k, cache, "fav_category", strategy="full", llm_lr=1e-5)
+    method, ctx = fitted(ml100k, cache, "fav_category", strategy="full", llm_lr=1e-5, encoder_lr=3e-4,
+                         gate_lr=2e-2)
     optimizer, _ = make_optimizer(method.model, ctx.budget, lr_of=method.learning_rates(ctx))
     by_lr: dict[float, int] = {}
     for group in optimizer.param_groups:
         by_lr[group["lr"]] = by_lr.get(group["lr"], 0) + sum(p.numel() for p in group["params"])
+    blocks = method.model.fusion.blocks
     assert by_lr[1e-5] == sum(p.numel() for _, p in method.model.llm_named_parameters())
-    assert by_lr[ctx.budget.lr] == sum(p.numel() for p in method.model.parameters()) - by_lr[1e-5]
+    assert by_lr[3e-4] == sum(p.numel() for p in method.model.encoder.parameters())
+    assert by_lr[2e-2] == 2 * len(blocks)
+    assert by_lr[ctx.budget.lr] == sum(p.numel() for p in method.model.parameters()) - sum(
+        by_lr[lr] for lr in (1e-5, 3e-4, 2e-2))

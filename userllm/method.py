@@ -50,6 +50,8 @@ class UserLLM(Method):
         user_embeddings: int = 1  # DE encoder: last k tower outputs
         lora_rank: int = 8
         llm_lr: float | None = None  # the LLM's own weights under strategy full (None: the budget's lr)
+        encoder_lr: float | None = None  # the user encoder's weights when trained (None: the budget's lr)
+        gate_lr: float | None = None  # the cross-attention blocks' tanh gates (None: the budget's lr)
         encoder_layers: int = 6
         encoder_dim: int = 128
         encoder_heads: int = 8
@@ -70,7 +72,7 @@ class UserLLM(Method):
             for name, low in checks.items():
                 if getattr(self, name) < low:
                     raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
-            for name in ("pretrain_lr", "llm_lr"):
+            for name in ("pretrain_lr", "llm_lr", "encoder_lr", "gate_lr"):
                 if getattr(self, name) is not None and getattr(self, name) <= 0:
                     raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
             if self.fusion == "cross_attention" and self.xattn_every > llm_layer_count(self.llm):
@@ -148,10 +150,19 @@ class UserLLM(Method):
 
     def learning_rates(self, ctx: TrialContext) -> Callable[[str], float]:
         """Parameter name -> learning rate: ``llm_lr`` for the LLM's own weights (not LoRA adapters),
-        the budget's for everything else."""
+        ``encoder_lr`` for the user encoder's, ``gate_lr`` for the fusion gates, the budget's for the rest."""
         llm_names = {f"lm.{name}" for name, _ in self.model.llm_named_parameters() if "lora_" not in name}
         llm_lr = self.params.llm_lr or ctx.budget.lr
-        return lambda name: llm_lr if name in llm_names else ctx.budget.lr
+        encoder_lr = self.params.encoder_lr or ctx.budget.lr
+        gate_lr = self.params.gate_lr or ctx.budget.lr
+
+        def lr_of(name: str) -> float:
+            if name in llm_names:
+                return llm_lr
+            if name.startswith("encoder."):
+                return encoder_lr
+            return gate_lr if name.endswith("_gate") else ctx.budget.lr
+        return lr_of
 
     @torch.no_grad()
     def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
