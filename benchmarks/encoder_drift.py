@@ -3,7 +3,7 @@
 Pretrains (or loads from the cache) the AR encoder on ml-100k at N=50, scores its own item head on the
 test examples with the harness's metric code, then fits USER-LLM (cross-attention, strategy enc, real
 SmolLM2-135M) for ``--steps`` at each ``--encoder-lr`` and scores the encoder's item head again. Run by
-hand (~3 min per learning rate on 2 cores once the encoder is cached):
+hand (~2 min per learning rate on 2 cores once the encoder is cached):
 
     .venv/bin/python benchmarks/encoder_drift.py --encoder-lr 2e-3 1e-4
 """

@@ -194,9 +194,8 @@ def test_llm_encoder_and_gate_learning_rates_apply_to_their_own_weights_only(ml1
     by_lr: dict[float, int] = {}
     for group in optimizer.param_groups:
         by_lr[group["lr"]] = by_lr.get(group["lr"], 0) + sum(p.numel() for p in group["params"])
-    blocks = method.model.fusion.blocks
     assert by_lr[1e-5] == sum(p.numel() for _, p in method.model.llm_named_parameters())
     assert by_lr[3e-4] == sum(p.numel() for p in method.model.encoder.parameters())
-    assert by_lr[2e-2] == 2 * len(blocks)
+    assert by_lr[2e-2] == 2 * len(method.model.fusion.blocks)
     assert by_lr[ctx.budget.lr] == sum(p.numel() for p in method.model.parameters()) - sum(
         by_lr[lr] for lr in (1e-5, 3e-4, 2e-2))
