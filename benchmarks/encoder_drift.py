@@ -16,25 +16,20 @@ import copy
 import numpy as np
 import torch
 
-from bench.context import Budget, TrialContext
-from bench.data import build_split, load_dataset
-from bench.data.cache import cache_root
-from bench.data.dataset import Dataset
-from bench.data.windows import Split
+from bench.context import TrialContext
 from bench.evaluation import Predictions, score_examples
 from bench.features import event_batch
-from bench.registry import build_params, load_methods
-from bench.tasks import Task, get_task
-from bench.trial import seed_everything
+from next_item_fit import fit_userllm, next_item_context
 
 
-def own_recall_at_10(encoder: torch.nn.Module, dataset: Dataset, split: Split, task: Task) -> float:
+def own_recall_at_10(encoder: torch.nn.Module, ctx: TrialContext) -> float:
     """Test recall@10 of the AR encoder's own item head at the last event of each test window."""
     encoder.eval()
+    test = ctx.split.test
     with torch.no_grad():
-        hidden = encoder(event_batch(dataset, split.test.positions(slice(None))))[:, -1]
+        hidden = encoder(event_batch(ctx.dataset, test.positions(slice(None))))[:, -1]
         scores = encoder.feature_logits(hidden)["item"].numpy()
-    values = score_examples(task, task.protocol(), dataset, split.test, Predictions(scores=scores))
+    values = score_examples(ctx.task, ctx.protocol, ctx.dataset, test, Predictions(scores=scores))
     return float(np.mean(values["recall@10"]))
 
 
@@ -45,24 +40,16 @@ def main() -> None:
     parser.add_argument("--pretrain-steps", type=int, default=1000)
     args = parser.parse_args()
 
-    dataset, task = load_dataset("ml-100k"), get_task("next_item")
-    split = build_split(dataset, 50)
-    method_class = load_methods()["userllm"]
+    ctx = next_item_context(args.steps)
     for lr in args.encoder_lr:
-        method = method_class(build_params(method_class, {"pretrain_steps": args.pretrain_steps, "encoder_lr": lr},
-                                           "params"))
-        ctx = TrialContext(dataset=dataset, task=task, protocol=task.protocol(), split=split,
-                           budget=Budget(steps=args.steps, batch_size=8, lr=2e-3, eval_batch_size=8), seed=0,
-                           shared_cache=cache_root(), show_progress=False)
-        seed_everything(0)
-        method.fit(ctx)
+        method = fit_userllm(ctx, {"pretrain_steps": args.pretrain_steps, "encoder_lr": lr})
         if lr == args.encoder_lr[0]:
             pretrained = copy.deepcopy(method.model.encoder)
             pretrained.load_state_dict(torch.load(method.pretraining["encoder_checkpoint"], weights_only=True))
             print(f"pretrained: the encoder's own test recall@10 is "
-                  f"{own_recall_at_10(pretrained, dataset, split, task):.4f}", flush=True)
+                  f"{own_recall_at_10(pretrained, ctx):.4f}", flush=True)
         print(f"encoder_lr={lr:g}: the encoder's own test recall@10 is "
-              f"{own_recall_at_10(method.model.encoder, dataset, split, task):.4f} after {args.steps} USER-LLM steps",
+              f"{own_recall_at_10(method.model.encoder, ctx):.4f} after {args.steps} USER-LLM steps",
               flush=True)
 
 

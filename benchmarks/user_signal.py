@@ -18,12 +18,7 @@ import json
 import numpy as np
 import torch
 
-from bench.context import Budget, TrialContext
-from bench.data import build_split, load_dataset
-from bench.data.cache import cache_root
-from bench.registry import build_params, load_methods
-from bench.tasks import get_task
-from bench.trial import seed_everything
+from next_item_fit import fit_userllm, next_item_context
 
 
 def main() -> None:
@@ -34,17 +29,10 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=256)
     args = parser.parse_args()
 
-    dataset, task = load_dataset("ml-100k"), get_task("next_item")
-    split = build_split(dataset, 50)
-    method_class = load_methods()["userllm"]
-    method = method_class(build_params(method_class, args.params, "params"))
-    ctx = TrialContext(dataset=dataset, task=task, protocol=task.protocol(), split=split,
-                       budget=Budget(steps=args.steps, batch_size=8, lr=args.lr, eval_batch_size=32), seed=0,
-                       shared_cache=cache_root(), show_progress=False)
-    seed_everything(0)
-    method.fit(ctx)
+    ctx = next_item_context(args.steps, args.lr, eval_batch_size=32)
+    method = fit_userllm(ctx, args.params)
 
-    test = split.test.subset(slice(0, args.examples))
+    test = ctx.split.test.subset(slice(0, args.examples))
     labels = ctx.labels(test)
     own, rolled = [], []
     with torch.no_grad():
