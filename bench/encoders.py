@@ -128,19 +128,16 @@ class AutoregressiveEncoder(nn.Module):
 class DualEncoder(nn.Module):
     """User tower over the window, label tower over candidates; similarity logits over all candidates.
 
-    ``label`` is "item" (next item) or "category" (favourite category). ``user_embeddings`` > 1 keeps
-    the last k tower outputs as the user's embeddings (for USER-LLM); scoring uses the last one.
+    ``label`` is "item" (next item) or "category" (favourite category). Scoring uses the user tower's
+    last output; ``forward`` gives all of them (USER-LLM keeps the last k).
     """
 
-    def __init__(self, space: FeatureSpace, config: EncoderConfig, label: str = "item",
-                 user_embeddings: int = 1) -> None:
+    def __init__(self, space: FeatureSpace, config: EncoderConfig, label: str = "item") -> None:
         super().__init__()
         if label not in ("item", "category"):
             raise ValueError(f"label tower must be 'item' or 'category', got {label!r}")
-        if user_embeddings < 1:
-            raise ValueError(f"user_embeddings must be >= 1, got {user_embeddings}")
         self.tower = SequenceTower(space, config)
-        self.label_kind, self.user_embeddings = label, user_embeddings
+        self.label_kind = label
         n_labels = space.n_items if label == "item" else space.n_categories
         self.label_embedding = nn.Embedding(n_labels, config.dim)
         nn.init.normal_(self.label_embedding.weight, std=0.02)
@@ -149,8 +146,8 @@ class DualEncoder(nn.Module):
         self.output_dim = config.dim
 
     def forward(self, batch: EventBatch) -> torch.Tensor:
-        """The user's embeddings [b, k, dim] (the last k tower outputs)."""
-        return self.tower(batch)[:, -self.user_embeddings:]
+        """The user tower's per-event outputs [b, n, dim]."""
+        return self.tower(batch)
 
     def user_vector(self, batch: EventBatch) -> torch.Tensor:
         return self.user_head(self.tower(batch)[:, -1])

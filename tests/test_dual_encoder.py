@@ -66,7 +66,9 @@ def test_autoregressive_encoder_is_causal_and_ties_heads(ml100k):
     assert torch.isfinite(model.loss(batch))
 
 
-def test_dual_encoder_user_embeddings_count(ml100k):
-    model = DualEncoder(FeatureSpace.of(ml100k), EncoderConfig(**TINY), user_embeddings=3)
+def test_dual_encoder_gives_one_output_per_event_and_scores_from_the_last(ml100k):
+    model = DualEncoder(FeatureSpace.of(ml100k), EncoderConfig(**TINY)).eval()
     batch = event_batch(ml100k, build_split(ml100k, 10).test.positions(np.arange(2)))
-    assert model(batch).shape == (2, 3, 32)
+    outputs = model(batch)
+    assert outputs.shape == (2, 10, 32)
+    assert torch.allclose(model.user_vector(batch), model.user_head(outputs[:, -1]))

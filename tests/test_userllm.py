@@ -16,6 +16,7 @@ from bench.context import Budget, TrialContext
 from bench.data import build_split
 from bench.decoding import CandidateTrie, constrained_beam_search
 from bench.errors import ConfigError
+from bench.features import event_batch
 from bench.llm import TINY, load_llm
 from bench.lm_inputs import encode_prompts
 from bench.registry import build_params, load_methods
@@ -163,6 +164,16 @@ def test_cross_attention_prompt_length_does_not_grow_with_history(ml100k, cache)
     assert len(set(tokens)) == 1 and tokens[0] <= 32
 
 
+@pytest.mark.parametrize(("encoder", "kept", "expected"), [("ar", None, 12), ("de", None, 1), ("ar", 3, 3), ("de", 3, 3)])
+def test_the_llm_sees_the_encoders_last_k_outputs(ml100k, cache, encoder, kept, expected):
+    method, ctx = fitted(ml100k, cache, "fav_category", encoder=encoder, user_embeddings=kept, strategy="proj")
+    batch = event_batch(ml100k, ctx.split.test.positions(np.arange(2)))
+    model = method.model.eval()
+    states = model.user_states(batch)
+    assert states.shape == (2, expected, 16) and method.embedding_tokens == expected
+    assert torch.equal(states, model.encoder(batch)[:, -expected:])
+
+
 @pytest.mark.parametrize(("params", "message"), [
     ({"encoder": "gru"}, "encoder: got 'gru'; expected one of 'ar', 'de'"),
     ({"fusion": "concat"}, "fusion: got 'concat'"),
@@ -171,6 +182,7 @@ def test_cross_attention_prompt_length_does_not_grow_with_history(ml100k, cache)
     ({"xattn_every": 3}, "xattn_every=3 is larger than the LLM's 2 decoder layers"),
     ({"encoder_dim": 30, "encoder_heads": 8}, "dim divisible by heads"),
     ({"short_context": -1}, "short_context must be >= 0"),
+    ({"user_embeddings": 0}, "user_embeddings must be >= 1, got 0"),
 ])
 def test_bad_userllm_params(params, message):
     cls = load_methods()["userllm"]

@@ -1,5 +1,5 @@
 """USER-LLM's user encoders (paper section 3.1): the autoregressive encoder (one embedding per event)
-or the dual encoder's user tower (``user_embeddings`` per user), built on ``bench.encoders``, and their
+or the dual encoder's user tower (one output per event too), built on ``bench.encoders``, and their
 pretraining on the training windows, cached per (dataset, N, encoder config, seed, pretraining budget)
 so that every trial that asks for the same pretrained encoder reuses one checkpoint."""
 
@@ -24,19 +24,18 @@ from bench.training import TrainRun, train
 ENCODERS = ("ar", "de")
 
 
-def build_user_encoder(kind: str, space: FeatureSpace, config: EncoderConfig, user_embeddings: int = 1) -> nn.Module:
-    """An AR encoder, or a dual encoder (label tower over the next item) keeping ``user_embeddings``."""
+def build_user_encoder(kind: str, space: FeatureSpace, config: EncoderConfig) -> nn.Module:
+    """An AR encoder, or a dual encoder with a label tower over the next item."""
     if kind == "ar":
         return AutoregressiveEncoder(space, config)
     if kind == "de":
-        return DualEncoder(space, config, label="item", user_embeddings=user_embeddings)
+        return DualEncoder(space, config, label="item")
     raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, got {kind!r}")
 
 
-def checkpoint_path(ctx: TrialContext, kind: str, config: EncoderConfig, user_embeddings: int,
-                    budget: Budget) -> Path:
+def checkpoint_path(ctx: TrialContext, kind: str, config: EncoderConfig, budget: Budget) -> Path:
     key = json.dumps({"dataset": ctx.dataset.fingerprint, "seq_len": ctx.seq_len, "kind": kind,
-                      "config": asdict(config), "user_embeddings": user_embeddings, "seed": ctx.seed,
+                      "config": asdict(config), "seed": ctx.seed,
                       "budget": budget.to_dict()}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:20]
     return ctx.shared_cache / "encoders" / f"{ctx.dataset.name}-n{ctx.seq_len}-{kind}-{digest}.pt"
@@ -61,10 +60,10 @@ def pretrain(ctx: TrialContext, encoder: nn.Module, budget: Budget) -> TrainRun:
 
 
 def pretrained_encoder(ctx: TrialContext, encoder: nn.Module, kind: str, config: EncoderConfig,
-                       user_embeddings: int, budget: Budget) -> dict:
+                       budget: Budget) -> dict:
     """Load ``encoder``'s pretrained weights from the cache, or pretrain and cache them (atomically).
     Returns facts for the trial's accounting."""
-    path = checkpoint_path(ctx, kind, config, user_embeddings, budget)
+    path = checkpoint_path(ctx, kind, config, budget)
     if path.exists():
         encoder.load_state_dict(torch.load(path, map_location=ctx.device, weights_only=True))
         return {"encoder_checkpoint": str(path), "encoder_cache_hit": True}

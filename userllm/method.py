@@ -47,7 +47,7 @@ class UserLLM(Method):
         xattn_ffn_mult: int = 4
         task_prompt: int = 10  # learned soft-prompt tokens after the user embeddings
         short_context: int = 0  # K most recent events also written as text (AR50TP10: 10)
-        user_embeddings: int = 1  # DE encoder: last k tower outputs
+        user_embeddings: int | None = None  # the encoder's last k outputs go to the LLM (None: all N for AR, 1 for DE)
         lora_rank: int = 8
         llm_lr: float | None = None  # the LLM's own weights under strategy full (None: the budget's lr)
         encoder_lr: float | None = None  # the user encoder's weights when trained (None: the budget's lr)
@@ -67,8 +67,10 @@ class UserLLM(Method):
             check_llm_name(self.llm)
             self.encoder_config(0)
             checks = {"perceiver_latents": 1, "perceiver_layers": 1, "xattn_every": 1, "xattn_ffn_mult": 1,
-                      "task_prompt": 0, "short_context": 0, "user_embeddings": 1, "lora_rank": 1,
+                      "task_prompt": 0, "short_context": 0, "lora_rank": 1,
                       "pretrain_steps": 1, "pretrain_batch_size": 1, "beams": 1, "max_new_tokens": 1}
+            if self.user_embeddings is not None:
+                checks["user_embeddings"] = 1
             for name, low in checks.items():
                 if getattr(self, name) < low:
                     raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
@@ -78,6 +80,10 @@ class UserLLM(Method):
             if self.fusion == "cross_attention" and self.xattn_every > llm_layer_count(self.llm):
                 raise ValueError(f"xattn_every={self.xattn_every} is larger than the LLM's "
                                  f"{llm_layer_count(self.llm)} decoder layers")
+
+        def kept_embeddings(self, seq_len: int) -> int:
+            """How many of the encoder's last outputs the LLM (or the Perceiver) sees."""
+            return min(self.user_embeddings or (seq_len if self.encoder == "ar" else 1), seq_len)
 
         def encoder_config(self, seq_len: int) -> EncoderConfig:
             return EncoderConfig(self.encoder_layers, self.encoder_dim, self.encoder_heads, self.encoder_dropout,
@@ -100,17 +106,16 @@ class UserLLM(Method):
                                 target_modules=attention_projection_names(lm))
             lm = inject_adapter_in_model(config, lm)
         config = p.encoder_config(ctx.seq_len)
-        encoder = build_user_encoder(p.encoder, FeatureSpace.of(ctx.dataset), config, p.user_embeddings)
+        encoder = build_user_encoder(p.encoder, FeatureSpace.of(ctx.dataset), config)
         self.pretraining: dict = {"encoder_pretrained": p.pretrained}
         if p.pretrained:
             budget = Budget(steps=p.pretrain_steps, batch_size=p.pretrain_batch_size, lr=p.pretrain_lr,
                             weight_decay=p.pretrain_weight_decay)
-            self.pretraining |= pretrained_encoder(ctx, encoder.to(ctx.device), p.encoder, config,
-                                                   p.user_embeddings, budget)
+            self.pretraining |= pretrained_encoder(ctx, encoder.to(ctx.device), p.encoder, config, budget)
         perceiver = (PerceiverResampler(config.dim, config.heads, p.perceiver_latents, p.perceiver_layers)
                      if p.perceiver else None)
-        self.embedding_tokens = (p.perceiver_latents if p.perceiver else
-                                 ctx.seq_len if p.encoder == "ar" else p.user_embeddings)
+        kept = p.kept_embeddings(ctx.seq_len)
+        self.embedding_tokens = p.perceiver_latents if p.perceiver else kept
         text = lm.config
         if p.fusion == "cross_attention":
             fusion = CrossAttentionFusion(decoder_layers(lm), text.hidden_size, config.dim, text.num_attention_heads,
@@ -118,7 +123,7 @@ class UserLLM(Method):
         else:
             std = float(lm.get_input_embeddings().weight.detach().float().std())
             fusion = SoftPromptFusion(text.hidden_size, config.dim, self.embedding_tokens, p.task_prompt, std)
-        model = UserLLMModel(encoder, perceiver, condition_lm(lm, fusion))
+        model = UserLLMModel(encoder, kept, perceiver, condition_lm(lm, fusion))
         apply_strategy(model, p.strategy)
         return model.to(ctx.device)
 

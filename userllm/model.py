@@ -13,11 +13,12 @@ STRATEGIES = ("full", "lora", "enc", "proj")
 
 
 class UserLLMModel(nn.Module):
-    """``encoder`` (AR or DE user tower), ``perceiver`` (or None) and ``lm`` (a user-conditioned LM)."""
+    """``encoder`` (AR or DE user tower) whose last ``kept`` outputs go on, ``perceiver`` (or None) and
+    ``lm`` (a user-conditioned LM)."""
 
-    def __init__(self, encoder: nn.Module, perceiver: nn.Module | None, lm: nn.Module) -> None:
+    def __init__(self, encoder: nn.Module, kept: int, perceiver: nn.Module | None, lm: nn.Module) -> None:
         super().__init__()
-        self.encoder, self.perceiver, self.lm = encoder, perceiver, lm
+        self.encoder, self.kept, self.perceiver, self.lm = encoder, kept, perceiver, lm
 
     @property
     def fusion(self) -> UserFusion:
@@ -25,7 +26,7 @@ class UserLLMModel(nn.Module):
 
     def user_states(self, batch: EventBatch) -> torch.Tensor:
         """The user embeddings the LLM sees [b, n_embeddings, encoder_dim]."""
-        states = self.encoder(batch)
+        states = self.encoder(batch)[:, -self.kept:]
         return states if self.perceiver is None else self.perceiver(states)
 
     def llm_named_parameters(self) -> list[tuple[str, nn.Parameter]]:
