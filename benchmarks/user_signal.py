@@ -8,6 +8,8 @@ user's history. The difference is what the user context is worth to the LLM; nea
 answers from its prior. Run by hand (~2 s per step on 2 cores once the encoder is cached):
 
     .venv/bin/python benchmarks/user_signal.py --steps 300 --params '{"encoder_lr": 1e-4, "gate_lr": 2e-2}'
+    .venv/bin/python benchmarks/user_signal.py --steps 300 \
+        --params '{"encoder_lr": 1e-4, "gate_lr": 2e-2, "user_embeddings": 1}'  # userllm_enc's next-item recipe
 """
 
 from __future__ import annotations

@@ -164,7 +164,8 @@ def test_cross_attention_prompt_length_does_not_grow_with_history(ml100k, cache)
     assert len(set(tokens)) == 1 and tokens[0] <= 32
 
 
-@pytest.mark.parametrize(("encoder", "kept", "expected"), [("ar", None, 12), ("de", None, 1), ("ar", 3, 3), ("de", 3, 3)])
+@pytest.mark.parametrize(("encoder", "kept", "expected"),
+                         [("ar", None, 12), ("de", None, 1), ("ar", 3, 3), ("de", 3, 3)])
 def test_the_llm_sees_the_encoders_last_k_outputs(ml100k, cache, encoder, kept, expected):
     method, ctx = fitted(ml100k, cache, "fav_category", encoder=encoder, user_embeddings=kept, strategy="proj")
     batch = event_batch(ml100k, ctx.split.test.positions(np.arange(2)))
