@@ -127,7 +127,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bench.report.render import render_report
 
     print(render_report(Path(args.results), suites=args.suite, table=args.table, figure=args.figure,
-                        fmt=args.format, out=Path(args.out) if args.out else None))
+                        fmt=args.format, out=Path(args.out) if args.out else None, versus=args.versus))
     return 0
 
 
@@ -171,8 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="tables and figures from results")
     report.add_argument("--suite", action="append", help="only these suites' results (default: all)")
-    report.add_argument("--table", type=int, help="a paper table (2-14): its layout, our numbers, the paper's beside")
-    report.add_argument("--figure", type=int, help="a figure as PNG: 3 (recall vs history length), 0 (cost/quality)")
+    view = report.add_mutually_exclusive_group()
+    view.add_argument("--table", type=int, help="a paper table (2-14): its layout, our numbers, the paper's beside")
+    view.add_argument("--figure", type=int, help="a figure as PNG: 3 (recall vs history length), 0 (cost/quality)")
+    view.add_argument("--versus", metavar="LABEL",
+                      help="each configuration against the method labelled LABEL on the same test examples: "
+                           "paired difference with its bootstrap CI, examples won and lost")
     report.add_argument("--format", default="terminal", choices=["terminal", "markdown", "latex", "csv"])
     report.add_argument("--results", default="results", help="results root (default: results/)")
     report.add_argument("--out", help="write the table or figure here")

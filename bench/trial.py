@@ -150,5 +150,7 @@ def _run(spec: dict[str, Any], results_root: Path, shared_cache: Path, show_prog
         "examples": {"train": len(ctx.split.train), "valid": [len(valid), len(ctx.split.valid)],
                      "test": [len(test), len(ctx.split.test)]},
         "capped": len(test) < len(ctx.split.test) or len(valid) < len(ctx.split.valid),
+        "test_examples": test.fingerprint(),
+        "per_example": {"test": {name: np.round(values, 4) for name, values in test_values.items()}},
         "accounting": accounting, "device": device, "dtype": dtype,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -94,3 +95,18 @@ def test_figures_are_drawn_from_results(tmp_path):
         draw_figure(3, records_frame([seq_record("popularity", 50, 0.01)]), tmp_path / "none.png")
     with pytest.raises(ConfigError, match="--figure 7: expected 3"):
         draw_figure(7, frame, tmp_path / "x.png")
+
+
+def test_paired_difference_counts_wins_and_losses_on_the_same_examples():
+    from bench.report.paired import paired_difference
+
+    method = np.array([1, 1, 0, 1, 0, 0, 1, 1] * 25, dtype=float)
+    reference = np.array([0, 1, 0, 0, 1, 0, 1, 0] * 25, dtype=float)
+    paired = paired_difference(method, reference)
+    assert (paired["wins"], paired["losses"], paired["n"]) == (75, 25, 200)
+    assert paired["diff"] == pytest.approx(0.25)
+    assert 0 < paired["ci_low"] < 0.25 < paired["ci_high"] < 0.5
+    same = paired_difference(method, method)
+    assert (same["diff"], same["ci_low"], same["ci_high"], same["wins"], same["losses"]) == (0, 0, 0, 0, 0)
+    with pytest.raises(ValueError, match="same examples"):
+        paired_difference(method, reference[:-1])

@@ -3,6 +3,7 @@ a third-party plugin beside the built-ins in the report."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -11,6 +12,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pytest
 import yaml
 
 from bench.cli import main
@@ -83,6 +87,19 @@ def test_example_plugin_runs_through_a_suite_and_is_reported(tmp_path, markov_pl
     markov, popularity = records["markov"], records["popularity"]
     assert markov["metrics"]["test"]["recall@10"]["mean"] > popularity["metrics"]["test"]["recall@10"]["mean"]
     assert json.dumps(markov["protocol"]) == json.dumps(popularity["protocol"])
+    assert markov["test_examples"] == popularity["test_examples"]
+    hits = {name: np.array(r["per_example"]["test"]["recall@10"]) for name, r in records.items()}
+    assert hits["markov"].mean() == pytest.approx(markov["metrics"]["test"]["recall@10"]["mean"])
+
+    assert main(["report", "--results", str(results), "--versus", "Popularity", "--format", "csv"]) == 0
+    versus = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    row = versus.set_index("metric").loc["recall@10"]
+    assert row["label"] == "Markov (plugin)" and row["n"] == len(hits["markov"])
+    assert row["wins"] == int((hits["markov"] > hits["popularity"]).sum())
+    assert row["losses"] == int((hits["markov"] < hits["popularity"]).sum())
+    assert row["difference [95% CI]"].startswith(f"{hits['markov'].mean() - hits['popularity'].mean():+.4f} [")
+    assert main(["report", "--results", str(results), "--versus", "Bert4Rec"]) == 2
+    assert "--versus 'Bert4Rec': no finished trial with per-example values has that label" in capsys.readouterr().err
 
 
 def test_a_worker_killed_by_rays_memory_monitor_fails_only_its_trial(tmp_path, monkeypatch):

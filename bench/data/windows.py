@@ -7,6 +7,7 @@ its input is events [start, start + N) and its label is event start + N. Nothing
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +40,11 @@ class Examples:
 
     def subset(self, index: np.ndarray | slice) -> Examples:
         return Examples(self.split, self.seq_len, self.starts[index], self.users[index])
+
+    def fingerprint(self) -> str:
+        """Short hash of which windows these are, so records scored on the same examples can be paired."""
+        digest = hashlib.sha1(np.int64(self.seq_len).tobytes() + self.starts.astype(np.int64).tobytes())
+        return digest.hexdigest()[:16]
 
 
 @dataclass(frozen=True)

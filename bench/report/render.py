@@ -21,7 +21,8 @@ def format_frame(frame: pd.DataFrame, fmt: str) -> str:
 
 
 def render_report(results: Path, suites: list[str] | None = None, table: int | None = None,
-                  figure: int | None = None, fmt: str = "terminal", out: Path | None = None) -> str:
+                  figure: int | None = None, fmt: str = "terminal", out: Path | None = None,
+                  versus: str | None = None) -> str:
     records = load_records(results, suites)
     frame = records_frame(records)
     if figure is not None:
@@ -33,6 +34,10 @@ def render_report(results: Path, suites: list[str] | None = None, table: int | N
         from bench.report.paper_tables import paper_table
 
         text = paper_table(table, frame, fmt)
+    elif versus is not None:
+        from bench.report.paired import versus_rows
+
+        text = format_frame(versus_rows(records, versus), fmt)
     else:
         if frame.empty:
             raise ConfigError(f"no results under {results}" + (f" for suite(s) {', '.join(suites)}" if suites else ""))

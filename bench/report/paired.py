@@ -1,0 +1,75 @@
+"""Paired comparison with a reference method (`bench report --versus LABEL`): on the very same test
+examples, the mean per-example difference of each metric with a paired bootstrap CI, and how many
+examples each side wins. Two methods' separate CIs can overlap while their paired difference is clear
+(or not); this is the test a claim like "beats popularity" needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.errors import ConfigError
+from bench.metrics import bootstrap_ci
+from bench.report.summary import best_of_searches
+from bench.store import records_frame
+
+PAIRING = ("dataset", "task", "seq_len", "seed", "test_examples")
+
+
+def paired_difference(values: np.ndarray, reference: np.ndarray, seed: int = 0) -> dict[str, float]:
+    """Mean of ``values - reference`` (same examples, same order) with its 95% bootstrap CI; wins and
+    losses count the examples where ``values`` is higher or lower."""
+    values, reference = np.asarray(values, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    if values.shape != reference.shape:
+        raise ValueError(f"paired values need the same examples: {values.shape} vs {reference.shape}")
+    diff = values - reference
+    low, high = bootstrap_ci(diff, seed=seed)
+    return {"diff": float(diff.mean()), "ci_low": low, "ci_high": high,
+            "wins": int((diff > 0).sum()), "losses": int((diff < 0).sum()), "n": len(diff)}
+
+
+def _pairable(records: list[dict[str, Any]]) -> tuple[dict[str, dict], pd.DataFrame]:
+    usable = {r["trial_id"]: r for r in records if r["status"] == "ok" and "per_example" in r}
+    frame = records_frame(list(usable.values()))
+    if frame.empty:
+        return usable, frame
+    frame = best_of_searches(frame)
+    frame["test_examples"] = [usable[t]["test_examples"] for t in frame["trial_id"]]
+    return usable, frame
+
+
+def versus_rows(records: list[dict[str, Any]], reference: str) -> pd.DataFrame:
+    """One row per (configuration, test metric): its mean, the reference's, and the paired difference."""
+    usable, frame = _pairable(records)
+    if frame.empty or reference not in set(frame["label"]):
+        known = sorted(set(frame["label"])) if not frame.empty else []
+        raise ConfigError(f"--versus {reference!r}: no finished trial with per-example values has that label "
+                          f"(labels with them: {', '.join(known) or 'none'}; records written before per-example "
+                          f"values were stored need a re-run)")
+    rows = []
+    for key, group in frame.groupby(list(PAIRING), sort=False):
+        base = group[group["label"] == reference]
+        if base.empty:
+            continue
+        base_values = usable[base["trial_id"].iloc[0]]["per_example"]["test"]
+        for _, trial in group[group["label"] != reference].iterrows():
+            values = usable[trial["trial_id"]]["per_example"]["test"]
+            for metric in sorted(set(values) & set(base_values), key=_metric_order):
+                paired = paired_difference(values[metric], base_values[metric], seed=int(trial["seed"]))
+                rows.append({"label": trial["label"], "dataset": key[0], "task": key[1], "seq_len": key[2],
+                             "seed": key[3], "metric": metric, "mean": f"{np.mean(values[metric]):.4f}",
+                             reference: f"{np.mean(base_values[metric]):.4f}",
+                             "difference [95% CI]": f"{paired['diff']:+.4f} [{paired['ci_low']:+.4f}, "
+                                                    f"{paired['ci_high']:+.4f}]",
+                             "wins": paired["wins"], "losses": paired["losses"], "n": paired["n"]})
+    if not rows:
+        raise ConfigError(f"--versus {reference!r}: no other trial was scored on the same test examples "
+                          f"(same dataset, task, history length, seed and cap)")
+    return pd.DataFrame(rows)
+
+
+def _metric_order(name: str) -> tuple[str, int]:
+    stem, _, k = name.partition("@")
+    return stem, int(k) if k.isdigit() else 0
