@@ -110,3 +110,20 @@ def test_paired_difference_counts_wins_and_losses_on_the_same_examples():
     assert (same["diff"], same["ci_low"], same["ci_high"], same["wins"], same["losses"]) == (0, 0, 0, 0, 0)
     with pytest.raises(ValueError, match="same examples"):
         paired_difference(method, reference[:-1])
+
+
+def test_versus_pairs_only_the_same_test_examples_and_tells_configurations_apart():
+    from bench.report.paired import versus_rows
+
+    def scored(trial_id: str, label: str, hits: list[float], fingerprint: str = "f1", **params) -> dict:
+        rec = record(label, "ml-100k", float(np.mean(hits)), **params)
+        rec |= {"trial_id": trial_id, "test_examples": fingerprint, "per_example": {"test": {"recall@10": hits}}}
+        return rec
+
+    records = [scored("p", "Popularity", [0, 0, 1, 0]), scored("a", "Mine", [1, 0, 1, 0], beams=10),
+               scored("b", "Mine", [1, 1, 1, 0], beams=20), scored("c", "Mine", [1, 1, 1, 1], "f2", beams=30)]
+    rows = versus_rows(records, "Popularity")
+    assert list(rows["param.beams"]) == [10, 20]
+    assert list(rows["wins"]) == [1, 2] and list(rows["losses"]) == [0, 0]
+    with pytest.raises(ConfigError, match="no other trial was scored on the same test examples"):
+        versus_rows([records[0], records[3]], "Popularity")

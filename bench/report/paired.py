@@ -12,7 +12,7 @@ import pandas as pd
 
 from bench.errors import ConfigError
 from bench.metrics import bootstrap_ci
-from bench.report.summary import best_of_searches
+from bench.report.summary import best_of_searches, varying_params
 from bench.store import records_frame
 
 PAIRING = ("dataset", "task", "seq_len", "seed", "test_examples")
@@ -48,6 +48,7 @@ def versus_rows(records: list[dict[str, Any]], reference: str) -> pd.DataFrame:
         raise ConfigError(f"--versus {reference!r}: no finished trial with per-example values has that label "
                           f"(labels with them: {', '.join(known) or 'none'}; records written before per-example "
                           f"values were stored need a re-run)")
+    params = varying_params(frame)
     rows = []
     for key, group in frame.groupby(list(PAIRING), sort=False):
         base = group[group["label"] == reference]
@@ -58,8 +59,9 @@ def versus_rows(records: list[dict[str, Any]], reference: str) -> pd.DataFrame:
             values = usable[trial["trial_id"]]["per_example"]["test"]
             for metric in sorted(set(values) & set(base_values), key=_metric_order):
                 paired = paired_difference(values[metric], base_values[metric], seed=int(trial["seed"]))
-                rows.append({"label": trial["label"], "dataset": key[0], "task": key[1], "seq_len": key[2],
-                             "seed": key[3], "metric": metric, "mean": f"{np.mean(values[metric]):.4f}",
+                rows.append({"label": trial["label"], **{p: trial[p] for p in params}, "dataset": key[0],
+                             "task": key[1], "seq_len": key[2], "seed": key[3], "metric": metric,
+                             "mean": f"{np.mean(values[metric]):.4f}",
                              reference: f"{np.mean(base_values[metric]):.4f}",
                              "difference [95% CI]": f"{paired['diff']:+.4f} [{paired['ci_low']:+.4f}, "
                                                     f"{paired['ci_high']:+.4f}]",

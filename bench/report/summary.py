@@ -31,13 +31,17 @@ def metric_columns(frame: pd.DataFrame, split: str = "test") -> list[str]:
     return sorted(columns, key=lambda c: (c.split("@")[0], int(c.split("@")[1]) if "@" in c else 0))
 
 
+def varying_params(frame: pd.DataFrame) -> list[str]:
+    """``param.*`` columns that take more than one value within some method: what tells its rows apart."""
+    return [c for c in frame.columns if c.startswith("param.")
+            and frame.groupby("method")[c].agg(lambda v: v.dropna().astype(str).nunique()).max() > 1]
+
+
 def summary_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """Configurations with their test metrics: 'mean [ci_low, ci_high]' for one seed, 'mean ± std' over
     several; costs beside them. Failed trials are listed with their error."""
     ok = best_of_searches(frame[frame["status"] == "ok"])
-    params = [c for c in frame.columns if c.startswith("param.")
-              and frame.groupby("method")[c].agg(lambda v: v.dropna().astype(str).nunique()).max() > 1]
-    keys = IDENTITY + params
+    keys = IDENTITY + varying_params(frame)
     rows = []
     for key, group in ok.groupby(keys, dropna=False, sort=False):
         row = dict(zip(keys, key))
