@@ -12,7 +12,7 @@ import pandas as pd
 
 from bench.errors import ConfigError
 from bench.metrics import bootstrap_ci
-from bench.report.summary import best_of_searches, varying_params
+from bench.report.summary import best_of_searches, metric_order, varying_params
 from bench.store import records_frame
 
 PAIRING = ("dataset", "task", "seq_len", "seed", "test_examples")
@@ -57,7 +57,7 @@ def versus_rows(records: list[dict[str, Any]], reference: str) -> pd.DataFrame:
         base_values = usable[base["trial_id"].iloc[0]]["per_example"]["test"]
         for _, trial in group[group["label"] != reference].iterrows():
             values = usable[trial["trial_id"]]["per_example"]["test"]
-            for metric in sorted(set(values) & set(base_values), key=_metric_order):
+            for metric in sorted(set(values) & set(base_values), key=metric_order):
                 paired = paired_difference(values[metric], base_values[metric], seed=int(trial["seed"]))
                 rows.append({"label": trial["label"], **{p: trial[p] for p in params}, "dataset": key[0],
                              "task": key[1], "seq_len": key[2], "seed": key[3], "metric": metric,
@@ -70,8 +70,3 @@ def versus_rows(records: list[dict[str, Any]], reference: str) -> pd.DataFrame:
         raise ConfigError(f"--versus {reference!r}: no other trial was scored on the same test examples "
                           f"(same dataset, task, history length, seed and cap)")
     return pd.DataFrame(rows)
-
-
-def _metric_order(name: str) -> tuple[str, int]:
-    stem, _, k = name.partition("@")
-    return stem, int(k) if k.isdigit() else 0

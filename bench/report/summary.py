@@ -28,7 +28,13 @@ def best_of_searches(frame: pd.DataFrame, metric: str = "recall@10") -> pd.DataF
 def metric_columns(frame: pd.DataFrame, split: str = "test") -> list[str]:
     """``<split>/<metric>`` columns, recall@k in increasing k."""
     columns = [c for c in frame.columns if c.startswith(f"{split}/") and "/ci_" not in c]
-    return sorted(columns, key=lambda c: (c.split("@")[0], int(c.split("@")[1]) if "@" in c else 0))
+    return sorted(columns, key=lambda c: metric_order(c.split("/", 1)[1]))
+
+
+def metric_order(name: str) -> tuple[str, int]:
+    """Sort key of a metric name: by name, recall@k in increasing k."""
+    stem, _, k = name.partition("@")
+    return stem, int(k) if k.isdigit() else 0
 
 
 def varying_params(frame: pd.DataFrame) -> list[str]:
