@@ -39,7 +39,7 @@ def main() -> None:
     own, rolled = [], []
     with torch.no_grad():
         for index in ctx.eval_batches(len(test)):
-            batch = method._lm_batch(ctx, test, index, labels)
+            batch = method.lm_inputs(ctx, test, index, labels)
             own.append(float(method.model.lm(**batch).loss))
             rolled.append(float(method.model.lm(**batch | {"user_states": batch["user_states"].roll(1, 0)}).loss))
     print(f"after {args.steps} steps with {args.params}: test title NLL per token {np.mean(own):.4f} with the "

@@ -127,11 +127,12 @@ class UserLLM(Method):
         apply_strategy(model, p.strategy)
         return model.to(ctx.device)
 
-    def _lm_batch(self, ctx: TrialContext, examples: Examples, index: np.ndarray, labels: np.ndarray) -> dict:
+    def lm_inputs(self, ctx: TrialContext, examples: Examples, index: np.ndarray, labels: np.ndarray) -> dict:
+        """The model's training inputs for the selected examples: prompt + answer tokens (labels on the
+        answer) and the users' embeddings."""
         answers = answer_texts(ctx.dataset, ctx.task.name, labels[index])
         tokens = lm_batch(self.tokenizer, self._prompts(ctx, examples, index), answers, ctx.device,
                           slots=self.model.fusion.slots)
-        self.train_tokens.extend(tokens["attention_mask"].sum(1).tolist())
         batch = event_batch(ctx.dataset, examples.positions(index)).to(ctx.device)
         return tokens | {"user_states": self.model.user_states(batch)}
 
@@ -143,7 +144,9 @@ class UserLLM(Method):
         self.train_tokens: list[int] = []
 
         def step_loss(index: np.ndarray) -> torch.Tensor:
-            return self.model.lm(**self._lm_batch(ctx, examples, index, labels)).loss
+            inputs = self.lm_inputs(ctx, examples, index, labels)
+            self.train_tokens.extend(inputs["attention_mask"].sum(1).tolist())
+            return self.model.lm(**inputs).loss
 
         sample = np.arange(min(2, len(examples)))
         with autocast(ctx):
