@@ -64,8 +64,8 @@ def _suite_path(name: str) -> Path:
     return path
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from bench.runner import run_suite
+def _selected_suite(args: argparse.Namespace):
+    """The suite named on the command line with its overrides applied and ``--only`` selected."""
     from bench.suite import load_suite, select
 
     dataset = None
@@ -73,8 +73,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         dataset = {"name": args.dataset, "options": _key_values(args.option)}
         if args.path:
             dataset["path"] = args.path
-    suite = select(load_suite(_suite_path(args.suite), sets=args.set, dataset=dataset, budget_scale=args.budget,
-                              preset=args.preset), args.only)
+    return select(load_suite(_suite_path(args.suite), sets=args.set, dataset=dataset, budget_scale=args.budget,
+                             preset=args.preset), args.only)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.runner import run_suite
+
+    suite = _selected_suite(args)
     total = len(suite.trials) + sum(search.samples for _, search in suite.searches)
     print(f"suite {suite.name}: {total} trials ({len(suite.searches)} searched configurations); "
           f"results in {Path(args.results) / suite.name}")
@@ -93,6 +99,17 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"(tracebacks in {Path(args.results) / suite.name / 'trials'})")
         return 1
     return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from bench.profile import profile_suite, profile_table
+
+    suite = _selected_suite(args)
+    print(f"suite {suite.name}: profiling {len(suite.trials) + len(suite.searches)} trial(s) one at a time, "
+          f"each at {args.steps} steps and at most {args.examples} validation and test examples")
+    rows = profile_suite(suite, Path(args.cache), args.steps, args.examples, args.address)
+    print(profile_table(rows))
+    return 1 if any("error" in row for row in rows) else 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -131,6 +148,30 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+    return value
+
+
+def _suite_arguments(parser: argparse.ArgumentParser, default_cache: str) -> None:
+    """The suite and its overrides, shared by ``run`` and ``profile``."""
+    parser.add_argument("suite", help="suite file, or the name of one in suites/")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
+                        help="override a suite value, e.g. budget.steps=50 or methods.0.params.dim=64")
+    parser.add_argument("--dataset", help="run on this dataset instead of the suite's")
+    parser.add_argument("--path", help="folder of --dataset's files")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="option of --dataset")
+    parser.add_argument("--budget", type=float, metavar="FACTOR", help="scale every trial's training steps")
+    parser.add_argument("--only", action="append", default=[], metavar="LABEL",
+                        help="only the trials of this label or method (repeatable)")
+    parser.add_argument("--preset", choices=["paper"],
+                        help="paper: every trial gets the paper's budget for its dataset and task (appendix table 9)")
+    parser.add_argument("--address", help="an existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
+    parser.add_argument("--cache", default=default_cache, help="shared cache for models and checkpoints")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench", description="USER-LLM benchmark harness")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -148,22 +189,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     default_cache = os.environ.get("USERLLM_BENCH_CACHE") or str(Path.home() / ".cache" / "userllm-bench")
     run = commands.add_parser("run", help="run a suite's trials under Ray Tune (only those without a finished record)")
-    run.add_argument("suite", help="suite file, or the name of one in suites/")
-    run.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
-                     help="override a suite value, e.g. budget.steps=50 or methods.0.params.dim=64")
-    run.add_argument("--dataset", help="run on this dataset instead of the suite's")
-    run.add_argument("--path", help="folder of --dataset's files")
-    run.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="option of --dataset")
-    run.add_argument("--budget", type=float, metavar="FACTOR", help="scale every trial's training steps")
-    run.add_argument("--only", action="append", default=[], metavar="LABEL",
-                     help="run only the trials of this label or method (repeatable)")
-    run.add_argument("--preset", choices=["paper"],
-                     help="paper: every trial gets the paper's budget for its dataset and task (appendix table 9)")
-    run.add_argument("--address", help="an existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
+    _suite_arguments(run, default_cache)
     run.add_argument("--results", default="results", help="results root (default: results/)")
-    run.add_argument("--cache", default=default_cache, help="shared cache for models and checkpoints")
     run.add_argument("--no-progress", action="store_true", help="no progress bars inside trials")
     run.set_defaults(func=cmd_run)
+
+    profile = commands.add_parser("profile", help="measure each trial of a suite briefly (s/step, s/example, peak "
+                                                  "memory) and estimate the full run; writes no results")
+    _suite_arguments(profile, default_cache)
+    profile.add_argument("--steps", type=_positive, default=20, help="training steps per trial (default 20)")
+    profile.add_argument("--examples", type=_positive, default=16,
+                         help="at most this many validation and test examples per trial (default 16)")
+    profile.set_defaults(func=cmd_profile)
 
     lister = commands.add_parser("list", help="methods (with parameters), datasets, tasks, suites")
     lister.add_argument("what", nargs="?", default="all", choices=["all", "methods", "datasets", "tasks", "suites"])

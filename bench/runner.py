@@ -107,7 +107,8 @@ def _record_worker_death(spec: dict[str, Any], root: Path, message: str) -> None
     print(f"[error] {_describe(spec)}: {message}", flush=True)
 
 
-def _start_ray(run_dir: Path, address: str | None, cpus: int | None) -> None:
+def start_ray(run_dir: Path, address: str | None, cpus: int | None) -> None:
+    """Connect to ``address`` (or $RAY_ADDRESS), else start a local Ray with its temp folder in ``run_dir``."""
     import ray
 
     if ray.is_initialized():
@@ -128,7 +129,8 @@ def _start_ray(run_dir: Path, address: str | None, cpus: int | None) -> None:
              log_to_driver=True, configure_logging=True, logging_level="WARNING")
 
 
-def _resources(suite: Suite) -> dict[str, float]:
+def trial_resources(suite: Suite) -> dict[str, float]:
+    """CPUs and GPUs per trial: the suite's ask, bounded by what the cluster has (gpu auto: 1 if any)."""
     import ray
 
     available = ray.cluster_resources()
@@ -192,8 +194,8 @@ def run_suite(suite: Suite, results_root: Path, shared_cache: Path, address: str
     if not pending and not searches:
         return RunSummary(0, skipped, [])
 
-    _start_ray(run_dir, address, cpus)
-    trainable = tune.with_resources(_trainable, _resources(suite))
+    start_ray(run_dir, address, cpus)
+    trainable = tune.with_resources(_trainable, trial_resources(suite))
     _tune_grid(trainable, common, pending, run_dir, f"{suite.name}-grid", results_root)
     for spec, search, remaining in searches:
         _tune(trainable, {**common, "spec": spec, "sample": _tune_space(search)}, run_dir,

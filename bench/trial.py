@@ -96,7 +96,7 @@ def execute_trial(spec: dict[str, Any], results_root: Path, shared_cache: Path, 
     record: dict[str, Any] = {"trial_id": spec["trial_id"], "suite": spec["suite"], "spec": spec,
                               "started": datetime.now(timezone.utc).isoformat(), "versions": package_versions()}
     try:
-        record.update(_run(spec, results_root, shared_cache, show_progress, report))
+        record.update(run_trial(spec, results_root, shared_cache, show_progress, report))
         record["status"] = "ok"
     except Exception as exc:  # a failing trial is recorded, never fatal to the suite
         record["status"] = "failed"
@@ -108,8 +108,10 @@ def execute_trial(spec: dict[str, Any], results_root: Path, shared_cache: Path, 
     return record
 
 
-def _run(spec: dict[str, Any], results_root: Path, shared_cache: Path, show_progress: bool,
-         report: Any) -> dict[str, Any]:
+def run_trial(spec: dict[str, Any], results_root: Path, shared_cache: Path, show_progress: bool = False,
+              report: Any = None) -> dict[str, Any]:
+    """Fit, predict and score the trial ``spec``; return its record's body (raises on failure, writes
+    nothing but the method's files under ``results_root/<suite>/work/<trial_id>``)."""
     load_methods(tuple(spec.get("plugins", ())))
     dataset = load_dataset(spec["dataset"]["name"], spec["dataset"]["path"], **spec["dataset"]["options"])
     task = get_task(spec["task"])

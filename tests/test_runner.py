@@ -122,10 +122,35 @@ def test_a_worker_killed_by_rays_memory_monitor_fails_only_its_trial(tmp_path, m
             raise RuntimeError("Caught unexpected exception") from OutOfMemoryError("1 worker(s) were killed")
 
     monkeypatch.setattr(runner, "_tune", fake_tune)
-    monkeypatch.setattr(runner, "_start_ray", lambda *args: None)
-    monkeypatch.setattr(runner, "_resources", lambda suite: {"cpu": 1, "gpu": 0})
+    monkeypatch.setattr(runner, "start_ray", lambda *args: None)
+    monkeypatch.setattr(runner, "trial_resources", lambda suite: {"cpu": 1, "gpu": 0})
     runner.run_suite(suite, tmp_path / "results", tmp_path / "cache", show_progress=False)
     assert len(calls) == 2 and calls[1] == calls[0][1:]
     records = load_records(tmp_path / "results", ["t"])
     assert [(r["trial_id"], r["status"]) for r in records] == [(calls[0][0], "failed")]
     assert "1 worker(s) were killed" in records[0]["error"]["message"]
+
+
+def test_profile_measures_every_trial_estimates_the_full_run_and_writes_no_record(tmp_path, monkeypatch, ml100k):
+    from bench.data import build_split
+    from bench.profile import profile_suite, profile_table
+    from bench.suite import load_suite
+
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    path = suite_file(tmp_path, [{"method": "dual_encoder", "label": "DualEnc", "budget": {"steps": 200},
+                                  "params": {"layers": 1, "dim": 16, "heads": 2}},
+                                 {"method": "test_constant", "label": "Sleeper", "params": {"seconds": 0.3}},
+                                 {"method": "test_constant", "label": "Broken", "params": {"fail": True}}], name="p")
+    rows = {row["label"]: row for row in profile_suite(load_suite(path), tmp_path / "cache", steps=3, examples=5)}
+
+    dual, sleeper = rows["DualEnc"], rows["Sleeper"]
+    split = build_split(ml100k, 20)
+    evaluated = len(split.valid) + len(split.test)
+    assert dual["seconds_per_step"] > 0 and dual["seconds_per_example"] > 0 and dual["peak_rss_gib"] > 0.1
+    assert dual["estimated_seconds"] == pytest.approx(
+        dual["setup_seconds"] + 200 * dual["seconds_per_step"] + evaluated * dual["seconds_per_example"])
+    assert sleeper["estimated_seconds"] >= 0.3  # trains the same for any budget.steps: its whole fit counts
+    assert rows["Broken"]["error"] == "RuntimeError: injected failure"
+    assert not [p for p in tmp_path.rglob("*.json") if p.stem in {row["trial_id"] for row in rows.values()}]
+    table = profile_table(list(rows.values()))
+    assert "failed: RuntimeError: injected failure" in table and "for 2 of 3 trials" in table

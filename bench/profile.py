@@ -1,0 +1,106 @@
+"""``bench profile``: what a suite's trials cost on this machine, measured before running them for real.
+
+Every trial runs once with ``steps`` training steps and at most ``examples`` validation and test
+examples, each in a fresh Ray worker (so the peak memory is its own) and one after another (so no two
+share the machine while timed). Nothing is written to results/. From the measured setup time (loading
+the LLM, pretraining an encoder that is not cached yet), seconds per step and seconds per evaluated
+example, each row estimates the full trial at the suite's budget and test-set caps. A method that does
+not train for ``budget.steps`` (popularity; Bert4Rec, which trains for its ``epochs``) trains here as it
+will in the real run, and its measured fit time is its estimate.
+"""
+
+from __future__ import annotations
+
+import resource
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+from bench.runner import start_ray, trial_resources
+from bench.suite import Suite
+from bench.trial import run_trial
+
+GIB = 2**30
+
+
+def _cap(cap: int | None, examples: int) -> int:
+    return examples if cap is None else min(cap, examples)
+
+
+def profile_trial(spec: dict[str, Any], steps: int, examples: int, shared_cache: str) -> dict[str, Any]:
+    """Run ``spec`` shortened to ``steps`` steps and ``examples`` evaluated examples; its costs."""
+    import torch
+
+    budget = spec["budget"]
+    short = {**spec, "budget": {**budget, "steps": steps,
+                                "max_valid_examples": _cap(budget["max_valid_examples"], examples),
+                                "max_test_examples": _cap(budget["max_test_examples"], examples)}}
+    with tempfile.TemporaryDirectory(prefix="bench-profile-") as scratch:
+        body = run_trial(short, Path(scratch), Path(shared_cache))
+    costs = body["accounting"]
+    per_example = costs["seconds_per_test_example"]
+    setup = max(0.0, costs["fit_seconds"] - costs.get("train_seconds", costs["fit_seconds"]))
+    follows_steps = costs.get("train_steps") == steps
+    # a method that trains for budget.steps scales with the budget; any other trained here as it will for real
+    fit = setup + budget["steps"] * costs["seconds_per_step"] if follows_steps else costs["fit_seconds"]
+    evaluated = sum(min(cap or total, total) for cap, total in
+                    ((budget["max_valid_examples"], body["examples"]["valid"][1]),
+                     (budget["max_test_examples"], body["examples"]["test"][1])))
+    row = {"setup_seconds": setup, "seconds_per_step": costs["seconds_per_step"], "seconds_per_example": per_example,
+           "device": body["device"], "dtype": body["dtype"],
+           "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB,
+           "peak_gpu_gib": torch.cuda.max_memory_allocated() / GIB if torch.cuda.is_available() else None,
+           "estimated_seconds": fit + evaluated * per_example}
+    return row
+
+
+def profile_suite(suite: Suite, shared_cache: Path, steps: int, examples: int,
+                  address: str | None = None) -> list[dict[str, Any]]:
+    """One row per trial (and per searched configuration, at its spec's values) of ``suite``: what it
+    is, then its costs or ``error`` where the shortened trial failed."""
+    import ray
+
+    start_ray(Path(tempfile.mkdtemp(prefix="bench-profile-")), address, None)
+    resources = trial_resources(suite)
+    remote = ray.remote(max_calls=1)(profile_trial).options(num_cpus=resources["cpu"], num_gpus=resources["gpu"])
+    rows = []
+    for spec in suite.trials + [spec for spec, _ in suite.searches]:
+        row = {"label": spec["label"], "dataset": spec["dataset"]["name"], "task": spec["task"],
+               "seq_len": spec["seq_len"], "seed": spec["seed"], "trial_id": spec["trial_id"]}
+        try:
+            row |= ray.get(remote.remote(spec, steps, examples, str(shared_cache.resolve())))
+        except ray.exceptions.RayError as exc:  # a failing trial is a row, never the end of the profile
+            cause = getattr(exc, "cause", None) or exc
+            row["error"] = f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1]}"
+        print(_line(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def _line(row: dict[str, Any]) -> str:
+    what = f"{row['label']} {row['dataset']}/{row['task']}/N={row['seq_len']} seed={row['seed']}"
+    if "error" in row:
+        return f"[profile] {what}: FAILED: {row['error']}"
+    return f"[profile] {what}: {row['seconds_per_step']:.3f} s/step, {row['seconds_per_example']:.3f} s/example"
+
+
+def profile_table(rows: list[dict[str, Any]]) -> str:
+    """The profile as a table, then the estimated time of the whole suite run one trial after another."""
+    gpu = any(row.get("peak_gpu_gib") is not None for row in rows)
+    headers = ["label", "task", "N", "seed", "device", "setup s", "s/step", "s/example", "peak RSS GiB",
+               *(["peak GPU GiB"] if gpu else []), "est. trial min"]
+    cells = []
+    for row in rows:
+        what = [row["label"], row["task"], row["seq_len"], row["seed"]]
+        if "error" in row:
+            cells.append([*what, f"failed: {row['error']}"])
+            continue
+        cells.append([*what, f"{row['device']} {row['dtype']}", row["setup_seconds"], row["seconds_per_step"],
+                      row["seconds_per_example"], row["peak_rss_gib"], *([row["peak_gpu_gib"]] if gpu else []),
+                      row["estimated_seconds"] / 60])
+    estimates = [row["estimated_seconds"] for row in rows if "error" not in row]
+    return (tabulate(cells, headers=headers, floatfmt=".3g") +
+            f"\nestimated at the suite's budget, one trial after another: {sum(estimates) / 60:.1f} min "
+            f"for {len(estimates)} of {len(rows)} trials")
