@@ -113,6 +113,10 @@ def run_trial(spec: dict[str, Any], results_root: Path, shared_cache: Path, show
     """Fit, predict and score the trial ``spec``; return its record's body (raises on failure, writes
     nothing but the method's files under ``results_root/<suite>/work/<trial_id>``)."""
     load_methods(tuple(spec.get("plugins", ())))
+    if not show_progress:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # "Loading weights" and the like
     dataset = load_dataset(spec["dataset"]["name"], spec["dataset"]["path"], **spec["dataset"]["options"])
     task = get_task(spec["task"])
     task.check(dataset)
