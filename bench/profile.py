@@ -48,12 +48,12 @@ def profile_trial(spec: dict[str, Any], steps: int, examples: int, shared_cache:
     evaluated = sum(min(cap or total, total) for cap, total in
                     ((budget["max_valid_examples"], body["examples"]["valid"][1]),
                      (budget["max_test_examples"], body["examples"]["test"][1])))
-    row = {"setup_seconds": setup, "seconds_per_step": costs["seconds_per_step"], "seconds_per_example": per_example,
-           "device": body["device"], "dtype": body["dtype"],
-           "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB,
-           "peak_gpu_gib": torch.cuda.max_memory_allocated() / GIB if torch.cuda.is_available() else None,
-           "estimated_seconds": fit + evaluated * per_example}
-    return row
+    return {"setup_seconds": setup, "seconds_per_step": costs["seconds_per_step"],
+            "seconds_per_example": per_example,
+            "device": body["device"], "dtype": body["dtype"],
+            "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB,
+            "peak_gpu_gib": torch.cuda.max_memory_allocated() / GIB if torch.cuda.is_available() else None,
+            "estimated_seconds": fit + evaluated * per_example}
 
 
 def profile_suite(suite: Suite, shared_cache: Path, steps: int, examples: int,
