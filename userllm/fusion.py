@@ -130,20 +130,21 @@ class UserConditionedLM:
     user_fusion: UserFusion
 
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
-                position_ids: torch.Tensor | None = None, past_key_values=None,
+                position_ids: torch.Tensor | None = None,
                 inputs_embeds: torch.Tensor | None = None, labels: torch.Tensor | None = None,
                 user_states: torch.Tensor | None = None, user_mask: torch.Tensor | None = None, **kwargs):
         if position_ids is None and attention_mask is not None:
             length = (input_ids if input_ids is not None else inputs_embeds).shape[1]
             position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -length:]
-        prefill = past_key_values is None or past_key_values.get_seq_length() == 0
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))  # transformers 5.24 renamed it `cache`
+        prefill = cache is None or cache.get_seq_length() == 0
         if user_states is not None and self.user_fusion.slots and prefill and inputs_embeds is None:
             mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask  # generate drops all-ones masks
             inputs_embeds = self.user_fusion.fill(self.get_input_embeddings()(input_ids), mask, user_states)
             input_ids = None
         with self.user_fusion.attending(user_states, user_mask):
             return super().forward(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                                   past_key_values=past_key_values, inputs_embeds=inputs_embeds, labels=labels,
+                                   inputs_embeds=inputs_embeds, labels=labels,
                                    **kwargs)
 
 
