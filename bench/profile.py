@@ -25,8 +25,9 @@ from bench.trial import run_trial
 GIB = 2**30
 
 
-def _cap(cap: int | None, examples: int) -> int:
-    return examples if cap is None else min(cap, examples)
+def _cap(cap: int | None, count: int) -> int:
+    """``count`` bounded by a test-set cap (None: no cap)."""
+    return count if cap is None else min(cap, count)
 
 
 def profile_trial(spec: dict[str, Any], steps: int, examples: int, shared_cache: str) -> dict[str, Any]:
@@ -45,7 +46,7 @@ def profile_trial(spec: dict[str, Any], steps: int, examples: int, shared_cache:
     follows_steps = costs.get("train_steps") == steps
     # a method that trains for budget.steps scales with the budget; any other trained here as it will for real
     fit = setup + budget["steps"] * costs["seconds_per_step"] if follows_steps else costs["fit_seconds"]
-    evaluated = sum(min(cap or total, total) for cap, total in
+    evaluated = sum(_cap(cap, total) for cap, total in
                     ((budget["max_valid_examples"], body["examples"]["valid"][1]),
                      (budget["max_test_examples"], body["examples"]["test"][1])))
     return {"setup_seconds": setup, "seconds_per_step": costs["seconds_per_step"],
