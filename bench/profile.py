@@ -63,7 +63,19 @@ def profile_suite(suite: Suite, shared_cache: Path, steps: int, examples: int,
     is, then its costs or ``error`` where the shortened trial failed."""
     import ray
 
-    start_ray(Path(tempfile.mkdtemp(prefix="bench-profile-")), address, None)
+    started_here = not ray.is_initialized()
+    with tempfile.TemporaryDirectory(prefix="bench-profile-", ignore_cleanup_errors=True) as temp:
+        start_ray(Path(temp), address, None)
+        try:
+            return _profile_trials(suite, shared_cache, steps, examples)
+        finally:
+            if started_here:
+                ray.shutdown()
+
+
+def _profile_trials(suite: Suite, shared_cache: Path, steps: int, examples: int) -> list[dict[str, Any]]:
+    import ray
+
     resources = trial_resources(suite)
     remote = ray.remote(max_calls=1)(profile_trial).options(num_cpus=resources["cpu"], num_gpus=resources["gpu"])
     rows = []

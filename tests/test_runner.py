@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -131,7 +132,9 @@ def test_a_worker_killed_by_rays_memory_monitor_fails_only_its_trial(tmp_path, m
     assert "1 worker(s) were killed" in records[0]["error"]["message"]
 
 
-def test_profile_measures_every_trial_estimates_the_full_run_and_writes_no_record(tmp_path, monkeypatch, ml100k):
+def test_profile_measures_every_trial_estimates_the_full_run_and_leaves_nothing_behind(tmp_path, monkeypatch, ml100k):
+    import ray
+
     from bench.data import build_split
     from bench.profile import profile_suite, profile_table
     from bench.suite import load_suite
@@ -141,7 +144,10 @@ def test_profile_measures_every_trial_estimates_the_full_run_and_writes_no_recor
                                   "params": {"layers": 1, "dim": 16, "heads": 2}},
                                  {"method": "test_constant", "label": "Sleeper", "params": {"seconds": 0.3}},
                                  {"method": "test_constant", "label": "Broken", "params": {"fail": True}}], name="p")
+    ray.shutdown()  # so the profile starts (and must clean up) its own Ray
+    ray_temps = set(Path(tempfile.gettempdir()).glob("bench-profile-*"))
     rows = {row["label"]: row for row in profile_suite(load_suite(path), tmp_path / "cache", steps=3, examples=5)}
+    assert not ray.is_initialized() and set(Path(tempfile.gettempdir()).glob("bench-profile-*")) == ray_temps
 
     dual, sleeper = rows["DualEnc"], rows["Sleeper"]
     split = build_split(ml100k, 20)
