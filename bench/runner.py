@@ -42,7 +42,8 @@ def _headline(record: dict[str, Any]) -> str:
         return f"FAILED: {record.get('error', {}).get('message', '?')}"
     test = record["metrics"]["test"]
     shown = ", ".join(f"{name}={stats['mean']:.4f}" for name, stats in list(test.items())[:3])
-    capped = " (capped test set)" if record.get("capped") else ""
+    used, total = record["examples"]["test"]
+    capped = f" (on {used} of {total} test examples)" if used < total else ""
     return f"test {shown}{capped}"
 
 
