@@ -127,3 +127,21 @@ def test_versus_pairs_only_the_same_test_examples_and_tells_configurations_apart
     assert list(rows["wins"]) == [1, 2] and list(rows["losses"]) == [0, 0]
     with pytest.raises(ConfigError, match="no other trial was scored on the same test examples"):
         versus_rows([records[0], records[3]], "Popularity")
+
+
+def test_versus_pools_a_configurations_seeds_on_the_same_examples():
+    from bench.report.paired import versus_rows
+
+    def scored(trial_id: str, label: str, seed: int, hits: list[float]) -> dict:
+        rec = record(label, "ml-100k", float(np.mean(hits)))
+        rec["spec"]["seed"] = seed
+        rec |= {"trial_id": trial_id, "test_examples": "f1", "per_example": {"test": {"recall@10": hits}}}
+        return rec
+
+    records = [scored("p0", "Popularity", 0, [0, 0, 1, 0]), scored("p1", "Popularity", 1, [0, 0, 1, 0]),
+               scored("m1", "Mine", 1, [0, 1, 0, 0]), scored("m0", "Mine", 0, [1, 1, 1, 0])]
+    rows = versus_rows(records, "Popularity")
+    assert list(rows["seed"]) == [0, 1, "0 + 1"]
+    assert list(rows["mean"]) == ["0.7500", "0.2500", "0.5000"]
+    assert list(rows["wins"]) == [2, 1, 2] and list(rows["losses"]) == [0, 1, 1]
+    assert rows["difference [95% CI]"].iloc[2].startswith("+0.2500")

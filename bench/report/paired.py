@@ -41,7 +41,9 @@ def _pairable(records: list[dict[str, Any]]) -> tuple[dict[str, dict], pd.DataFr
 
 
 def versus_rows(records: list[dict[str, Any]], reference: str) -> pd.DataFrame:
-    """One row per (configuration, test metric): its mean, the reference's, and the paired difference."""
+    """One row per (configuration, seed, test metric): its mean, the reference's, and the paired
+    difference; where a configuration has several seeds on the same test examples, one more row per
+    metric (seed ``0+1+...``) pairs the per-example means over those seeds."""
     usable, frame = _pairable(records)
     if frame.empty or reference not in set(frame["label"]):
         known = sorted(set(frame["label"])) if not frame.empty else []
@@ -49,24 +51,39 @@ def versus_rows(records: list[dict[str, Any]], reference: str) -> pd.DataFrame:
                           f"(labels with them: {', '.join(known) or 'none'}; records written before per-example "
                           f"values were stored need a re-run)")
     params = varying_params(frame)
-    rows = []
+    seeds: dict[tuple, list[tuple[int, dict, dict]]] = {}
     for key, group in frame.groupby(list(PAIRING), sort=False):
         base = group[group["label"] == reference]
         if base.empty:
             continue
         base_values = usable[base["trial_id"].iloc[0]]["per_example"]["test"]
         for _, trial in group[group["label"] != reference].iterrows():
-            values = usable[trial["trial_id"]]["per_example"]["test"]
-            for metric in sorted(set(values) & set(base_values), key=metric_order):
-                paired = paired_difference(values[metric], base_values[metric], seed=int(trial["seed"]))
-                rows.append({"label": trial["label"], **{p: trial[p] for p in params}, "dataset": key[0],
-                             "task": key[1], "seq_len": key[2], "seed": key[3], "metric": metric,
-                             "mean": f"{np.mean(values[metric]):.4f}",
-                             reference: f"{np.mean(base_values[metric]):.4f}",
-                             "difference [95% CI]": f"{paired['diff']:+.4f} [{paired['ci_low']:+.4f}, "
-                                                    f"{paired['ci_high']:+.4f}]",
-                             "wins": paired["wins"], "losses": paired["losses"], "n": paired["n"]})
-    if not rows:
+            configuration = (trial["label"], *(trial[p] for p in params), *key[:3], key[4])
+            seeds.setdefault(configuration, []).append(
+                (int(key[3]), usable[trial["trial_id"]]["per_example"]["test"], base_values))
+    if not seeds:
         raise ConfigError(f"--versus {reference!r}: no other trial was scored on the same test examples "
                           f"(same dataset, task, history length, seed and cap)")
+    rows = []
+    for configuration, runs in seeds.items():
+        label, *values_of_params, dataset, task, seq_len, _ = configuration
+        what = {"label": label, **dict(zip(params, values_of_params)), "dataset": dataset, "task": task,
+                "seq_len": seq_len}
+        runs.sort(key=lambda run: run[0])
+        groups = [(seed, [(values, base)]) for seed, values, base in runs]
+        if len(runs) > 1:
+            groups.append((" + ".join(str(seed) for seed, _, _ in runs), [(values, base) for _, values, base in runs]))
+        for seed, pairs in groups:
+            for metric in sorted(set(pairs[0][0]) & set(pairs[0][1]), key=metric_order):
+                values = np.mean([values[metric] for values, _ in pairs], axis=0)
+                base = np.mean([base[metric] for _, base in pairs], axis=0)
+                rows.append(what | {"seed": seed, "metric": metric} |
+                            _paired_row(values, base, reference, bootstrap_seed=runs[0][0] if len(pairs) > 1 else seed))
     return pd.DataFrame(rows)
+
+
+def _paired_row(values: np.ndarray, base: np.ndarray, reference: str, bootstrap_seed: int) -> dict[str, Any]:
+    paired = paired_difference(values, base, seed=bootstrap_seed)
+    return {"mean": f"{values.mean():.4f}", reference: f"{base.mean():.4f}",
+            "difference [95% CI]": f"{paired['diff']:+.4f} [{paired['ci_low']:+.4f}, {paired['ci_high']:+.4f}]",
+            "wins": paired["wins"], "losses": paired["losses"], "n": paired["n"]}
