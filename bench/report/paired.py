@@ -43,7 +43,7 @@ def _pairable(records: list[dict[str, Any]]) -> tuple[dict[str, dict], pd.DataFr
 def versus_rows(records: list[dict[str, Any]], reference: str) -> pd.DataFrame:
     """One row per (configuration, seed, test metric): its mean, the reference's, and the paired
     difference; where a configuration has several seeds on the same test examples, one more row per
-    metric (seed ``0+1+...``) pairs the per-example means over those seeds."""
+    metric (seed ``0 + 1 + ...``) pairs the per-example means over those seeds."""
     usable, frame = _pairable(records)
     if frame.empty or reference not in set(frame["label"]):
         known = sorted(set(frame["label"])) if not frame.empty else []
@@ -51,7 +51,7 @@ def versus_rows(records: list[dict[str, Any]], reference: str) -> pd.DataFrame:
                           f"(labels with them: {', '.join(known) or 'none'}; records written before per-example "
                           f"values were stored need a re-run)")
     params = varying_params(frame)
-    seeds: dict[tuple, list[tuple[int, dict, dict]]] = {}
+    runs_by_configuration: dict[tuple, list[tuple[int, dict, dict]]] = {}
     for key, group in frame.groupby(list(PAIRING), sort=False):
         base = group[group["label"] == reference]
         if base.empty:
@@ -59,26 +59,26 @@ def versus_rows(records: list[dict[str, Any]], reference: str) -> pd.DataFrame:
         base_values = usable[base["trial_id"].iloc[0]]["per_example"]["test"]
         for _, trial in group[group["label"] != reference].iterrows():
             configuration = (trial["label"], *(trial[p] for p in params), *key[:3], key[4])
-            seeds.setdefault(configuration, []).append(
+            runs_by_configuration.setdefault(configuration, []).append(
                 (int(key[3]), usable[trial["trial_id"]]["per_example"]["test"], base_values))
-    if not seeds:
+    if not runs_by_configuration:
         raise ConfigError(f"--versus {reference!r}: no other trial was scored on the same test examples "
                           f"(same dataset, task, history length, seed and cap)")
     rows = []
-    for configuration, runs in seeds.items():
+    for configuration, runs in runs_by_configuration.items():
         label, *values_of_params, dataset, task, seq_len, _ = configuration
         what = {"label": label, **dict(zip(params, values_of_params)), "dataset": dataset, "task": task,
                 "seq_len": seq_len}
         runs.sort(key=lambda run: run[0])
-        groups = [(seed, [(values, base)]) for seed, values, base in runs]
+        groups = [(run[0], [run]) for run in runs]
         if len(runs) > 1:
-            groups.append((" + ".join(str(seed) for seed, _, _ in runs), [(values, base) for _, values, base in runs]))
-        for seed, pairs in groups:
-            for metric in sorted(set(pairs[0][0]) & set(pairs[0][1]), key=metric_order):
-                values = np.mean([values[metric] for values, _ in pairs], axis=0)
-                base = np.mean([base[metric] for _, base in pairs], axis=0)
+            groups.append((" + ".join(str(seed) for seed, _, _ in runs), runs))
+        for seed, pooled in groups:
+            for metric in sorted(set(pooled[0][1]) & set(pooled[0][2]), key=metric_order):
+                mine = np.mean([values[metric] for _, values, _ in pooled], axis=0)
+                theirs = np.mean([ref[metric] for _, _, ref in pooled], axis=0)
                 rows.append(what | {"seed": seed, "metric": metric} |
-                            _paired_row(values, base, reference, bootstrap_seed=runs[0][0] if len(pairs) > 1 else seed))
+                            _paired_row(mine, theirs, reference, bootstrap_seed=pooled[0][0]))
     return pd.DataFrame(rows)
 
 
