@@ -68,10 +68,14 @@ def candidate_trie(ctx: TrialContext, tokenizer: PreTrainedTokenizerBase) -> Can
 
 class TrieConstraint(LogitsProcessor):
     """Masks every token that would leave the trie; a beam with no allowed token gets -inf and dies
-    (transformers' own prefix_allowed_tokens_fn refuses an empty list)."""
+    (transformers' own prefix_allowed_tokens_fn refuses an empty list). With ``renormalize`` each step's
+    log-probabilities are renormalized over the allowed tokens, so a title's score is the product of its
+    choices at the trie's branch points only (a locally normalized distribution over the catalog)."""
 
-    def __init__(self, trie: CandidateTrie, prompt_len: int, beams: int, bans: list[frozenset[int]]) -> None:
+    def __init__(self, trie: CandidateTrie, prompt_len: int, beams: int, bans: list[frozenset[int]],
+                 renormalize: bool = False) -> None:
         self.trie, self.prompt_len, self.beams, self.bans = trie, prompt_len, beams, bans
+        self.renormalize = renormalize
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         mask = torch.full_like(scores, float("-inf"))
@@ -79,26 +83,32 @@ class TrieConstraint(LogitsProcessor):
             allowed = self.trie.allowed(generated, self.bans[row // self.beams])
             if allowed:
                 mask[row, allowed] = 0.0
-        return scores + mask
+        masked = scores + mask
+        if not self.renormalize:
+            return masked
+        dead = torch.isneginf(masked).all(dim=-1, keepdim=True)
+        return torch.where(dead, masked, masked.log_softmax(dim=-1))
 
 
 @torch.no_grad()
 def constrained_beam_search(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
                             encoded: dict[str, torch.Tensor], trie: CandidateTrie, k: int, beams: int,
-                            banned: Sequence[Sequence[int]] | None = None, **model_kwargs) -> np.ndarray:
+                            banned: Sequence[Sequence[int]] | None = None, renormalize: bool = False,
+                            **model_kwargs) -> np.ndarray:
     """Top-k candidate ids per prompt [n, k] (-1 where fewer distinct candidates were found).
 
     ``encoded`` holds left-padded ``input_ids`` and ``attention_mask`` (``bench.lm_inputs.encode_prompts``);
     ``model_kwargs`` go to the model's forward (e.g. USER-LLM's user states). Beams are scored by summed
     log-probability (``length_penalty=0``); beams below -1e8 are dropped, duplicates removed; ``beams``
-    >= k so that k distinct candidates usually survive."""
+    >= k so that k distinct candidates usually survive; ``renormalize``: see ``TrieConstraint``."""
     beams = max(beams, k)
     n, prompt_len = encoded["input_ids"].shape
     bans = [frozenset(b) for b in banned] if banned is not None else [frozenset()] * n
 
+    constraint = TrieConstraint(trie, prompt_len, beams, bans, renormalize)
     out = model.generate(**encoded, num_beams=beams, num_return_sequences=beams, do_sample=False,
                          length_penalty=0.0, max_new_tokens=int(trie.lengths.max()), early_stopping=True,
-                         logits_processor=LogitsProcessorList([TrieConstraint(trie, prompt_len, beams, bans)]),
+                         logits_processor=LogitsProcessorList([constraint]),
                          output_scores=True, return_dict_in_generate=True,
                          pad_token_id=tokenizer.pad_token_id, eos_token_id=trie.eos, **model_kwargs)
     sequences = out.sequences[:, prompt_len:].view(n, beams, -1).tolist()
@@ -130,14 +140,15 @@ def generate_texts(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, e
 
 def decode_answers(ctx: TrialContext, examples: Examples, index: np.ndarray, model: torch.nn.Module,
                    tokenizer: PreTrainedTokenizerBase, trie: CandidateTrie | None, encoded: dict[str, torch.Tensor],
-                   beams: int, max_new_tokens: int, **model_kwargs) -> np.ndarray | list[str]:
+                   beams: int, max_new_tokens: int, renormalize: bool = False,
+                   **model_kwargs) -> np.ndarray | list[str]:
     """The task's answers for ``examples[index]``: top-k ids by constrained beam search (items of the
     input window banned when the protocol excludes history), or generated texts for review_gen."""
     if ctx.task.name == "review_gen":
         return generate_texts(model, tokenizer, encoded, max_new_tokens, **model_kwargs)
     k = max(ctx.protocol.ks) if ctx.protocol.ks else 1
     banned = ctx.dataset.item[examples.positions(index)].tolist() if ctx.protocol.exclude_history else None
-    return constrained_beam_search(model, tokenizer, encoded, trie, k, beams, banned, **model_kwargs)
+    return constrained_beam_search(model, tokenizer, encoded, trie, k, beams, banned, renormalize, **model_kwargs)
 
 
 def gather_predictions(ctx: TrialContext, answers: list[np.ndarray | list[str]]) -> Predictions:

@@ -154,3 +154,25 @@ def test_constrained_search_finds_k_items_outside_a_large_ban(ml100k, tokenizer)
     top = constrained_beam_search(model, tokenizer, encode_prompts(tokenizer, ["Next?\nAnswer:", "Which?\nAnswer:"]),
                                   trie, k=10, beams=10, banned=banned)
     assert (top >= 1600).all() and all(len(set(row)) == 10 for row in top)
+
+
+@pytest.mark.parametrize("renormalize", [False, True])
+def test_constrained_search_with_enough_beams_ranks_every_candidate_by_its_exact_score(ml100k, tokenizer, renormalize):
+    model, _ = load_llm("tiny-random", LLM_CACHE)
+    names = [ml100k.titles[i] for i in (0, 1, 2, 49, 99, 180)]
+    trie = CandidateTrie(names, tokenizer)
+    encoded = encode_prompts(tokenizer, ["Next?\nAnswer:"])
+    prompt = encoded["input_ids"][0].tolist()
+    exact = []
+    for ids in tokenizer([" " + name for name in names], add_special_tokens=False)["input_ids"]:
+        answer = [*ids, trie.eos]
+        with torch.no_grad():
+            log_probs = model(torch.tensor([prompt + answer])).logits[0, len(prompt) - 1:-1].float().log_softmax(-1)
+        score = 0.0
+        for step, token in enumerate(answer):
+            score += float(log_probs[step, token])
+            if renormalize:
+                score -= float(log_probs[step, trie.allowed(answer[:step])].logsumexp(0))
+        exact.append(score)
+    top = constrained_beam_search(model, tokenizer, encoded, trie, k=len(names), beams=8, renormalize=renormalize)
+    assert top[0].tolist() == np.argsort(exact)[::-1].tolist()
