@@ -89,7 +89,9 @@ class UserLLM(Method):
             return EncoderConfig(self.encoder_layers, self.encoder_dim, self.encoder_heads, self.encoder_dropout,
                                  max_len=max(512, seq_len + 1))
 
-    def _prompts(self, ctx: TrialContext, examples: Examples, index: np.ndarray) -> list[str]:
+    def prompts(self, ctx: TrialContext, examples: Examples, index: np.ndarray) -> list[str]:
+        """The LLM's text prompts for the selected examples: the task's question, after the last
+        ``short_context`` events written as text where that is set."""
         events = min(self.params.short_context, ctx.seq_len)
         if events:
             return [history_prompt(ctx.dataset, examples, int(i), ctx.task.name, events) for i in index]
@@ -131,7 +133,7 @@ class UserLLM(Method):
         """The model's training inputs for the selected examples: prompt + answer tokens (labels on the
         answer) and the users' embeddings."""
         answers = answer_texts(ctx.dataset, ctx.task.name, labels[index])
-        tokens = lm_batch(self.tokenizer, self._prompts(ctx, examples, index), answers, ctx.device,
+        tokens = lm_batch(self.tokenizer, self.prompts(ctx, examples, index), answers, ctx.device,
                           slots=self.model.fusion.slots)
         batch = event_batch(ctx.dataset, examples.positions(index)).to(ctx.device)
         return tokens | {"user_states": self.model.user_states(batch)}
@@ -177,7 +179,7 @@ class UserLLM(Method):
         self.model.eval()
         answers = []
         for index in ctx.eval_batches(len(examples), desc="decode"):
-            encoded = encode_prompts(self.tokenizer, self._prompts(ctx, examples, index), ctx.device,
+            encoded = encode_prompts(self.tokenizer, self.prompts(ctx, examples, index), ctx.device,
                                      slots=self.model.fusion.slots)
             self.test_tokens.extend(encoded["attention_mask"].sum(1).tolist())
             with autocast(ctx):
