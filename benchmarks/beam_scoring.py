@@ -15,30 +15,15 @@ the defaults):
 
 from __future__ import annotations
 
-import argparse
-import json
-
-import numpy as np
-import torch
-
-from bench.decoding import decode_answers, gather_predictions
 from bench.evaluation import evaluate
-from bench.features import event_batch
-from bench.lm_inputs import encode_prompts
 from bench.registry import build_params, load_methods
 from bench.report.paired import paired_difference
-from bench.training import autocast
-from next_item_fit import fit_userllm, next_item_context
+from next_item_fit import benchmark_arguments, fit_userllm, next_item_context
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", type=json.loads,
-                        default={"encoder_lr": 1e-4, "gate_lr": 2e-2, "user_embeddings": 1})
-    parser.add_argument("--steps", type=int, default=600)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--examples", type=int, default=563)
-    args = parser.parse_args()
+    args = benchmark_arguments(__doc__.splitlines()[0], {"encoder_lr": 1e-4, "gate_lr": 2e-2, "user_embeddings": 1},
+                               steps=600, examples=563)
 
     ctx = next_item_context(args.steps, args.lr, eval_batch_size=8)
     method = fit_userllm(ctx, args.params)
@@ -48,19 +33,10 @@ def main() -> None:
     popularity.fit(ctx)
     per_user = {"popularity": evaluate(ctx.task, ctx.protocol, ctx.dataset, test, popularity.predict(ctx, test))[1]}
 
-    method.model.eval()
     for renormalize in (False, True):
-        answers = []
-        with torch.no_grad(), autocast(ctx):
-            for index in ctx.eval_batches(len(test)):
-                encoded = encode_prompts(method.tokenizer, method.prompts(ctx, test, index), ctx.device,
-                                         slots=method.model.fusion.slots)
-                states = method.model.user_states(event_batch(ctx.dataset, test.positions(index)).to(ctx.device))
-                answers.append(decode_answers(ctx, test, index, method.model.lm, method.tokenizer, method.trie,
-                                              encoded, method.params.beams, method.params.max_new_tokens,
-                                              renormalize=renormalize, user_states=states))
         name = "renormalized" if renormalize else "lm"
-        per_user[name] = evaluate(ctx.task, ctx.protocol, ctx.dataset, test, gather_predictions(ctx, answers))[1]
+        per_user[name] = evaluate(ctx.task, ctx.protocol, ctx.dataset, test,
+                                  method.predict(ctx, test, renormalize=renormalize))[1]
 
     print(f"after {args.steps} steps with {args.params}, on {len(test)} test users:")
     for metric in ("recall@1", "recall@5", "recall@10"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 from typing import Any
 
 from bench.context import Budget, TrialContext
@@ -27,3 +29,14 @@ def fit_userllm(ctx: TrialContext, params: dict[str, Any]) -> Method:
     seed_everything(ctx.seed)
     method.fit(ctx)
     return method
+
+
+def benchmark_arguments(description: str, params: dict[str, Any], steps: int, examples: int) -> argparse.Namespace:
+    """The hand-run benchmarks' shared flags: ``--params`` (JSON over USER-LLM's defaults), ``--steps``,
+    ``--lr`` (the budget's) and ``--examples`` (how many test users)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--params", type=json.loads, default=params)
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--examples", type=int, default=examples)
+    return parser.parse_args()

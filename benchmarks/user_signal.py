@@ -14,22 +14,14 @@ answers from its prior. Run by hand (~2 s per step on 2 cores once the encoder i
 
 from __future__ import annotations
 
-import argparse
-import json
-
 import numpy as np
 import torch
 
-from next_item_fit import fit_userllm, next_item_context
+from next_item_fit import benchmark_arguments, fit_userllm, next_item_context
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", type=json.loads, default={"encoder_lr": 1e-4, "gate_lr": 2e-2})
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--examples", type=int, default=256)
-    args = parser.parse_args()
+    args = benchmark_arguments(__doc__.splitlines()[0], {"encoder_lr": 1e-4, "gate_lr": 2e-2}, steps=300, examples=256)
 
     ctx = next_item_context(args.steps, args.lr, eval_batch_size=32)
     method = fit_userllm(ctx, args.params)

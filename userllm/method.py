@@ -89,9 +89,7 @@ class UserLLM(Method):
             return EncoderConfig(self.encoder_layers, self.encoder_dim, self.encoder_heads, self.encoder_dropout,
                                  max_len=max(512, seq_len + 1))
 
-    def prompts(self, ctx: TrialContext, examples: Examples, index: np.ndarray) -> list[str]:
-        """The LLM's text prompts for the selected examples: the task's question, after the last
-        ``short_context`` events written as text where that is set."""
+    def _prompts(self, ctx: TrialContext, examples: Examples, index: np.ndarray) -> list[str]:
         events = min(self.params.short_context, ctx.seq_len)
         if events:
             return [history_prompt(ctx.dataset, examples, int(i), ctx.task.name, events) for i in index]
@@ -133,7 +131,7 @@ class UserLLM(Method):
         """The model's training inputs for the selected examples: prompt + answer tokens (labels on the
         answer) and the users' embeddings."""
         answers = answer_texts(ctx.dataset, ctx.task.name, labels[index])
-        tokens = lm_batch(self.tokenizer, self.prompts(ctx, examples, index), answers, ctx.device,
+        tokens = lm_batch(self.tokenizer, self._prompts(ctx, examples, index), answers, ctx.device,
                           slots=self.model.fusion.slots)
         batch = event_batch(ctx.dataset, examples.positions(index)).to(ctx.device)
         return tokens | {"user_states": self.model.user_states(batch)}
@@ -175,18 +173,21 @@ class UserLLM(Method):
         return lr_of
 
     @torch.no_grad()
-    def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
+    def predict(self, ctx: TrialContext, examples: Examples, renormalize: bool = False) -> Predictions:
+        """Ranked ids (or texts) for ``examples`` by the shared constrained decoding; ``renormalize``
+        scores beams renormalized over the trie (``bench.decoding.TrieConstraint``; the harness uses the
+        default, ``benchmarks/beam_scoring.py`` compares the two)."""
         self.model.eval()
         answers = []
         for index in ctx.eval_batches(len(examples), desc="decode"):
-            encoded = encode_prompts(self.tokenizer, self.prompts(ctx, examples, index), ctx.device,
+            encoded = encode_prompts(self.tokenizer, self._prompts(ctx, examples, index), ctx.device,
                                      slots=self.model.fusion.slots)
             self.test_tokens.extend(encoded["attention_mask"].sum(1).tolist())
             with autocast(ctx):
                 states = self.model.user_states(event_batch(ctx.dataset, examples.positions(index)).to(ctx.device))
                 answers.append(decode_answers(ctx, examples, index, self.model.lm, self.tokenizer, self.trie,
                                               encoded, self.params.beams, self.params.max_new_tokens,
-                                              user_states=states))
+                                              renormalize, user_states=states))
         return gather_predictions(ctx, answers)
 
     def accounting(self, ctx: TrialContext) -> dict:
