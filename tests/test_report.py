@@ -145,3 +145,21 @@ def test_versus_pools_a_configurations_seeds_on_the_same_examples():
     assert list(rows["mean"]) == ["0.7500", "0.2500", "0.5000"]
     assert list(rows["wins"]) == [2, 1, 2] and list(rows["losses"]) == [0, 1, 1]
     assert rows["difference [95% CI]"].iloc[2].startswith("+0.2500")
+
+
+def test_versus_tells_a_parameter_left_at_its_default_from_one_set_and_pools_each_apart():
+    from bench.report.paired import versus_rows
+
+    def scored(trial_id: str, label: str, seed: int, hits: list[float], **params) -> dict:
+        rec = record(label, "ml-100k", float(np.mean(hits)), **params)
+        rec["spec"]["seed"] = seed
+        rec |= {"trial_id": trial_id, "test_examples": "f1", "per_example": {"test": {"recall@10": hits}}}
+        return rec
+
+    records = [scored("p0", "Popularity", 0, [0, 0, 1, 0]), scored("p1", "Popularity", 1, [0, 0, 1, 0]),
+               scored("d0", "Mine", 0, [0, 0, 0, 0]), scored("d1", "Mine", 1, [0, 0, 1, 0]),
+               scored("g0", "Mine", 0, [1, 1, 1, 1], gate_lr=0.02), scored("g1", "Mine", 1, [1, 1, 1, 0], gate_lr=0.02)]
+    rows = versus_rows(records, "Popularity")
+    assert list(rows["param.gate_lr"].fillna(0)) == [0, 0, 0, 0.02, 0.02, 0.02]
+    assert list(rows["seed"]) == [0, 1, "0 + 1"] * 2
+    assert list(rows["mean"]) == ["0.0000", "0.2500", "0.1250", "1.0000", "0.7500", "0.8750"]

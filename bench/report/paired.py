@@ -51,6 +51,7 @@ def versus_rows(records: list[dict[str, Any]], reference: str) -> pd.DataFrame:
                           f"(labels with them: {', '.join(known) or 'none'}; records written before per-example "
                           f"values were stored need a re-run)")
     params = varying_params(frame)
+    frame[params] = frame[params].astype(object).where(frame[params].notna(), None)  # NaN keys never match
     runs_by_configuration: dict[tuple, list[tuple[int, dict, dict]]] = {}
     for key, group in frame.groupby(list(PAIRING), sort=False):
         base = group[group["label"] == reference]

@@ -38,9 +38,10 @@ def metric_order(name: str) -> tuple[str, int]:
 
 
 def varying_params(frame: pd.DataFrame) -> list[str]:
-    """``param.*`` columns that take more than one value within some method: what tells its rows apart."""
+    """``param.*`` columns that take more than one value within some method: what tells its rows apart.
+    A parameter left at its default (absent from a record) counts as a value of its own."""
     return [c for c in frame.columns if c.startswith("param.")
-            and frame.groupby("method")[c].agg(lambda v: v.dropna().astype(str).nunique()).max() > 1]
+            and frame.groupby("method")[c].agg(lambda v: v.astype(str).where(v.notna(), "").nunique()).max() > 1]
 
 
 def summary_rows(frame: pd.DataFrame) -> pd.DataFrame:
