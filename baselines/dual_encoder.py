@@ -31,11 +31,14 @@ class DualEncoderBaseline(Method):
         dropout: float = 0.1
         softmax: Literal["auto", "full", "sampled"] = "auto"  # auto: full up to 65,536 candidates
         negatives: int = 4096  # shared negatives of the sampled softmax
+        positions: Literal["last", "all"] = "last"  # all: every prefix of a window predicts its next item
 
         def __post_init__(self) -> None:
             EncoderConfig(self.layers, self.dim, self.heads, self.dropout)
             if self.negatives < 1:
                 raise ValueError(f"negatives must be >= 1, got {self.negatives}")
+            if self.positions == "all" and self.softmax == "sampled":
+                raise ValueError("positions 'all' trains with the full softmax; use softmax 'auto' or 'full'")
 
     def fit(self, ctx: TrialContext) -> None:
         p = self.params
@@ -52,7 +55,18 @@ class DualEncoderBaseline(Method):
             batch = event_batch(ctx.dataset, train_examples.positions(index)).to(ctx.device)
             return objective(self.model, batch, labels[index].to(ctx.device))
 
-        self.run = train(ctx, self.model, step_loss, len(train_examples))
+        def prefix_loss(index: np.ndarray) -> torch.Tensor:
+            positions = train_examples.positions(index)
+            batch = event_batch(ctx.dataset, positions).to(ctx.device)
+            next_items = torch.from_numpy(ctx.dataset.item[positions + 1].astype(np.int64)).to(ctx.device)
+            return self.model.prefix_loss(batch, next_items)
+
+        if p.positions == "all":
+            if label != "item":
+                raise ValueError("dual_encoder positions 'all' is for next_item (a prefix's next item is its label)")
+            step_loss = prefix_loss
+
+        self.run = train(ctx, self.model, step_loss, len(train_examples), predict=lambda ex: self.predict(ctx, ex))
 
     @torch.no_grad()
     def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
@@ -65,5 +79,4 @@ class DualEncoderBaseline(Method):
 
     def accounting(self, ctx: TrialContext) -> dict:
         total, trainable = count_parameters([self.model])
-        return {"params_total": total, "params_trainable": trainable, "train_steps": len(self.run.losses),
-                "train_seconds": self.run.seconds, "final_train_loss": self.run.losses[-1]}
+        return {"params_total": total, "params_trainable": trainable, **self.run.accounting()}

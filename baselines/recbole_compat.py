@@ -10,7 +10,7 @@
 - recbole pins ``ray<=2.6.3`` but imports ray only in ``recbole.quick_start``, which we never import;
   it is installed with ``--no-deps``.
 
-Imported by ``baselines.bert4rec`` at module level, so it holds in every Ray worker that runs a trial.
+Imported by ``baselines.recbole_adapter`` at module level, so it holds in every Ray worker that runs a trial.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from bench.accounting import analytic_train_flops, count_parameters, measure_flops
+from bench.accounting import InputTokens, analytic_train_flops, count_parameters, flop_sample, measure_flops
 from bench.context import TrialContext
 from bench.data.windows import Examples
 from bench.decoding import candidate_trie, decode_answers, gather_predictions
@@ -51,33 +51,31 @@ class TextPrompt(Method):
     def fit(self, ctx: TrialContext) -> None:
         p = self.params
         self.model, self.tokenizer = load_llm(p.llm, ctx.shared_cache, ctx.device, ctx.dtype)
-        self.llm_params = count_parameters([self.model])[0]
         if p.strategy == "lora":
             from peft import LoraConfig, get_peft_model
 
             config = LoraConfig(r=p.lora_rank, lora_alpha=2 * p.lora_rank, lora_dropout=0.05,
                                 target_modules=attention_projection_names(self.model), task_type="CAUSAL_LM")
             self.model = get_peft_model(self.model, config)
+        self.llm_params = count_parameters([self.model])[0]  # the LLM with its LoRA adapters
         self.trie = candidate_trie(ctx, self.tokenizer)
         train_examples = ctx.split.train
         labels = ctx.labels(train_examples)
-        self.train_tokens: list[int] = []
+        self.input_tokens = InputTokens()
 
         def batch(index: np.ndarray) -> dict[str, torch.Tensor]:
             answers = answer_texts(ctx.dataset, ctx.task.name, labels[index])
-            out = lm_batch(self.tokenizer, self._prompts(ctx, train_examples, index), answers, ctx.device)
-            self.train_tokens.extend(out["attention_mask"].sum(1).tolist())
-            return out
+            return lm_batch(self.tokenizer, self._prompts(ctx, train_examples, index), answers, ctx.device)
 
         def step_loss(index: np.ndarray) -> torch.Tensor:
-            return self.model(**batch(index)).loss
+            inputs = batch(index)
+            self.input_tokens.add("train", inputs["attention_mask"])
+            return self.model(**inputs).loss
 
-        sample = np.arange(min(2, len(train_examples)))
+        sample = flop_sample(len(train_examples), ctx.seed)
         self.measured_flops = measure_flops(lambda: self.model(**batch(sample)).loss.backward()) / len(sample)
         self.model.zero_grad(set_to_none=True)
-        self.train_tokens.clear()
-        self.run = train(ctx, self.model, step_loss, len(train_examples))
-        self.test_tokens: list[int] = []
+        self.run = train(ctx, self.model, step_loss, len(train_examples), predict=lambda ex: self.predict(ctx, ex))
 
     @torch.no_grad()
     def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
@@ -85,17 +83,15 @@ class TextPrompt(Method):
         answers = []
         for index in ctx.eval_batches(len(examples), desc="decode"):
             encoded = encode_prompts(self.tokenizer, self._prompts(ctx, examples, index), ctx.device)
-            self.test_tokens.extend(encoded["attention_mask"].sum(1).tolist())
+            self.input_tokens.add(examples.split, encoded["attention_mask"])
             answers.append(decode_answers(ctx, examples, index, self.model, self.tokenizer, self.trie, encoded,
                                           self.params.beams, self.params.max_new_tokens))
         return gather_predictions(ctx, answers)
 
     def accounting(self, ctx: TrialContext) -> dict:
         total, trainable = count_parameters([self.model])
-        train_tokens = float(np.mean(self.train_tokens)) if self.train_tokens else 0.0
+        train_tokens = self.input_tokens.mean("train")
         return {"params_total": total, "params_trainable": trainable, "llm_params": self.llm_params,
-                "llm_input_tokens": self.test_tokens, "train_tokens_mean": train_tokens,
+                "llm_input_tokens": self.input_tokens.of("test"), "train_tokens_mean": train_tokens,
                 "flops_per_train_example_6nd": analytic_train_flops(self.llm_params, train_tokens),
-                "flops_per_train_example_measured": self.measured_flops,
-                "train_steps": len(self.run.losses), "train_seconds": self.run.seconds,
-                "final_train_loss": self.run.losses[-1]}
+                "flops_per_train_example_measured": self.measured_flops, **self.run.accounting()}

@@ -27,6 +27,33 @@ def token_stats(counts: Iterable[int] | np.ndarray) -> dict[str, float]:
     return {"mean": float(values.mean()), "max": float(values.max())}
 
 
+class InputTokens:
+    """Per-example LLM input token counts (attention-mask sums) kept apart by split, so that a test
+    figure is never mixed with the validation checks' or the training batches'."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, list[int]] = {}
+
+    def add(self, split: str, attention_mask: Any) -> None:
+        self.counts.setdefault(split, []).extend(attention_mask.sum(1).tolist())
+
+    def of(self, split: str) -> list[int]:
+        return self.counts.get(split, [])
+
+    def mean(self, split: str) -> float:
+        counts = self.of(split)
+        return float(np.mean(counts)) if counts else 0.0
+
+
+FLOP_SAMPLE = 8
+
+
+def flop_sample(n_examples: int, seed: int, size: int = FLOP_SAMPLE) -> np.ndarray:
+    """A seeded random sample of training-example indices to measure FLOPs per example on."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_examples, min(size, n_examples), replace=False))
+
+
 def analytic_train_flops(n_params: int, tokens: float) -> float:
     """FLOPs to train on one example of ``tokens`` tokens: 6 * N * D (Kaplan et al. 2020; the paper's table 3)."""
     return 6.0 * n_params * tokens

@@ -112,6 +112,41 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 1 if any("error" in row for row in rows) else 0
 
 
+def cmd_check_leakage(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from bench.leakage import check_leakage
+    from bench.registry import get_method, load_methods
+    from bench.suite import select, validate_suite
+
+    if args.suite:
+        suite = select(_selected_suite(args), [args.method])
+    else:
+        load_methods()
+        cls = get_method(args.method)
+        raw = {"name": "leakage", "datasets": ["ml-100k"], "tasks": list(cls.tasks[:1]), "seq_lens": [50],
+               "methods": [{"method": args.method}]}
+        suite = validate_suite(raw, Path(f"<bench check-leakage {args.method}>"))
+    specs = suite.trials + [spec for spec, _ in suite.searches]
+    leaks = 0
+    with tempfile.TemporaryDirectory(prefix="bench-leakage-") as scratch:
+        for spec in specs:
+            budget = {**spec["budget"], "max_test_examples": args.examples, "max_valid_examples": args.examples}
+            if args.steps:
+                budget["steps"] = args.steps
+            result = check_leakage({**spec, "budget": budget}, Path(scratch), Path(args.cache))
+            what = f"{spec['label']} {spec['dataset']['name']}/{spec['task']}/N={spec['seq_len']}"
+            if result.leaks:
+                leaks += 1
+                print(f"[LEAK] {what}: {result.changed} of {result.examples} test predictions changed when the test "
+                      f"label events were replaced (first: example {result.first['example']}, user "
+                      f"{result.first['user']}); {result.method} reads its test labels", flush=True)
+            else:
+                print(f"[ok]   {what}: {result.examples} test predictions unchanged with the test label events "
+                      "replaced", flush=True)
+    return 1 if leaks else 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from bench.data import DATASETS
     from bench.registry import load_methods, param_defaults
@@ -202,6 +237,19 @@ def build_parser() -> argparse.ArgumentParser:
                          help="at most this many validation and test examples per trial (default 16)")
     profile.set_defaults(func=cmd_profile)
 
+    leakage = commands.add_parser("check-leakage", help="fit a method, predict the test examples on the true data "
+                                                        "and with their label events replaced: any change is a leak")
+    leakage.add_argument("method", help="a method name (or, with --suite, a label or method of the suite)")
+    leakage.add_argument("--suite", help="check the suite's trials of METHOD (default: METHOD's defaults on "
+                                         "ml-100k, N=50, its first task)")
+    leakage.add_argument("--steps", type=_positive, help="training steps per checked trial (default: the budget's)")
+    leakage.add_argument("--examples", type=_positive, default=64,
+                         help="test (and validation) examples per checked trial (default 64)")
+    for name, default in (("--set", []), ("--option", [])):
+        leakage.add_argument(name, action="append", default=default, help=argparse.SUPPRESS)
+    leakage.set_defaults(func=cmd_check_leakage, dataset=None, path=None, budget=None, preset=None, only=[],
+                         cache=default_cache)
+
     lister = commands.add_parser("list", help="methods (with parameters), datasets, tasks, suites")
     lister.add_argument("what", nargs="?", default="all", choices=["all", "methods", "datasets", "tasks", "suites"])
     lister.set_defaults(func=cmd_list)
@@ -210,7 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--suite", action="append", help="only these suites' results (default: all)")
     view = report.add_mutually_exclusive_group()
     view.add_argument("--table", type=int, help="a paper table (2-14): its layout, our numbers, the paper's beside")
-    view.add_argument("--figure", type=int, help="a figure as PNG: 3 (recall vs history length), 0 (cost/quality)")
+    view.add_argument("--figure", choices=["3", "0", "curves"],
+                      help="a figure as PNG: 3 (recall vs history length), 0 (cost/quality), curves (validation "
+                           "metric against step and seconds)")
     view.add_argument("--versus", metavar="LABEL",
                       help="each configuration against the method labelled LABEL on the same test examples: "
                            "paired difference with its bootstrap CI, examples won and lost")

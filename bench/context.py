@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from bench.data.dataset import Dataset
 from bench.data.windows import Examples, Split
 from bench.tasks import Protocol, Task
+from bench.validation import Validation
 
 T = TypeVar("T")
 
@@ -30,6 +31,9 @@ class Budget:
     eval_batch_size: int = 64
     max_valid_examples: int | None = None  # None: all; a cap is recorded with the results
     max_test_examples: int | None = None
+    eval_every: int | None = None  # steps between validation checks (None: one check, after the last step)
+    patience: int | None = None  # checks without improvement before stopping (None: never stop early)
+    seconds: float | None = None  # wall-clock cap on the optimisation loop (validation not counted)
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "eval_batch_size"):
@@ -41,10 +45,12 @@ class Budget:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if not 0 <= self.warmup < 1:
             raise ValueError(f"warmup must be in [0, 1), got {self.warmup}")
-        for name in ("max_valid_examples", "max_test_examples"):
+        for name in ("max_valid_examples", "max_test_examples", "eval_every", "patience"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 or null, got {value}")
+        if self.seconds is not None and self.seconds <= 0:
+            raise ValueError(f"seconds must be > 0 or null, got {self.seconds}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -66,6 +72,7 @@ class TrialContext:
     shared_cache: Path = Path(".")
     report: Callable[[dict[str, Any]], None] = field(default=lambda metrics: None)
     show_progress: bool = True
+    validation: Validation | None = None  # the harness's checks while training (None: no checks)
 
     @property
     def seq_len(self) -> int:

@@ -159,6 +159,13 @@ class DualEncoder(nn.Module):
         """Similarity of each user to every candidate [b, n_labels]."""
         return self.user_vector(batch) @ self.label_vectors().T
 
+    def prefix_loss(self, batch: EventBatch, next_items: torch.Tensor) -> torch.Tensor:
+        """Every prefix of the window predicts its next item ([b, n]; the last is the window's label),
+        full softmax over the candidates: the same events as ``loss``, n times the supervision."""
+        users = self.user_head(self.tower(batch))
+        logits = users @ self.label_vectors().T
+        return F.cross_entropy(logits.flatten(0, 1).float(), next_items.flatten())
+
     def loss(self, batch: EventBatch, labels: torch.Tensor, log_q: torch.Tensor | None = None,
              negatives: torch.Tensor | None = None) -> torch.Tensor:
         """Full softmax over all candidates, or (``negatives`` given) a sampled softmax over the batch's

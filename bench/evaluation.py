@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,6 +14,11 @@ from bench.metrics import recall_at_k, rouge_lsum, summarize
 from bench.tasks import Protocol, Task
 
 EXCLUDE_CHUNK = 4096
+PREDICT_CHUNK = 512
+
+
+class PredictionError(ValueError):
+    """A method returned predictions the harness cannot score (wrong shape, NaN, ids out of range)."""
 
 
 @dataclass
@@ -34,21 +41,29 @@ class Predictions:
 
 
 def ranking(dataset: Dataset, examples: Examples, predictions: Predictions, protocol: Protocol,
-            depth: int) -> np.ndarray:
+            depth: int, n_candidates: int) -> np.ndarray:
     """Top-``depth`` candidate ids [n, depth] (-1 padded), after the protocol's history exclusion."""
     n = len(examples)
     history = dataset.item[examples.positions()] if protocol.exclude_history else None
     if predictions.scores is not None:
         scores = np.array(predictions.scores, dtype=np.float32, copy=True)
-        if scores.shape[0] != n:
-            raise ValueError(f"scores has {scores.shape[0]} rows for {n} examples")
+        if scores.ndim != 2 or scores.shape != (n, n_candidates):
+            raise PredictionError(f"scores has shape {scores.shape}; expected ({n}, {n_candidates}): "
+                                  f"one row per example, one column per candidate")
+        if np.isnan(scores).any():
+            rows = np.flatnonzero(np.isnan(scores).any(axis=1))
+            raise PredictionError(f"scores hold NaN in {len(rows)} of {n} rows (first: row {rows[0]})")
         if history is not None:
             np.put_along_axis(scores, history.astype(np.int64), -np.inf, axis=1)
         top = np.argsort(-scores, axis=1, kind="stable")[:, :depth]
         return _pad(np.where(np.take_along_axis(scores, top, axis=1) > -np.inf, top, -1), depth)
     ranked = np.asarray(predictions.ranked, dtype=np.int64)
-    if ranked.shape[0] != n:
-        raise ValueError(f"ranked has {ranked.shape[0]} rows for {n} examples")
+    if ranked.ndim != 2 or ranked.shape[0] != n:
+        raise PredictionError(f"ranked has shape {ranked.shape}; expected ({n}, depth)")
+    bad = (ranked < -1) | (ranked >= n_candidates)
+    if bad.any():
+        raise PredictionError(f"ranked holds ids outside [0, {n_candidates}) (and -1 for none): "
+                              f"{ranked[bad][:5].tolist()}")
     if history is not None:
         ranked = ranked.copy()
         for lo in range(0, n, EXCLUDE_CHUNK):
@@ -77,12 +92,32 @@ def score_examples(task: Task, protocol: Protocol, dataset: Dataset, examples: E
     labels = task.labels(dataset, examples)
     if protocol.metric == "recall":
         if predictions.texts is not None:
-            raise ValueError(f"task {task.name} needs ranked ids or scores, got texts")
-        top = ranking(dataset, examples, predictions, protocol, max(protocol.ks))
+            raise PredictionError(f"task {task.name} needs ranked ids or scores, got texts")
+        top = ranking(dataset, examples, predictions, protocol, max(protocol.ks), task.n_candidates(dataset))
         return recall_at_k(top, labels, protocol.ks)
     if predictions.texts is None:
-        raise ValueError(f"task {task.name} needs generated texts")
+        raise PredictionError(f"task {task.name} needs generated texts")
+    if len(predictions.texts) != len(examples):
+        raise PredictionError(f"{len(predictions.texts)} texts for {len(examples)} examples")
     return {"rouge_lsum": rouge_lsum(predictions.texts, list(labels))}
+
+
+def predict_and_score(predict: Callable[[Examples], Predictions], method: str, task: Task, protocol: Protocol,
+                      dataset: Dataset, examples: Examples) -> tuple[dict[str, np.ndarray], float]:
+    """Predict in chunks and score each chunk at once (bounded memory); the per-example values and the
+    seconds it took. Predictions the harness cannot score are a PredictionError naming ``method``."""
+    chunks: list[dict[str, np.ndarray]] = []
+    started = time.perf_counter()
+    for lo in range(0, len(examples), PREDICT_CHUNK):
+        part = examples.subset(slice(lo, lo + PREDICT_CHUNK))
+        try:
+            chunks.append(score_examples(task, protocol, dataset, part, predict(part)))
+        except PredictionError as exc:
+            raise PredictionError(f"method {method} on {examples.split} examples {lo}-{lo + len(part) - 1}: "
+                                  f"{exc}") from None
+    seconds = time.perf_counter() - started
+    names = chunks[0].keys() if chunks else []
+    return {name: np.concatenate([c[name] for c in chunks]) for name in names}, seconds
 
 
 def summarize_all(per_example: dict[str, np.ndarray], seed: int = 0) -> dict[str, dict[str, float]]:

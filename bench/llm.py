@@ -103,12 +103,14 @@ def load_tokenizer(name: str, cache: Path) -> PreTrainedTokenizerBase:
 
 
 def tiny_llama(vocab_size: int, seed: int = 0) -> LlamaForCausalLM:
-    """A 2-layer, 64-wide Llama with random weights (tests only)."""
-    torch.manual_seed(seed)
+    """A 2-layer, 64-wide Llama with random weights (tests only), drawn from its own generator so that
+    building it leaves the global RNG as it was."""
     config = LlamaConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=TINY_LAYERS,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
                          tie_word_embeddings=True)
-    return LlamaForCausalLM(config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return LlamaForCausalLM(config)
 
 
 def load_llm(name: str, cache: Path, device: str = "cpu",

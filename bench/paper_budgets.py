@@ -46,3 +46,9 @@ def paper_pretraining(params: dict[str, Any], dataset: str, where: str) -> dict[
     values = {"pretrain_lr": lr, "pretrain_weight_decay": weight_decay, "pretrain_batch_size": batch_size,
               "pretrain_steps": steps}
     return {**params, **{k: v for k, v in values.items() if k in params}}
+
+
+def paper_examples(dataset: str, task: str) -> int | None:
+    """Training examples of the paper's budget (steps x batch size, table 9), None where it gives none."""
+    row = TABLE9.get((FAMILY.get(dataset), task))
+    return None if row is None else row[2] * row[3]

@@ -24,9 +24,11 @@ from bench.evaluation import Predictions
 ENTRY_POINT_GROUP = "userllm_bench.methods"
 BUILTIN_MODULES = (
     "baselines.popularity",
+    "baselines.cooccurrence",
     "baselines.dual_encoder",
     "baselines.text_prompt",
-    "baselines.bert4rec",
+    "baselines.recbole_adapter",
+    "userllm.ar_encoder",
     "userllm.method",
 )
 
@@ -137,7 +139,7 @@ def build_params(cls: type[Method], given: dict[str, Any], where: str) -> Any:
         if key not in hints:
             expected = ", ".join(names) or "none"
             raise ConfigError(f"{where}.{key}: unknown parameter of method {cls.name}; expected one of: {expected}")
-        given[key] = _coerce(value, hints[key], f"{where}.{key}")
+        given[key] = coerce(value, hints[key], f"{where}.{key}")
     try:
         return cls.Params(**given)
     except TypeError as exc:
@@ -146,14 +148,16 @@ def build_params(cls: type[Method], given: dict[str, Any], where: str) -> Any:
         raise ConfigError(f"{where}: {exc}") from None
 
 
-def _coerce(value: Any, hint: Any, where: str) -> Any:
+def coerce(value: Any, hint: Any, where: str) -> Any:
+    """``value`` as the type ``hint`` (int, float, bool, str, Literal, Optional, list/tuple of those);
+    a ConfigError naming ``where`` when it is not one."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
         for arg in (a for a in args if a is not type(None)):
             try:
-                return _coerce(value, arg, where)
+                return coerce(value, arg, where)
             except ConfigError:
                 continue
         raise ConfigError(f"{where}: got {value!r}; expected {_describe(hint)}")
@@ -165,7 +169,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: got {value!r}; expected a list")
         item = args[0] if args else Any
-        return origin(_coerce(v, item, where) for v in value)
+        return origin(coerce(v, item, where) for v in value)
     if hint is Any:
         return value
     if hint is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.paper_budgets import paper_examples
 from bench.store import load_records, read_record, record_path, write_json_atomically
 from bench.suite import Suite, SearchSpec, trial_hash
 from bench.trial import execute_trial
@@ -44,7 +45,22 @@ def _headline(record: dict[str, Any]) -> str:
     shown = ", ".join(f"{name}={stats['mean']:.4f}" for name, stats in list(test.items())[:3])
     used, total = record["examples"]["test"]
     capped = f" (on {used} of {total} test examples)" if used < total else ""
-    return f"test {shown}{capped}"
+    return f"test {shown}{capped}{_training_line(record)}"
+
+
+def _training_line(record: dict[str, Any]) -> str:
+    """How training ended and how far its budget is from the paper's, for a trial with a validation curve."""
+    training, spec = record.get("training") or {}, record["spec"]
+    if not training.get("curve"):
+        return ""
+    line = f"; stopped by {training['stopped']}, best check at step {training['best_step']}"
+    if training["still_rising"]:
+        line += ", validation still rising"
+    paper = paper_examples(spec["dataset"]["name"], spec["task"])
+    if paper:
+        line += (f"; {training['examples_seen']:,} training examples = {training['examples_seen'] / paper:.3%} of "
+                 f"the paper's ({paper:,})")
+    return line
 
 
 def _trainable(config: dict[str, Any]) -> None:

@@ -11,6 +11,8 @@ from typing import Any
 
 import pandas as pd
 
+from bench.errors import DataError
+
 RESULTS_ROOT = Path("results")
 
 
@@ -53,34 +55,54 @@ def read_record(path: Path) -> dict[str, Any] | None:
 
 
 def load_records(root: Path = RESULTS_ROOT, suites: list[str] | None = None) -> list[dict[str, Any]]:
-    """Every trial record under ``root`` (optionally only some suites)."""
+    """Every trial record under ``root`` (optionally only some suites); an unreadable one is a DataError
+    naming its path, never skipped."""
     folders = [root / s for s in suites] if suites else sorted(p for p in root.glob("*") if p.is_dir())
-    records = []
+    records, unreadable = [], []
     for folder in folders:
         for path in sorted((folder / "trials").glob("*.json")):
-            record = read_record(path)
-            if record is not None:
-                records.append(record)
+            try:
+                record = json.loads(path.read_text())
+                if not isinstance(record, dict) or "spec" not in record or "status" not in record:
+                    raise ValueError("not a trial record (no spec or status)")
+            except (OSError, ValueError) as exc:
+                unreadable.append(f"{path} ({type(exc).__name__}: {exc})")
+                continue
+            records.append(record)
+    if unreadable:
+        raise DataError(f"unreadable trial record(s): {'; '.join(unreadable)}; delete them (bench run then "
+                        "re-runs those trials) or restore them")
     return records
 
 
+def dataset_options(dataset: dict[str, Any]) -> str:
+    """A dataset's options as one canonical string ("category=Gift_Cards"); two categories are two datasets."""
+    return ",".join(f"{k}={v}" for k, v in sorted(dataset.get("options", {}).items()))
+
+
 def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per trial: identity columns, params as columns (``param.<name>``), metric means and CIs
+    """One row per trial: identity columns, params, budget and protocol as columns (``param.<name>``,
+    ``budget.<field>``, ``protocol.<field>``), metric means and CIs
     (``<split>/<metric>``, ``.../ci_low``, ``.../ci_high``), accounting (``acct.<name>``)."""
     rows = []
     for rec in records:
         spec = rec["spec"]
         row = {"trial_id": rec["trial_id"], "suite": rec["suite"], "status": rec["status"],
                "method": spec["method"], "label": spec.get("label") or spec["method"],
-               "dataset": spec["dataset"]["name"], "task": spec["task"], "seq_len": spec["seq_len"],
-               "seed": spec["seed"], "search_group": spec.get("search_group")}
+               "dataset": spec["dataset"]["name"], "dataset_options": dataset_options(spec["dataset"]),
+               "task": spec["task"], "seq_len": spec["seq_len"], "seed": spec["seed"],
+               "search_group": spec.get("search_group"), "search_metric": spec.get("search_metric")}
         row.update({f"param.{k}": v for k, v in spec["params"].items()})
+        row.update({f"budget.{k}": v for k, v in spec.get("budget", {}).items()})
+        row.update({f"protocol.{k}": str(v) if isinstance(v, list) else v for k, v in spec.get("protocol", {}).items()})
         for split, metrics in rec.get("metrics", {}).items():
             for name, stats in metrics.items():
                 row[f"{split}/{name}"] = stats["mean"]
                 row[f"{split}/{name}/ci_low"] = stats["ci_low"]
                 row[f"{split}/{name}/ci_high"] = stats["ci_high"]
         row.update({f"acct.{k}": v for k, v in rec.get("accounting", {}).items() if not isinstance(v, (dict, list))})
+        training = rec.get("training") or {}
+        row.update({f"train.{k}": training.get(k) for k in ("stopped", "best_step", "still_rising", "examples_seen")})
         row["error"] = rec.get("error", {}).get("message") if rec["status"] == "failed" else None
         rows.append(row)
     return pd.DataFrame(rows)

@@ -12,6 +12,7 @@ import hashlib
 import inspect
 import itertools
 import json
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from bench.context import Budget
 from bench.data.registry import check_options, dataset_spec
 from bench.errors import ConfigError
 from bench.paper_budgets import PRESETS, paper_budget, paper_pretraining
-from bench.registry import build_params, get_method, load_methods
+from bench.registry import build_params, coerce, get_method, load_methods
 from bench.tasks import TASKS, get_task
 
 TOP_KEYS = {"name": str, "description": str, "feeds": list, "plugins": list, "datasets": list, "tasks": list,
@@ -74,7 +75,8 @@ def select(suite: Suite, only: list[str]) -> Suite:
 
 def trial_hash(spec: dict[str, Any]) -> str:
     """Stable content hash of a trial's resolved configuration (what it computes, not where it runs)."""
-    keep = {k: v for k, v in spec.items() if k not in ("suite", "label", "plugins", "search_group", "trial_id")}
+    keep = {k: v for k, v in spec.items()
+            if k not in ("suite", "label", "plugins", "search_group", "search_metric", "trial_id")}
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -153,6 +155,12 @@ def load_suite(path: str | Path, sets: list[str] = (), dataset: dict[str, Any] |
             raise ConfigError(f"--set {assignment!r}: {key} does not name a place in {path}") from None
     if dataset is not None:
         raw["datasets"] = [dataset]
+    return validate_suite(raw, path, budget_scale, preset)
+
+
+def validate_suite(raw: dict[str, Any], path: Path, budget_scale: float | None = None,
+                   preset: str | None = None) -> Suite:
+    """A suite from its mapping (what a suite file holds); errors name ``path`` and the key."""
     try:
         return _validate(raw, path, budget_scale, preset)
     except ConfigError as exc:
@@ -205,6 +213,7 @@ def _validate(raw: dict[str, Any], path: Path, budget_scale: float | None, prese
     if not (gpu == "auto" or (isinstance(gpu, int) and gpu >= 0)):
         raise _fail("resources.gpu", f"got {gpu!r}; expected an integer >= 0 or 'auto'")
     base_budget = _check_keys(raw.get("budget", {}), {f.name: object for f in dataclasses.fields(Budget)}, "budget")
+    _budget(base_budget, {}, None, "budget")
 
     suite = Suite(name=raw.get("name", path.stem), path=path, description=raw.get("description", ""),
                   feeds=_strings(raw.get("feeds", []), "feeds"), plugins=plugins,
@@ -221,23 +230,15 @@ def _validate(raw: dict[str, Any], path: Path, budget_scale: float | None, prese
 
 
 def _budget(base: dict[str, Any], override: dict[str, Any], scale: float | None, where: str) -> dict[str, Any]:
-    merged = {**base, **override}
+    hints = typing.get_type_hints(Budget)
+    merged = {key: coerce(value, hints[key], f"{where}.{key}") for key, value in {**base, **override}.items()}
     try:
-        budget = Budget(**{k: _number(v) for k, v in merged.items()})
+        budget = Budget(**merged)
     except (TypeError, ValueError) as exc:
         raise _fail(where, str(exc)) from None
     if scale is not None:
         budget = dataclasses.replace(budget, steps=max(1, round(budget.steps * scale)))
     return budget.to_dict()
-
-
-def _number(value: Any) -> Any:
-    if isinstance(value, str):  # PyYAML reads 1e-3 (no dot) as a string
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
 
 
 def _protocol_for(task_name: str, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -284,8 +285,20 @@ def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str
             if search is None:
                 suite.trials.append(spec)
             else:
+                metrics = metric_names(spec["protocol"])
+                if search.metric not in metrics:
+                    raise _fail(f"{where}.search.metric", f"got {search.metric!r}; task {task} reports "
+                                                           f"{', '.join(metrics)}")
                 spec["search_group"] = trial_hash({**spec, "search": dataclasses.asdict(search)})
+                spec["search_metric"] = search.metric
                 suite.searches.append((spec, search))
+
+
+def metric_names(protocol: dict[str, Any]) -> list[str]:
+    """The metrics a task's protocol reports (what a search may select on)."""
+    if protocol["metric"] == "recall":
+        return [f"recall@{k}" for k in protocol["ks"]]
+    return [protocol["metric"]]
 
 
 def _search_spec(raw: Any, cls: type, where: str) -> SearchSpec | None:

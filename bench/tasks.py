@@ -10,6 +10,7 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import pandas as pd
 
 from bench.data.dataset import Dataset
 from bench.data.windows import Examples
@@ -49,6 +50,14 @@ class Task(ABC):
         """How many ids a ranking for this task ranges over (0 for text tasks)."""
         return 0
 
+    def primary_metric(self, protocol: Protocol) -> str:
+        """The metric validation checks compare: recall@10 (or the largest k) by default."""
+        return f"recall@{10 if 10 in protocol.ks else max(protocol.ks)}"
+
+    def usable(self, dataset: Dataset, examples: Examples) -> np.ndarray:
+        """Mask of the examples this task can score (all, unless a label is missing)."""
+        return np.ones(len(examples), dtype=bool)
+
     def check(self, dataset: Dataset) -> None:
         """Raise ConfigError when the dataset cannot support this task."""
 
@@ -83,6 +92,9 @@ class FavoriteCategory(Task):
 
     def n_candidates(self, dataset: Dataset) -> int:
         return len(dataset.categories)
+
+    def primary_metric(self, protocol: Protocol) -> str:
+        return f"recall@{1 if 1 in protocol.ks else min(protocol.ks)}"
 
 
 def favorite_categories(dataset: Dataset, positions: np.ndarray) -> np.ndarray:
@@ -122,6 +134,14 @@ class ReviewGeneration(Task):
 
     def labels(self, dataset: Dataset, examples: Examples) -> np.ndarray:
         return dataset.events["review"].to_numpy()[examples.label_positions]
+
+    def primary_metric(self, protocol: Protocol) -> str:
+        return "rouge_lsum"
+
+    def usable(self, dataset: Dataset, examples: Examples) -> np.ndarray:
+        """Examples whose reference review is not empty (an empty reference has no ROUGE)."""
+        return (pd.Series(self.labels(dataset, examples), dtype=object).fillna("").astype(str)
+                .str.strip().str.len() > 0).to_numpy()
 
     def check(self, dataset: Dataset) -> None:
         if not dataset.has_reviews:

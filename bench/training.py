@@ -13,6 +13,7 @@ import torch
 from transformers import get_cosine_schedule_with_warmup
 
 from bench.context import Budget, TrialContext
+from bench.validation import Predictor
 
 NO_DECAY_MARKERS = ("bias", "norm", "gate", "embedding.weight", "position")
 
@@ -57,23 +58,43 @@ def autocast(ctx: TrialContext) -> contextlib.AbstractContextManager:
 
 @dataclass
 class TrainRun:
-    """Per-step losses and the wall-clock seconds of the optimisation loop alone."""
+    """Per-step losses, the wall-clock seconds of the optimisation loop alone (validation checks not
+    counted) and why it stopped (steps, patience or seconds)."""
 
     losses: list[float]
     seconds: float
+    stopped: str = "steps"
+
+    def accounting(self) -> dict[str, float | int | str]:
+        """The run's facts for a trial record: steps taken, loop seconds, final loss, why it stopped."""
+        return {"train_steps": len(self.losses), "train_seconds": self.seconds,
+                "final_train_loss": self.losses[-1] if self.losses else float("nan"), "stopped": self.stopped}
+
+
+def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: param.detach().clone() for name, param in model.named_parameters() if param.requires_grad}
 
 
 def train(ctx: TrialContext, model: torch.nn.Module, step_loss: Callable[[np.ndarray], torch.Tensor],
           n_examples: int, budget: Budget | None = None, desc: str = "train", max_grad_norm: float = 1.0,
-          lr_of: Callable[[str], float] | None = None) -> TrainRun:
-    """Run ``budget.steps`` optimisation steps of ``step_loss(batch_indices)``."""
-    started = time.perf_counter()
+          lr_of: Callable[[str], float] | None = None, predict: Predictor | None = None) -> TrainRun:
+    """Run up to ``budget.steps`` optimisation steps of ``step_loss(batch_indices)``, for at most
+    ``budget.seconds`` of optimisation.
+
+    With ``predict`` (the method's own predict over examples) and a harness validation in ``ctx``, the
+    harness scores it every ``budget.eval_every`` steps and after the last step (the curve goes to
+    ``ctx.validation``), training stops after ``budget.patience`` checks without improvement, and the
+    trainable weights of the best check are restored at the end."""
     budget = budget or ctx.budget
+    validation = ctx.validation if predict is not None else None
     optimizer, schedule = make_optimizer(model, budget, lr_of=lr_of)
+    every = budget.eval_every or budget.steps
     model.train()
-    losses = []
+    losses: list[float] = []
+    best_state, seconds, seen, stopped = None, 0.0, 0, "steps"
     batches = batch_indices(n_examples, budget.batch_size, budget.steps, ctx.seed)
-    for step, index in enumerate(ctx.progress(batches, total=budget.steps, desc=desc)):
+    for step, index in enumerate(ctx.progress(batches, total=budget.steps, desc=desc), start=1):
+        tick = time.perf_counter()
         with autocast(ctx):
             loss = step_loss(index)
         optimizer.zero_grad(set_to_none=True)
@@ -82,7 +103,30 @@ def train(ctx: TrialContext, model: torch.nn.Module, step_loss: Callable[[np.nda
         optimizer.step()
         schedule.step()
         losses.append(float(loss.detach()))
-        if step % 50 == 0 or step == budget.steps - 1:
+        seconds += time.perf_counter() - tick
+        seen += len(index)
+        out_of_time = budget.seconds is not None and seconds >= budget.seconds
+        if step % 50 == 1 or step == budget.steps:
             ctx.report({f"{desc}_loss": losses[-1], f"{desc}_step": step})
+        if validation is not None and (step % every == 0 or step == budget.steps or out_of_time):
+            model.eval()
+            with torch.no_grad():
+                improved = validation.check(predict, step, seconds, seen, float(np.mean(losses[-every:])))
+            model.train()
+            if improved:
+                best_state = _trainable_state(model)
+            elif budget.patience is not None and validation.checks_since_best() >= budget.patience:
+                stopped = "patience"
+                break
+        if out_of_time:
+            stopped = "seconds"
+            break
+    if best_state is not None and validation.best is not validation.points[-1]:
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if name in best_state:
+                    param.copy_(best_state[name])
+    if validation is not None:
+        validation.stop(stopped)
     model.eval()
-    return TrainRun(losses, time.perf_counter() - started)
+    return TrainRun(losses, seconds, stopped)

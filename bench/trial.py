@@ -21,13 +21,13 @@ import numpy as np
 from bench.accounting import token_stats
 from bench.context import Budget, TrialContext
 from bench.data import build_split, load_dataset
-from bench.data.windows import Examples
-from bench.evaluation import score_examples, summarize_all
+from bench.data.windows import SPLITS, Examples, Split
+from bench.evaluation import predict_and_score, summarize_all
 from bench.registry import Method, build_params, get_method, load_methods
 from bench.store import record_path, write_json_atomically
-from bench.tasks import Protocol, get_task
+from bench.tasks import Protocol, Task, get_task
+from bench.validation import Validation
 
-PREDICT_CHUNK = 512
 KEY_PACKAGES = ("torch", "transformers", "peft", "ray", "recbole", "numpy", "pandas", "rouge-score")
 
 
@@ -76,17 +76,16 @@ def capped(examples: Examples, cap: int | None, seed: int) -> Examples:
     return examples.subset(keep)
 
 
-def predict_and_score(method: Method, ctx: TrialContext, protocol: Protocol,
-                      examples: Examples) -> tuple[dict[str, np.ndarray], float]:
-    """Predict in chunks and score each chunk at once (bounded memory); returns values and seconds."""
-    chunks: list[dict[str, np.ndarray]] = []
-    started = time.perf_counter()
-    for lo in range(0, len(examples), PREDICT_CHUNK):
-        part = examples.subset(slice(lo, lo + PREDICT_CHUNK))
-        chunks.append(score_examples(ctx.task, protocol, ctx.dataset, part, method.predict(ctx, part)))
-    seconds = time.perf_counter() - started
-    names = chunks[0].keys() if chunks else []
-    return {name: np.concatenate([c[name] for c in chunks]) for name in names}, seconds
+def scorable(task: Task, dataset: Any, split: Split) -> tuple[Split, dict[str, int]]:
+    """The split without the examples the task cannot score (review_gen: an empty reference review),
+    and how many were dropped from each part."""
+    parts, dropped = {}, {}
+    for name in SPLITS:
+        examples = split[name]
+        keep = task.usable(dataset, examples)
+        parts[name] = examples if keep.all() else examples.subset(np.flatnonzero(keep))
+        dropped[name] = int(len(examples) - keep.sum())
+    return Split(split.seq_len, **parts), dropped
 
 
 def execute_trial(spec: dict[str, Any], results_root: Path, shared_cache: Path, show_progress: bool = True,
@@ -108,10 +107,23 @@ def execute_trial(spec: dict[str, Any], results_root: Path, shared_cache: Path, 
     return record
 
 
-def run_trial(spec: dict[str, Any], results_root: Path, shared_cache: Path, show_progress: bool = False,
-              report: Any = None) -> dict[str, Any]:
-    """Fit, predict and score the trial ``spec``; return its record's body (raises on failure, writes
-    nothing but the method's files under ``results_root/<suite>/work/<trial_id>``)."""
+@dataclasses.dataclass
+class PreparedTrial:
+    """A trial ready to fit: its method, the context handed to it, and the (capped) evaluation examples."""
+
+    method: Method
+    ctx: TrialContext
+    valid: Examples
+    test: Examples
+    dropped: dict[str, int]
+
+    def predict(self, examples: Examples) -> Any:
+        return self.method.predict(self.ctx, examples)
+
+
+def prepare_trial(spec: dict[str, Any], results_root: Path, shared_cache: Path, show_progress: bool = False,
+                  report: Any = None) -> PreparedTrial:
+    """Data, split, task, protocol, budget and method of the trial ``spec``; nothing fitted yet."""
     load_methods(tuple(spec.get("plugins", ())))
     if not show_progress:
         from transformers.utils import logging as transformers_logging
@@ -128,18 +140,29 @@ def run_trial(spec: dict[str, Any], results_root: Path, shared_cache: Path, show
     seed_everything(spec["seed"])
     workdir = results_root / spec["suite"] / "work" / spec["trial_id"]
     workdir.mkdir(parents=True, exist_ok=True)
-    ctx = TrialContext(dataset=dataset, task=task, protocol=protocol, split=build_split(dataset, spec["seq_len"]),
+    split, dropped = scorable(task, dataset, build_split(dataset, spec["seq_len"]))
+    valid = capped(split.valid, budget.max_valid_examples, spec["seed"])
+    test = capped(split.test, budget.max_test_examples, spec["seed"])
+    ctx = TrialContext(dataset=dataset, task=task, protocol=protocol, split=split,
                        budget=budget, seed=spec["seed"], device=device, dtype=dtype, workdir=workdir,
                        shared_cache=shared_cache, report=report or (lambda metrics: None),
-                       show_progress=show_progress)
+                       show_progress=show_progress,
+                       validation=Validation(spec["method"], task, protocol, dataset, valid))
+    return PreparedTrial(method, ctx, valid, test, dropped)
 
+
+def run_trial(spec: dict[str, Any], results_root: Path, shared_cache: Path, show_progress: bool = False,
+              report: Any = None) -> dict[str, Any]:
+    """Fit, predict and score the trial ``spec``; return its record's body (raises on failure, writes
+    nothing but the method's files under ``results_root/<suite>/work/<trial_id>``)."""
+    trial = prepare_trial(spec, results_root, shared_cache, show_progress, report)
+    method, ctx, valid, test = trial.method, trial.ctx, trial.valid, trial.test
+    task, protocol, dataset, budget, split = ctx.task, ctx.protocol, ctx.dataset, ctx.budget, ctx.split
     fit_started = time.perf_counter()
     method.fit(ctx)
     fit_seconds = time.perf_counter() - fit_started
-    valid = capped(ctx.split.valid, budget.max_valid_examples, spec["seed"])
-    test = capped(ctx.split.test, budget.max_test_examples, spec["seed"])
-    valid_values, _ = predict_and_score(method, ctx, protocol, valid)
-    test_values, predict_seconds = predict_and_score(method, ctx, protocol, test)
+    valid_values, _ = predict_and_score(trial.predict, spec["method"], task, protocol, dataset, valid)
+    test_values, predict_seconds = predict_and_score(trial.predict, spec["method"], task, protocol, dataset, test)
 
     accounting = dict(method.accounting(ctx))
     if "llm_input_tokens" in accounting:
@@ -153,10 +176,11 @@ def run_trial(spec: dict[str, Any], results_root: Path, shared_cache: Path, show
     return {
         "metrics": {"valid": summarize_all(valid_values, spec["seed"]), "test": summarize_all(test_values, spec["seed"])},
         "protocol": dataclasses.asdict(protocol),
-        "examples": {"train": len(ctx.split.train), "valid": [len(valid), len(ctx.split.valid)],
-                     "test": [len(test), len(ctx.split.test)]},
-        "capped": len(test) < len(ctx.split.test) or len(valid) < len(ctx.split.valid),
+        "examples": {"train": len(split.train), "valid": [len(valid), len(split.valid)],
+                     "test": [len(test), len(split.test)], "dropped_unscorable": trial.dropped},
+        "capped": len(test) < len(split.test) or len(valid) < len(split.valid),
+        "training": ctx.validation.to_record(),
         "test_examples": test.fingerprint(),
         "per_example": {"test": {name: np.round(values, 4) for name, values in test_values.items()}},
-        "accounting": accounting, "device": device, "dtype": dtype,
+        "accounting": accounting, "device": ctx.device, "dtype": ctx.dtype,
     }

@@ -1,12 +1,13 @@
 """Compare two ways of scoring a constrained beam on next-item prediction with a trained USER-LLM.
 
 Fits USER-LLM (cross-attention, strategy enc, real SmolLM2-135M, ml-100k at N=50; ``--params`` adds or
-overrides parameters as JSON) for ``--steps``, then decodes the first ``--examples`` test users twice:
+overrides parameters as JSON) for ``--steps``, then decodes the first ``--examples`` validation users twice:
 with the LM's own log-probabilities (what the harness does: a title scores its probability under the
 LM, whatever mass the LM puts outside the catalog is lost) and with each step renormalized over the
-tokens the trie allows (a title scores only its choices at branch points). Both are scored by the
-harness's metric code, paired per user, beside popularity on the same users. Run by hand (~2 s per
-step, then ~1 s per test user for each decoding, on 2 cores once the encoder is cached: 39 minutes at
+tokens the trie allows (a title scores only its choices at branch points). Both are scored on the
+validation users (settings are compared on validation, never on test) by the harness's metric code,
+paired per user, beside popularity on the same users. Run by hand (~2 s per
+step, then ~1 s per user for each decoding, on 2 cores once the encoder is cached: 39 minutes at
 the defaults):
 
     .venv/bin/python benchmarks/beam_scoring.py --steps 600 \
@@ -23,22 +24,22 @@ from next_item_fit import benchmark_arguments, fit_userllm, next_item_context
 
 def main() -> None:
     args = benchmark_arguments(__doc__.splitlines()[0], {"encoder_lr": 1e-4, "gate_lr": 2e-2, "user_embeddings": 1},
-                               steps=600, examples=563)
+                               steps=600, examples=551)
 
     ctx = next_item_context(args.steps, args.lr, eval_batch_size=8)
     method = fit_userllm(ctx, args.params)
-    test = ctx.split.test.subset(slice(0, args.examples))
+    valid = ctx.split.valid.subset(slice(0, args.examples))
     popularity_class = load_methods()["popularity"]
     popularity = popularity_class(build_params(popularity_class, {}, "params"))
     popularity.fit(ctx)
-    per_user = {"popularity": evaluate(ctx.task, ctx.protocol, ctx.dataset, test, popularity.predict(ctx, test))[1]}
+    per_user = {"popularity": evaluate(ctx.task, ctx.protocol, ctx.dataset, valid, popularity.predict(ctx, valid))[1]}
 
     for renormalize in (False, True):
         name = "renormalized" if renormalize else "lm"
-        per_user[name] = evaluate(ctx.task, ctx.protocol, ctx.dataset, test,
-                                  method.predict(ctx, test, renormalize=renormalize))[1]
+        per_user[name] = evaluate(ctx.task, ctx.protocol, ctx.dataset, valid,
+                                  method.predict(ctx, valid, renormalize=renormalize))[1]
 
-    print(f"after {args.steps} steps with {args.params}, on {len(test)} test users:")
+    print(f"after {args.steps} steps with {args.params}, on {len(valid)} validation users:")
     for metric in ("recall@1", "recall@5", "recall@10"):
         means = ", ".join(f"{name} {values[metric].mean():.4f}" for name, values in per_user.items())
         print(f"  {metric}: {means}")

@@ -1,9 +1,10 @@
 """Measure how much USER-LLM's training moves a pretrained AR encoder away from its next-item skill.
 
 Pretrains (or loads from the cache) the AR encoder on ml-100k at N=50, scores its own item head on the
-test examples with the harness's metric code, then fits USER-LLM (cross-attention, strategy enc, real
-SmolLM2-135M) for ``--steps`` at each ``--encoder-lr`` and scores the encoder's item head again. Run by
-hand (~2 min per learning rate on 2 cores once the encoder is cached):
+validation examples (settings are compared on validation, never on test) with the harness's metric
+code, then fits USER-LLM (cross-attention, strategy enc, real SmolLM2-135M) for ``--steps`` at each
+``--encoder-lr`` and scores the encoder's item head again. Run by hand (~2 min per learning rate on 2
+cores once the encoder is cached):
 
     .venv/bin/python benchmarks/encoder_drift.py --encoder-lr 2e-3 1e-4
 """
@@ -23,13 +24,13 @@ from next_item_fit import fit_userllm, next_item_context
 
 
 def own_recall_at_10(encoder: torch.nn.Module, ctx: TrialContext) -> float:
-    """Test recall@10 of the AR encoder's own item head at the last event of each test window."""
+    """Validation recall@10 of the AR encoder's own item head at the last event of each validation window."""
     encoder.eval()
-    test = ctx.split.test
+    valid = ctx.split.valid
     with torch.no_grad():
-        hidden = encoder(event_batch(ctx.dataset, test.positions(slice(None))))[:, -1]
+        hidden = encoder(event_batch(ctx.dataset, valid.positions(slice(None))))[:, -1]
         scores = encoder.feature_logits(hidden)["item"].numpy()
-    values = score_examples(ctx.task, ctx.protocol, ctx.dataset, test, Predictions(scores=scores))
+    values = score_examples(ctx.task, ctx.protocol, ctx.dataset, valid, Predictions(scores=scores))
     return float(np.mean(values["recall@10"]))
 
 
@@ -46,9 +47,9 @@ def main() -> None:
         if lr == args.encoder_lr[0]:
             pretrained = copy.deepcopy(method.model.encoder)
             pretrained.load_state_dict(torch.load(method.pretraining["encoder_checkpoint"], weights_only=True))
-            print(f"pretrained: the encoder's own test recall@10 is "
+            print(f"pretrained: the encoder's own validation recall@10 is "
                   f"{own_recall_at_10(pretrained, ctx):.4f}", flush=True)
-        print(f"encoder_lr={lr:g}: the encoder's own test recall@10 is "
+        print(f"encoder_lr={lr:g}: the encoder's own validation recall@10 is "
               f"{own_recall_at_10(method.model.encoder, ctx):.4f} after {args.steps} USER-LLM steps",
               flush=True)
 

@@ -33,7 +33,7 @@ def fit_userllm(ctx: TrialContext, params: dict[str, Any]) -> Method:
 
 def benchmark_arguments(description: str, params: dict[str, Any], steps: int, examples: int) -> argparse.Namespace:
     """The hand-run benchmarks' shared flags: ``--params`` (JSON over USER-LLM's defaults), ``--steps``,
-    ``--lr`` (the budget's) and ``--examples`` (how many test users)."""
+    ``--lr`` (the budget's) and ``--examples`` (how many validation users)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", type=json.loads, default=params)
     parser.add_argument("--steps", type=int, default=steps)

@@ -2,9 +2,9 @@
 
 Fits USER-LLM (cross-attention, strategy enc, real SmolLM2-135M, ml-100k at N=50; ``--params`` adds
 or overrides parameters as JSON) for ``--steps``, then computes the teacher-forced negative
-log-likelihood per title token of the first ``--examples`` test targets twice: with each user's own
-embeddings, and with every batch's embeddings rolled by one row so each title is read against another
-user's history. The difference is what the user context is worth to the LLM; near 0 means the LLM
+log-likelihood per title token of the first ``--examples`` validation targets (settings are compared
+on validation, never on test) twice: with each user's own embeddings, and with every batch's
+embeddings rolled by one row so each title is read against another user's history. The difference is what the user context is worth to the LLM; near 0 means the LLM
 answers from its prior. Run by hand (~2 s per step on 2 cores once the encoder is cached):
 
     .venv/bin/python benchmarks/user_signal.py --steps 300 --params '{"encoder_lr": 1e-4, "gate_lr": 2e-2}'
@@ -26,15 +26,15 @@ def main() -> None:
     ctx = next_item_context(args.steps, args.lr, eval_batch_size=32)
     method = fit_userllm(ctx, args.params)
 
-    test = ctx.split.test.subset(slice(0, args.examples))
-    labels = ctx.labels(test)
+    valid = ctx.split.valid.subset(slice(0, args.examples))
+    labels = ctx.labels(valid)
     own, rolled = [], []
     with torch.no_grad():
-        for index in ctx.eval_batches(len(test)):
-            batch = method.lm_inputs(ctx, test, index, labels)
+        for index in ctx.eval_batches(len(valid)):
+            batch = method.lm_inputs(ctx, valid, index, labels)
             own.append(float(method.model.lm(**batch).loss))
             rolled.append(float(method.model.lm(**batch | {"user_states": batch["user_states"].roll(1, 0)}).loss))
-    print(f"after {args.steps} steps with {args.params}: test title NLL per token {np.mean(own):.4f} with the "
+    print(f"after {args.steps} steps with {args.params}: validation title NLL per token {np.mean(own):.4f} with the "
           f"user's own embeddings, {np.mean(rolled):.4f} with another user's; the user context is worth "
           f"{np.mean(rolled) - np.mean(own):.4f} nats per title token", flush=True)
 

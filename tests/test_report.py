@@ -11,11 +11,14 @@ from bench.report.paper_tables import LAYOUTS, paper_numbers, paper_table
 from bench.store import records_frame
 
 
+PROTOCOL = {"metric": "recall", "ks": [10], "candidates": "catalog", "exclude_history": True}
+
+
 def record(method: str, dataset: str, recall10: float, **params) -> dict:
     stats = {"mean": recall10, "ci_low": recall10, "ci_high": recall10, "n": 10}
-    return {"trial_id": method, "suite": "s", "status": "ok",
+    return {"trial_id": method, "suite": "s", "status": "ok", "protocol": PROTOCOL,
             "spec": {"method": method, "label": method, "dataset": {"name": dataset}, "task": "next_item",
-                     "seq_len": 50, "seed": 0, "params": params},
+                     "seq_len": 50, "seed": 0, "params": params, "budget": {"steps": 100}, "protocol": PROTOCOL},
             "metrics": {"valid": {"recall@10": stats}, "test": {"recall@10": stats}}, "accounting": {}}
 
 
@@ -87,14 +90,31 @@ def test_figures_are_drawn_from_results(tmp_path):
     for n in (50, 100):
         records += [seq_record("text_prompt", n, 0.05, strategy="lora", prompt_events=n),
                     seq_record("userllm", n, 0.06, strategy="enc", **base)]
-    frame = records_frame(records)
-    for number in (3, 0):
-        path = draw_figure(number, frame, tmp_path / f"f{number}.png")
+    for number in ("3", "0"):
+        path = draw_figure(number, records, tmp_path / f"f{number}.png")
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
     with pytest.raises(ConfigError, match="figure 3 needs next_item results"):
-        draw_figure(3, records_frame([seq_record("popularity", 50, 0.01)]), tmp_path / "none.png")
+        draw_figure("3", [seq_record("popularity", 50, 0.01)], tmp_path / "none.png")
     with pytest.raises(ConfigError, match="--figure 7: expected 3"):
-        draw_figure(7, frame, tmp_path / "x.png")
+        draw_figure("7", records, tmp_path / "x.png")
+    with pytest.raises(ConfigError, match="no trial with a validation curve"):
+        draw_figure("curves", records, tmp_path / "c.png")
+
+
+def test_curves_plot_each_trials_validation_metric_against_step_and_seconds():
+    from bench.report.figures import curves
+
+    trained = seq_record("dual_encoder", 50, 0.1)
+    trained["training"] = {"valid_metric": "recall@10", "stopped": "patience",
+                           "curve": [{"step": s, "seconds": 2.0 * s, "valid": {"recall@10": v}}
+                                     for s, v in ((100, 0.05), (200, 0.09), (300, 0.08))]}
+    figure = curves([seq_record("popularity", 50, 0.01), trained])
+    by_step, by_seconds = figure.axes[:2]
+    assert len(by_step.lines) == len(by_seconds.lines) == 1  # popularity has no curve
+    assert by_step.lines[0].get_xdata().tolist() == [100, 200, 300]
+    assert by_seconds.lines[0].get_xdata().tolist() == [200.0, 400.0, 600.0]
+    assert by_step.lines[0].get_ydata().tolist() == by_seconds.lines[0].get_ydata().tolist() == [0.05, 0.09, 0.08]
+    assert "stopped: patience" in by_step.get_legend().get_texts()[0].get_text()
 
 
 def test_paired_difference_counts_wins_and_losses_on_the_same_examples():
@@ -163,3 +183,74 @@ def test_versus_tells_a_parameter_left_at_its_default_from_one_set_and_pools_eac
     assert list(rows["param.gate_lr"].fillna(0)) == [0, 0, 0, 0.02, 0.02, 0.02]
     assert list(rows["seed"]) == [0, 1, "0 + 1"] * 2
     assert list(rows["mean"]) == ["0.0000", "0.2500", "0.1250", "1.0000", "0.7500", "0.8750"]
+
+
+def scored(trial_id: str, label: str, hits: list[float], seed: int = 0, **params) -> dict:
+    rec = record(label, "ml-100k", float(np.mean(hits)), **params)
+    rec["spec"]["seed"] = seed
+    rec |= {"trial_id": trial_id, "test_examples": "f1", "per_example": {"test": {"recall@10": hits}}}
+    return rec
+
+
+def test_a_budget_is_part_of_the_configuration_in_the_summary_and_versus():
+    from bench.report.paired import versus_rows
+    from bench.report.summary import summary_rows
+
+    short, long = scored("s", "Mine", [1, 0, 0, 0]), scored("l", "Mine", [1, 1, 1, 0])
+    long["spec"]["budget"] = {"steps": 2400}
+    rows = summary_rows(records_frame([short, long]))
+    assert list(rows["budget.steps"]) == [100, 2400] and list(rows["seeds"]) == [1, 1]  # not two seeds of one
+    rows = versus_rows([scored("p", "Popularity", [0, 0, 1, 0]), short, long], "Popularity")
+    assert list(rows["budget.steps"]) == [100, 2400] and list(rows["seed"]) == [0, 0]
+
+
+def test_versus_never_pairs_runs_under_different_protocols_or_dataset_options():
+    from bench.report.paired import versus_rows
+
+    kept = scored("m", "Mine", [1, 1, 0, 0])
+    kept["protocol"] = {**PROTOCOL, "exclude_history": False}
+    other_category = scored("o", "Mine", [1, 1, 1, 0])
+    other_category["spec"]["dataset"] = {"name": "ml-100k", "options": {"category": "X"}}
+    with pytest.raises(ConfigError, match="no other trial was scored on the same test examples"):
+        versus_rows([scored("p", "Popularity", [0, 0, 1, 0]), kept, other_category], "Popularity")
+
+
+def test_the_best_searched_trial_is_picked_by_the_searchs_own_metric():
+    from bench.report.summary import best_of_searches
+
+    def searched(trial_id: str, recall1: float, recall10: float) -> dict:
+        rec = record("dual_encoder", "ml-100k", recall10)
+        rec["trial_id"] = trial_id
+        rec["spec"] |= {"search_group": "g", "search_metric": "recall@1"}
+        rec["metrics"]["valid"]["recall@1"] = {"mean": recall1, "ci_low": 0, "ci_high": 1, "n": 10}
+        return rec
+
+    frame = records_frame([searched("a", 0.30, 0.10), searched("b", 0.10, 0.50)])
+    assert list(best_of_searches(frame)["trial_id"]) == ["a"]
+
+
+def test_an_unreadable_record_is_an_error_naming_its_path(tmp_path):
+    from bench.errors import DataError
+    from bench.store import load_records, record_path, write_json_atomically
+
+    write_json_atomically(record_path("s", "good", tmp_path), record("popularity", "ml-100k", 0.1))
+    bad = record_path("s", "bad", tmp_path)
+    bad.write_text('{"trial_id": "bad", "spe')
+    with pytest.raises(DataError, match=f"{bad}.*JSONDecodeError"):
+        load_records(tmp_path)
+
+
+def test_table3_compares_textprompt_and_userllm_of_the_same_strategy_and_says_which():
+    def costed(method: str, strategy: str, tokens: float, flops: float, **params) -> dict:
+        rec = record(method, "ml-100k", 0.1, strategy=strategy, **params)
+        rec["trial_id"] = f"{method}-{strategy}"
+        rec["accounting"] = {"llm_input_tokens_mean": tokens, "flops_per_train_example_6nd": flops}
+        return rec
+
+    ours = {"fusion": "cross_attention", "short_context": 0}
+    frame = records_frame([costed("text_prompt", "lora", 700, 7e12, prompt_events=50),
+                           costed("userllm", "enc", 17, 1e11, **ours), costed("userllm", "lora", 17, 2e11, **ours)])
+    rows = pd.read_csv(__import__("io").StringIO(paper_table(3, frame, "csv"))).set_index("Unnamed: 0")
+    assert rows.loc["FLOPs Reduction", "Len50 ours"] == "35.0X [lora]"  # not 7e12 / 1e11 of the enc trial
+    assert rows.loc["# Tokens TP", "Len50 ours"] == "700 (ml-100k) [lora]"
+    assert rows.loc["# Tokens USER-LLM", "Len50 ours"] == "17 (ml-100k) [lora]"

@@ -80,11 +80,43 @@ def test_bootstrap_ci_brackets_the_mean_and_is_seeded():
 def test_history_exclusion_is_identical_for_scores_and_ranked_lists():
     data, test = _one_user(["a", "b", "c", "d"], {k: ["x"] for k in "abcde"})
     protocol = get_task("next_item").protocol()
-    scores = np.array([[5.0, 4.0, 3.0, 2.0, 1.0]])  # a, b, c history; d label
-    by_scores = ranking(data, test, Predictions(scores=scores), protocol, 3)
-    by_list = ranking(data, test, Predictions(ranked=np.array([[0, 1, 2, 3, 4]])), protocol, 3)
-    assert by_scores.tolist() == by_list.tolist() == [[3, 4, -1]]
+    assert data.n_items == 4  # e is never interacted with
+    scores = np.array([[5.0, 4.0, 3.0, 2.0]])  # a, b, c history; d label
+    by_scores = ranking(data, test, Predictions(scores=scores), protocol, 3, 4)
+    by_list = ranking(data, test, Predictions(ranked=np.array([[0, 1, 2, 3]])), protocol, 3, 4)
+    assert by_scores.tolist() == by_list.tolist() == [[3, -1, -1]]
     metrics, _ = evaluate(get_task("next_item"), protocol, data, test, Predictions(scores=scores))
     assert metrics["recall@1"]["mean"] == 1.0
-    kept = ranking(data, test, Predictions(scores=scores), get_task("next_item").protocol(exclude_history=False), 3)
+    kept = ranking(data, test, Predictions(scores=scores), get_task("next_item").protocol(exclude_history=False), 3, 4)
     assert kept.tolist() == [[0, 1, 2]]
+
+
+@pytest.mark.parametrize(("predictions", "message"), [
+    (Predictions(scores=np.full((1, 4), np.nan)), r"method m on test examples 0-0: scores hold NaN in 1 of 1 rows"),
+    (Predictions(scores=np.zeros((1, 5))), r"scores has shape \(1, 5\); expected \(1, 4\)"),
+    (Predictions(ranked=np.array([[0, 4, 1]])), r"ranked holds ids outside \[0, 4\) \(and -1 for none\): \[4\]"),
+    (Predictions(ranked=np.array([[0, -2, 1]])), r"ranked holds ids outside"),
+    (Predictions(texts=["a title"]), r"needs ranked ids or scores, got texts"),
+])
+def test_predictions_the_harness_cannot_score_are_errors_naming_the_method(predictions, message):
+    from bench.evaluation import PredictionError, predict_and_score
+
+    data, test = _one_user(["a", "b", "c", "d"], {k: ["x"] for k in "abcd"})
+    task = get_task("next_item")
+    with pytest.raises(PredictionError, match=message):
+        predict_and_score(lambda examples: predictions, "m", task, task.protocol(), data, test)
+
+
+def test_review_gen_cannot_score_an_empty_reference_and_the_harness_drops_it():
+    from bench.data.dataset import Dataset
+    from bench.trial import scorable
+
+    data = make_dataset([("u", k, t) for t, k in enumerate("abcd")] + [("v", k, t) for t, k in enumerate("abcd")],
+                        {k: ["x"] for k in "abcd"})
+    reviews = ["", "", "", "   "] + ["", "ok", "nice", "great"]
+    data = Dataset("reviews", data.events.assign(review=reviews), data.items, data.notes)
+    split, dropped = scorable(get_task("review_gen"), data, build_split(data, 1))
+    assert dropped == {"train": 1, "valid": 1, "test": 1}  # every label of u is empty or blank
+    task = get_task("review_gen")
+    assert [task.labels(data, split[name]).tolist() for name in ("train", "valid", "test")] == \
+        [["ok"], ["nice"], ["great"]]

@@ -5,9 +5,11 @@ so that every trial that asks for the same pretrained encoder reuses one checkpo
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -20,6 +22,7 @@ from bench.context import Budget, TrialContext
 from bench.encoders import AutoregressiveEncoder, DualEncoder, EncoderConfig, LabelSoftmax
 from bench.features import FeatureSpace, event_batch
 from bench.training import TrainRun, train
+from bench.validation import Predictor
 
 ENCODERS = ("ar", "de")
 
@@ -33,17 +36,31 @@ def build_user_encoder(kind: str, space: FeatureSpace, config: EncoderConfig) ->
     raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, got {kind!r}")
 
 
+@functools.cache
+def code_version() -> str:
+    """Hash of the source that decides what a pretrained encoder holds (architecture, features, objective,
+    training loop), so a changed encoder never loads a checkpoint the old code wrote."""
+    import bench.encoders
+    import bench.features
+    import bench.training
+
+    digest = hashlib.sha256()
+    for module in (bench.encoders, bench.features, bench.training, sys.modules[__name__]):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def checkpoint_path(ctx: TrialContext, kind: str, config: EncoderConfig, budget: Budget) -> Path:
     key = json.dumps({"dataset": ctx.dataset.fingerprint, "seq_len": ctx.seq_len, "kind": kind,
-                      "config": asdict(config), "seed": ctx.seed,
-                      "budget": budget.to_dict()}, sort_keys=True)
+                      "config": asdict(config), "seed": ctx.seed, "budget": budget.to_dict(),
+                      "code": code_version()}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:20]
     return ctx.shared_cache / "encoders" / f"{ctx.dataset.name}-n{ctx.seq_len}-{kind}-{digest}.pt"
 
 
-def pretrain(ctx: TrialContext, encoder: nn.Module, budget: Budget) -> TrainRun:
+def pretrain(ctx: TrialContext, encoder: nn.Module, budget: Budget, predict: Predictor | None = None) -> TrainRun:
     """Train ``encoder`` alone on the training windows: AR on every next event of the window and its
-    label event, DE with a softmax over the next item."""
+    label event, DE with a softmax over the next item. ``predict``: validated training (``bench.training``)."""
     examples = ctx.split.train
     if isinstance(encoder, AutoregressiveEncoder):
         def step_loss(index: np.ndarray) -> torch.Tensor:
@@ -56,7 +73,7 @@ def pretrain(ctx: TrialContext, encoder: nn.Module, budget: Budget) -> TrainRun:
         def step_loss(index: np.ndarray) -> torch.Tensor:
             batch = event_batch(ctx.dataset, examples.positions(index)).to(ctx.device)
             return objective(encoder, batch, labels[index].to(ctx.device))
-    return train(ctx, encoder, step_loss, len(examples), budget=budget, desc="pretrain")
+    return train(ctx, encoder, step_loss, len(examples), budget=budget, desc="pretrain", predict=predict)
 
 
 def pretrained_encoder(ctx: TrialContext, encoder: nn.Module, kind: str, config: EncoderConfig,
@@ -67,7 +84,9 @@ def pretrained_encoder(ctx: TrialContext, encoder: nn.Module, kind: str, config:
     if path.exists():
         encoder.load_state_dict(torch.load(path, map_location=ctx.device, weights_only=True))
         return {"encoder_checkpoint": str(path), "encoder_cache_hit": True}
-    run = pretrain(ctx, encoder, budget)
+    with torch.random.fork_rng(devices=[]):  # its own generator: a cache hit leaves the trial's RNG as a miss does
+        torch.manual_seed(ctx.seed)
+        run = pretrain(ctx, encoder, budget)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, staging = tempfile.mkstemp(prefix=path.name, dir=path.parent)
     os.close(handle)

@@ -11,7 +11,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from bench.accounting import analytic_train_flops, count_parameters, measure_flops
+from bench.accounting import (FLOP_SAMPLE, InputTokens, analytic_train_flops, count_parameters, flop_sample,
+                              measure_flops)
 from bench.context import Budget, TrialContext
 from bench.data.windows import Examples
 from bench.decoding import candidate_trie, decode_answers, gather_predictions
@@ -98,13 +99,13 @@ class UserLLM(Method):
     def _build(self, ctx: TrialContext) -> UserLLMModel:
         p = self.params
         lm, self.tokenizer = load_llm(p.llm, ctx.shared_cache, ctx.device, ctx.dtype)
-        self.llm_params = count_parameters([lm])[0]
         if p.strategy == "lora":
             from peft import LoraConfig, inject_adapter_in_model
 
             config = LoraConfig(r=p.lora_rank, lora_alpha=2 * p.lora_rank, lora_dropout=0.05,
                                 target_modules=attention_projection_names(lm))
             lm = inject_adapter_in_model(config, lm)
+        self.llm_params = count_parameters([lm])[0]  # the LLM with its LoRA adapters, before the fusion
         config = p.encoder_config(ctx.seq_len)
         encoder = build_user_encoder(p.encoder, FeatureSpace.of(ctx.dataset), config)
         self.pretraining: dict = {"encoder_pretrained": p.pretrained}
@@ -141,20 +142,21 @@ class UserLLM(Method):
         self.trie = candidate_trie(ctx, self.tokenizer)
         examples = ctx.split.train
         labels = ctx.labels(examples)
-        self.train_tokens: list[int] = []
+        self.input_tokens = InputTokens()
 
         def step_loss(index: np.ndarray) -> torch.Tensor:
             inputs = self.lm_inputs(ctx, examples, index, labels)
-            self.train_tokens.extend(inputs["attention_mask"].sum(1).tolist())
+            self.input_tokens.add("train", inputs["attention_mask"])
             return self.model.lm(**inputs).loss
 
-        sample = np.arange(min(2, len(examples)))
+        def sample_loss() -> None:
+            self.model.lm(**self.lm_inputs(ctx, examples, flop_sample(len(examples), ctx.seed), labels)).loss.backward()
+
         with autocast(ctx):
-            self.measured_flops = measure_flops(lambda: step_loss(sample).backward()) / len(sample)
+            self.measured_flops = measure_flops(sample_loss) / min(FLOP_SAMPLE, len(examples))
         self.model.zero_grad(set_to_none=True)
-        self.train_tokens.clear()
-        self.run = train(ctx, self.model, step_loss, len(examples), lr_of=self.learning_rates(ctx))
-        self.test_tokens: list[int] = []
+        self.run = train(ctx, self.model, step_loss, len(examples), lr_of=self.learning_rates(ctx),
+                         predict=lambda ex: self.predict(ctx, ex))
 
     def learning_rates(self, ctx: TrialContext) -> Callable[[str], float]:
         """Parameter name -> learning rate: ``llm_lr`` for the LLM's own weights (not LoRA adapters),
@@ -182,7 +184,7 @@ class UserLLM(Method):
         for index in ctx.eval_batches(len(examples), desc="decode"):
             encoded = encode_prompts(self.tokenizer, self._prompts(ctx, examples, index), ctx.device,
                                      slots=self.model.fusion.slots)
-            self.test_tokens.extend(encoded["attention_mask"].sum(1).tolist())
+            self.input_tokens.add(examples.split, encoded["attention_mask"])
             with autocast(ctx):
                 states = self.model.user_states(event_batch(ctx.dataset, examples.positions(index)).to(ctx.device))
                 answers.append(decode_answers(ctx, examples, index, self.model.lm, self.tokenizer, self.trie,
@@ -191,19 +193,25 @@ class UserLLM(Method):
         return gather_predictions(ctx, answers)
 
     def accounting(self, ctx: TrialContext) -> dict:
+        """Parameters by part; 6ND FLOPs of the LLM side of the forward pass (the LLM with its LoRA
+        adapters plus the fusion: cross-attention blocks or soft-prompt projection) over its input
+        tokens, with the encoder's (D = N events) and the Perceiver's (D = N inputs + latents) beside."""
         total, trainable = count_parameters([self.model])
         parts = {"encoder": [self.model.encoder], "fusion": [self.model.fusion],
                  "perceiver": [self.model.perceiver] if self.model.perceiver is not None else []}
-        train_tokens = float(np.mean(self.train_tokens)) if self.train_tokens else 0.0
+        train_tokens = self.input_tokens.mean("train")
         facts = {"params_total": total, "params_trainable": trainable, "llm_params": self.llm_params,
-                 "llm_input_tokens": self.test_tokens, "embedding_tokens": self.embedding_tokens,
-                 "train_tokens_mean": train_tokens,
-                 "flops_per_train_example_6nd": analytic_train_flops(self.llm_params, train_tokens),
-                 "flops_per_train_example_measured": self.measured_flops,
-                 "train_steps": len(self.run.losses), "train_seconds": self.run.seconds,
-                 "final_train_loss": self.run.losses[-1], **self.pretraining}
+                 "llm_input_tokens": self.input_tokens.of("test"), "embedding_tokens": self.embedding_tokens,
+                 "train_tokens_mean": train_tokens, "flops_per_train_example_measured": self.measured_flops,
+                 **self.run.accounting(), **self.pretraining}
         for name, modules in parts.items():
             facts[f"{name}_params"], facts[f"{name}_params_trainable"] = count_parameters(modules)
+        facts["flops_per_train_example_6nd"] = analytic_train_flops(self.llm_params + facts["fusion_params"],
+                                                                    train_tokens)
+        facts["encoder_flops_per_train_example_6nd"] = analytic_train_flops(facts["encoder_params"], ctx.seq_len)
+        if self.model.perceiver is not None:
+            facts["perceiver_flops_per_train_example_6nd"] = analytic_train_flops(
+                facts["perceiver_params"], self.params.kept_embeddings(ctx.seq_len) + self.params.perceiver_latents)
         if isinstance(self.model.fusion, CrossAttentionFusion):
             facts["gates"] = self.model.fusion.gates()
         return facts

@@ -14,6 +14,7 @@ import pandas as pd  # noqa: E402
 
 from bench.errors import ConfigError  # noqa: E402
 from bench.report.paper_tables import pick, userllm  # noqa: E402
+from bench.store import records_frame  # noqa: E402
 
 FIGURE3_LINES = {"Unfrozen LLM": {"TP (full)": {"method": "text_prompt", "param.strategy": "full"},
                                   "USER-LLM (Full)": userllm("full")},
@@ -85,6 +86,33 @@ def cost_quality(frame: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
+def curves(records: list[dict]) -> plt.Figure:
+    """Validation curves of every trained trial: the task's validation metric against training step and
+    against training seconds (validation checks not counted), one row of panels per task."""
+    trained = [r for r in records if r["status"] == "ok" and r.get("training", {}).get("curve")]
+    if not trained:
+        raise ConfigError("no trial with a validation curve in these results (records written before curves "
+                          "were kept need a re-run)")
+    tasks = sorted({r["spec"]["task"] for r in trained})
+    fig, axes = plt.subplots(len(tasks), 2, figsize=(12, 4.2 * len(tasks)), squeeze=False)
+    for row, task in enumerate(tasks):
+        for record in (r for r in trained if r["spec"]["task"] == task):
+            training = record["training"]
+            points, metric = training["curve"], training["valid_metric"]
+            name = f"{record['spec']['label']} (seed {record['spec']['seed']}; stopped: {training['stopped']})"
+            values = [point["valid"][metric] for point in points]
+            for ax, x in zip(axes[row], ("step", "seconds")):
+                ax.plot([point[x] for point in points], values, marker=".", label=name)
+        for ax, x in zip(axes[row], ("training step", "training seconds")):
+            ax.set_xlabel(x)
+            ax.set_ylabel(f"validation {metric}")
+            ax.set_title(task)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.suptitle("Validation curves (harness-scored checks while training)")
+    return fig
+
+
 def _save(fig: plt.Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
@@ -93,13 +121,15 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-FIGURES = {3: figure3, 0: cost_quality}
+FIGURES = {"3": figure3, "0": cost_quality}
 
 
-def draw_figure(number: int, frame: pd.DataFrame, path: Path) -> Path:
-    """Draw figure ``number`` (3, or 0 for cost/quality) from the results frame into ``path``."""
-    if number not in FIGURES:
-        raise ConfigError(f"--figure {number}: expected 3 (recall vs history length) or 0 (cost/quality)")
-    if frame.empty:
+def draw_figure(name: str, records: list[dict], path: Path) -> Path:
+    """Draw figure ``name`` (3; 0 for cost/quality; curves) from the results into ``path``."""
+    if name not in (*FIGURES, "curves"):
+        raise ConfigError(f"--figure {name}: expected 3 (recall vs history length), 0 (cost/quality) or curves")
+    if not records:
         raise ConfigError("no results to draw")
-    return FIGURES[number](frame, path)
+    if name == "curves":
+        return _save(curves(records), path)
+    return FIGURES[name](records_frame(records), path)

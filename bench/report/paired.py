@@ -5,7 +5,8 @@ examples each side wins. Two methods' separate CIs can overlap while their paire
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,29 @@ from bench.metrics import bootstrap_ci
 from bench.report.summary import best_of_searches, metric_order, varying_params
 from bench.store import records_frame
 
-PAIRING = ("dataset", "task", "seq_len", "seed", "test_examples")
+PAIRING = ("dataset", "dataset_options", "task", "seq_len", "seed", "test_examples", "protocol")
+
+
+class Configuration(NamedTuple):
+    """What one row group of ``--versus`` compares: a labelled method configuration (the values of the
+    configuration columns that vary, ``params``) on one set of test examples under one protocol."""
+
+    label: str
+    params: tuple
+    dataset: str
+    dataset_options: str
+    task: str
+    seq_len: int
+    test_examples: str
+    protocol: str
+
+
+class Run(NamedTuple):
+    """One seed of a configuration: its per-example test values and the reference's on the same examples."""
+
+    seed: int
+    values: dict[str, Any]
+    reference: dict[str, Any]
 
 
 def paired_difference(values: np.ndarray, reference: np.ndarray, seed: int = 0) -> dict[str, float]:
@@ -37,6 +60,7 @@ def _pairable(records: list[dict[str, Any]]) -> tuple[dict[str, dict], pd.DataFr
         return usable, frame
     frame = best_of_searches(frame)
     frame["test_examples"] = [usable[t]["test_examples"] for t in frame["trial_id"]]
+    frame["protocol"] = [json.dumps(usable[t]["protocol"], sort_keys=True) for t in frame["trial_id"]]
     return usable, frame
 
 
@@ -52,34 +76,35 @@ def versus_rows(records: list[dict[str, Any]], reference: str) -> pd.DataFrame:
                           f"values were stored need a re-run)")
     params = varying_params(frame)
     frame[params] = frame[params].astype(object).where(frame[params].notna(), None)  # NaN keys never match
-    runs_by_configuration: dict[tuple, list[tuple[int, dict, dict]]] = {}
+    runs: dict[Configuration, list[Run]] = {}
     for key, group in frame.groupby(list(PAIRING), sort=False):
+        paired_on = dict(zip(PAIRING, key))
         base = group[group["label"] == reference]
         if base.empty:
             continue
         base_values = usable[base["trial_id"].iloc[0]]["per_example"]["test"]
         for _, trial in group[group["label"] != reference].iterrows():
-            configuration = (trial["label"], *(trial[p] for p in params), *key[:3], key[4])
-            runs_by_configuration.setdefault(configuration, []).append(
-                (int(key[3]), usable[trial["trial_id"]]["per_example"]["test"], base_values))
-    if not runs_by_configuration:
+            configuration = Configuration(trial["label"], tuple(trial[p] for p in params),
+                                          **{k: v for k, v in paired_on.items() if k != "seed"})
+            runs.setdefault(configuration, []).append(
+                Run(int(paired_on["seed"]), usable[trial["trial_id"]]["per_example"]["test"], base_values))
+    if not runs:
         raise ConfigError(f"--versus {reference!r}: no other trial was scored on the same test examples "
-                          f"(same dataset, task, history length, seed and cap)")
+                          f"(same dataset and options, task, history length, seed, protocol and cap)")
     rows = []
-    for configuration, runs in runs_by_configuration.items():
-        label, *values_of_params, dataset, task, seq_len, _ = configuration
-        what = {"label": label, **dict(zip(params, values_of_params)), "dataset": dataset, "task": task,
-                "seq_len": seq_len}
-        runs.sort(key=lambda run: run[0])
-        groups = [(run[0], [run]) for run in runs]
-        if len(runs) > 1:
-            groups.append((" + ".join(str(seed) for seed, _, _ in runs), runs))
+    for configuration, its_runs in runs.items():
+        what = {"label": configuration.label, **dict(zip(params, configuration.params)),
+                "dataset": configuration.dataset, "task": configuration.task, "seq_len": configuration.seq_len}
+        its_runs.sort(key=lambda run: run.seed)
+        groups = [(run.seed, [run]) for run in its_runs]
+        if len(its_runs) > 1:
+            groups.append((" + ".join(str(run.seed) for run in its_runs), its_runs))
         for seed, pooled in groups:
-            for metric in sorted(set(pooled[0][1]) & set(pooled[0][2]), key=metric_order):
-                mine = np.mean([values[metric] for _, values, _ in pooled], axis=0)
-                theirs = np.mean([ref[metric] for _, _, ref in pooled], axis=0)
+            for metric in sorted(set(pooled[0].values) & set(pooled[0].reference), key=metric_order):
+                mine = np.mean([run.values[metric] for run in pooled], axis=0)
+                theirs = np.mean([run.reference[metric] for run in pooled], axis=0)
                 rows.append(what | {"seed": seed, "metric": metric} |
-                            _paired_row(mine, theirs, reference, bootstrap_seed=pooled[0][0]))
+                            _paired_row(mine, theirs, reference, bootstrap_seed=pooled[0].seed))
     return pd.DataFrame(rows)
 
 

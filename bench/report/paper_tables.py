@@ -104,18 +104,26 @@ def metric_cell(frame: pd.DataFrame, row: Row, column: Column) -> str:
 
 
 def _table3(frame: pd.DataFrame, row: str, column: str) -> str:
+    """Tokens and 6ND reduction from a TextPrompt and a USER-LLM trial of the same strategy (full if both
+    have it, else LoRA), the strategy named in the cell."""
     n = int(column.removeprefix("Len"))
-    tp = pick(frame, method="text_prompt", task="next_item", seq_len=n, **{"param.prompt_events": n})
-    ours = pick(frame, method="userllm", task="next_item", seq_len=n,
-                **{"param.fusion": "cross_attention", "param.short_context": 0})
-    if row == "# Tokens TP":
-        return _value(tp, "acct.llm_input_tokens_mean", "{:.0f}")
-    if row == "# Tokens USER-LLM":
-        return _value(ours, "acct.llm_input_tokens_mean", "{:.0f}")
-    column_6nd = "acct.flops_per_train_example_6nd"
-    if tp.empty or ours.empty or column_6nd not in tp or column_6nd not in ours:
+    for strategy in ("full", "lora"):
+        tp = pick(frame, method="text_prompt", task="next_item", seq_len=n,
+                  **{"param.prompt_events": n, "param.strategy": strategy})
+        ours = pick(frame, method="userllm", task="next_item", seq_len=n,
+                    **{"param.fusion": "cross_attention", "param.short_context": 0, "param.strategy": strategy})
+        if not tp.empty and not ours.empty:
+            break
+    else:
         return MISSING
-    return f"{tp[column_6nd].mean() / ours[column_6nd].mean():.1f}X"
+    column_6nd = "acct.flops_per_train_example_6nd"
+    if row == "# Tokens TP":
+        return f"{_value(tp, 'acct.llm_input_tokens_mean', '{:.0f}')} [{strategy}]"
+    if row == "# Tokens USER-LLM":
+        return f"{_value(ours, 'acct.llm_input_tokens_mean', '{:.0f}')} [{strategy}]"
+    if column_6nd not in tp or column_6nd not in ours:
+        return MISSING
+    return f"{tp[column_6nd].mean() / ours[column_6nd].mean():.1f}X [{strategy}]"
 
 
 def _rows(spec: list[tuple[str, str, list[str]]]) -> list[Row]:

@@ -21,14 +21,14 @@ def format_frame(frame: pd.DataFrame, fmt: str) -> str:
 
 
 def render_report(results: Path, suites: list[str] | None = None, table: int | None = None,
-                  figure: int | None = None, fmt: str = "terminal", out: Path | None = None,
+                  figure: str | None = None, fmt: str = "terminal", out: Path | None = None,
                   versus: str | None = None) -> str:
     records = load_records(results, suites)
     frame = records_frame(records)
     if figure is not None:
         from bench.report.figures import draw_figure
 
-        path = draw_figure(figure, frame, out or results / f"figure{figure}.png")
+        path = draw_figure(figure, records, out or results / f"figure-{figure}.png")
         return f"wrote {path}"
     if table is not None:
         from bench.report.paper_tables import paper_table

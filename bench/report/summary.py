@@ -5,24 +5,27 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench.paper_budgets import paper_examples
+
 IDENTITY = ["suite", "label", "method", "dataset", "task", "seq_len"]
+CONFIGURATION = ("param.", "budget.", "protocol.", "dataset_options")  # what else changes a result
 COSTS = (("acct.llm_input_tokens_mean", "LLM tokens", "{:.1f}"), ("acct.params_trainable", "trainable", "{:,.0f}"),
          ("acct.params_total", "params", "{:,.0f}"), ("acct.seconds_per_step", "s/step", "{:.3g}"),
          ("acct.seconds_per_test_example", "s/test ex", "{:.3g}"))
 
 
-def best_of_searches(frame: pd.DataFrame, metric: str = "recall@10") -> pd.DataFrame:
-    """Keep, for each search group, the trial with the best validation metric (the paper's tuning)."""
+def best_of_searches(frame: pd.DataFrame) -> pd.DataFrame:
+    """Keep, for each search group, the trial with the best value of its search's validation metric
+    (``search.metric``; the paper's tuning)."""
     if "search_group" not in frame or frame["search_group"].isna().all():
         return frame
     plain = frame[frame["search_group"].isna()]
-    searched = frame[frame["search_group"].notna()]
-    column = f"valid/{metric}" if f"valid/{metric}" in searched else next(
-        (c for c in searched.columns if c.startswith("valid/") and "/ci_" not in c), None)
-    if column is None:
-        return plain
-    best = searched.loc[searched.groupby("search_group")[column].idxmax().dropna()]
-    return pd.concat([plain, best], ignore_index=True)
+    best = []
+    for _, group in frame[frame["search_group"].notna()].groupby("search_group"):
+        column = f"valid/{group['search_metric'].iloc[0]}"
+        if column in group and group[column].notna().any():
+            best.append(group.loc[[group[column].idxmax()]])
+    return pd.concat([plain, *best], ignore_index=True)
 
 
 def metric_columns(frame: pd.DataFrame, split: str = "test") -> list[str]:
@@ -38,10 +41,29 @@ def metric_order(name: str) -> tuple[str, int]:
 
 
 def varying_params(frame: pd.DataFrame) -> list[str]:
-    """``param.*`` columns that take more than one value within some method: what tells its rows apart.
-    A parameter left at its default (absent from a record) counts as a value of its own."""
-    return [c for c in frame.columns if c.startswith("param.")
+    """Configuration columns (method parameters, budget, protocol, dataset options) that take more than
+    one value within some method: what tells its rows apart. A parameter left at its default (absent
+    from a record) counts as a value of its own."""
+    return [c for c in frame.columns if c.startswith(CONFIGURATION)
             and frame.groupby("method")[c].agg(lambda v: v.astype(str).where(v.notna(), "").nunique()).max() > 1]
+
+
+def training_columns(group: pd.DataFrame) -> dict[str, str]:
+    """How the configuration's training ended: the stop reason with the best check's step (and "rising"
+    where the last check was still the best), and its training examples as a share of the paper's budget."""
+    if "train.stopped" not in group or group["train.stopped"].isna().all():
+        return {}
+    ends = []
+    for _, trial in group.iterrows():
+        rising = ", rising" if trial.get("train.still_rising") else ""
+        best = trial.get("train.best_step")
+        ends.append(f"{trial['train.stopped']} (best @{best:.0f}{rising})" if pd.notna(best) else trial["train.stopped"])
+    out = {"stopped": "; ".join(dict.fromkeys(ends))}
+    paper = paper_examples(group["dataset"].iloc[0], group["task"].iloc[0])
+    seen = group["train.examples_seen"].dropna() if "train.examples_seen" in group else []
+    if paper and len(seen):
+        out["of paper budget"] = f"{seen.mean() / paper:.2%}"
+    return out
 
 
 def summary_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -66,6 +88,7 @@ def summary_rows(frame: pd.DataFrame) -> pd.DataFrame:
         for column, label, style in COSTS:
             if column in group and group[column].notna().any():
                 row[label] = style.format(group[column].mean())
+        row.update(training_columns(group))
         rows.append(row)
     failed = frame[frame["status"] != "ok"]
     for _, trial in failed.iterrows():

@@ -34,3 +34,34 @@ class Constant(Method):
     def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
         n = ctx.task.n_candidates(ctx.dataset)
         return Predictions(scores=np.broadcast_to(-np.arange(n, dtype=np.float32), (len(examples), n)))
+
+
+@register_method("test_bad_predictions")
+class BadPredictions(Method):
+    """Predictions the harness must refuse: NaN scores, a scores matrix of the wrong width, ids out of range."""
+
+    @dataclass(frozen=True)
+    class Params:
+        kind: str = "nan"
+
+    def fit(self, ctx: TrialContext) -> None:
+        pass
+
+    def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
+        n = ctx.task.n_candidates(ctx.dataset)
+        if self.params.kind == "nan":
+            return Predictions(scores=np.full((len(examples), n), np.nan))
+        if self.params.kind == "width":
+            return Predictions(scores=np.zeros((len(examples), n - 1)))
+        return Predictions(ranked=np.full((len(examples), 10), n))
+
+
+@register_method("test_leaky")
+class Leaky(Method):
+    """Reads the test labels through the dataset: what ``bench check-leakage`` must catch."""
+
+    def fit(self, ctx: TrialContext) -> None:
+        pass
+
+    def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
+        return Predictions(ranked=ctx.dataset.item[examples.label_positions][:, None].repeat(10, axis=1))

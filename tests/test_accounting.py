@@ -1,0 +1,101 @@
+"""Accounting and reproducibility: 6ND over the whole LLM side, FLOPs measured on a seeded sample, test-only
+LLM input tokens, and the same numbers from the same seed whether or not a pretrained encoder was cached."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bench.accounting import flop_sample
+from bench.llm import TINY, tiny_llama
+from bench.tasks import get_task
+from bench.trial import run_trial
+from userllm.encoders import checkpoint_path, code_version
+
+LLM_CACHE = Path.home() / ".cache" / "userllm-bench"
+SMALL = {"llm": TINY, "encoder_layers": 1, "encoder_dim": 16, "encoder_heads": 2, "pretrain_steps": 3,
+         "pretrain_batch_size": 4, "xattn_every": 1, "beams": 2}
+
+
+def userllm_spec(params: dict, task: str = "next_item") -> dict:
+    protocol = get_task(task).protocol().to_dict()
+    return {"suite": "acct", "plugins": [], "label": "u", "method": "userllm", "params": {**SMALL, **params},
+            "dataset": {"name": "ml-100k", "path": None, "options": {}}, "task": task, "seq_len": 8, "seed": 3,
+            "trial_id": "u", "protocol": {k: list(v) if isinstance(v, tuple) else v for k, v in protocol.items()},
+            "budget": {"steps": 4, "batch_size": 2, "lr": 1e-3, "weight_decay": 0.0, "warmup": 0.0,
+                       "eval_batch_size": 4, "max_valid_examples": 5, "max_test_examples": 7,
+                       "eval_every": 2, "patience": None, "seconds": None}}
+
+
+def fresh_cache(tmp_path: Path) -> Path:
+    (LLM_CACHE / "llm").mkdir(parents=True, exist_ok=True)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "llm").symlink_to(LLM_CACHE / "llm", target_is_directory=True)
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def userllm_body(tmp_path_factory) -> dict:
+    cache = fresh_cache(tmp_path_factory.mktemp("acct-cache"))
+    return run_trial(userllm_spec({"fusion": "cross_attention"}), tmp_path_factory.mktemp("acct"), cache)
+
+
+def test_6nd_counts_the_llm_with_the_fusion_blocks_and_reports_the_encoder_beside(userllm_body):
+    facts = userllm_body["accounting"]
+    assert facts["fusion_params"] > 0
+    assert facts["flops_per_train_example_6nd"] == pytest.approx(
+        6 * (facts["llm_params"] + facts["fusion_params"]) * facts["train_tokens_mean"])
+    assert facts["encoder_flops_per_train_example_6nd"] == pytest.approx(6 * facts["encoder_params"] * 8)
+
+
+def test_llm_input_tokens_come_from_the_test_prompts_alone(userllm_body):
+    facts = userllm_body["accounting"]
+    assert len(userllm_body["training"]["curve"]) == 2  # two validation checks decoded 5 prompts each
+    assert userllm_body["examples"]["test"][0] == 7
+    assert facts["llm_input_tokens_max"] == facts["llm_input_tokens_mean"]  # 7 identical question prompts
+    assert facts["llm_input_tokens_mean"] > 5
+
+
+def test_flops_are_measured_on_a_seeded_random_sample_of_training_windows():
+    assert flop_sample(1000, 3).tolist() == flop_sample(1000, 3).tolist()
+    assert flop_sample(1000, 3).tolist() != flop_sample(1000, 4).tolist()
+    sample = flop_sample(1000, 3)
+    assert len(sample) == 8 and sample.tolist() != list(range(8)) and (np.diff(sample) > 0).all()
+    assert flop_sample(3, 0).tolist() == [0, 1, 2]
+
+
+def test_same_seed_same_numbers_whether_the_encoder_was_cached_or_not(tmp_path):
+    cache = fresh_cache(tmp_path / "cache")
+    spec = userllm_spec({"fusion": "soft_prompt", "perceiver": True, "perceiver_layers": 1, "perceiver_latents": 2},
+                        task="fav_category")
+    miss = run_trial(spec, tmp_path / "a", cache)
+    hit = run_trial(spec, tmp_path / "b", cache)
+    assert not miss["accounting"]["encoder_cache_hit"] and hit["accounting"]["encoder_cache_hit"]
+    assert miss["metrics"] == hit["metrics"] and miss["per_example"]["test"].keys() == hit["per_example"]["test"].keys()
+    assert [p["valid"] for p in miss["training"]["curve"]] == [p["valid"] for p in hit["training"]["curve"]]
+    assert miss["accounting"]["final_train_loss"] == hit["accounting"]["final_train_loss"]
+
+
+def test_building_the_tiny_llm_leaves_the_global_rng_alone():
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    tiny_llama(64, seed=11)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_the_encoder_cache_key_includes_the_code_version(ml100k, monkeypatch):
+    from bench.context import Budget, TrialContext
+    from bench.data import build_split
+    from bench.encoders import EncoderConfig
+
+    task = get_task("next_item")
+    ctx = TrialContext(dataset=ml100k, task=task, protocol=task.protocol(), split=build_split(ml100k, 8),
+                       budget=Budget(), seed=0, shared_cache=Path("/cache"))
+    before = checkpoint_path(ctx, "ar", EncoderConfig(), Budget())
+    monkeypatch.setattr("userllm.encoders.code_version", lambda: "another-version")
+    assert checkpoint_path(ctx, "ar", EncoderConfig(), Budget()) != before
+    assert len(code_version()) == 12

@@ -1,0 +1,72 @@
+"""``bench check-leakage``: every built-in method predicts the same test answers when the test label events
+are replaced; a method that reads them is caught."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from bench.leakage import check_leakage
+from bench.llm import TINY
+from bench.tasks import get_task
+
+sys.path.insert(0, str(Path(__file__).parent / "plugins"))
+LLM_CACHE = Path.home() / ".cache" / "userllm-bench"
+SMALL_ENCODER = {"encoder_layers": 1, "encoder_dim": 16, "encoder_heads": 2}
+BUILT_INS = [
+    ("popularity", "next_item", {}),
+    ("cooccurrence", "next_item", {}),
+    ("dual_encoder", "fav_category", {"layers": 1, "dim": 16, "heads": 2}),
+    ("ar_encoder", "next_item", {"layers": 1, "dim": 16, "heads": 2}),
+    ("recbole", "next_item", {"model": "SASRec", "layers": 1, "dim": 16, "heads": 1, "epochs": 1}),
+    ("bert4rec", "next_item", {"layers": 1, "dim": 16, "heads": 1, "epochs": 1}),
+    ("text_prompt", "next_item", {"llm": TINY, "prompt_events": 3, "beams": 2}),
+    ("userllm", "next_item", {"llm": TINY, "pretrain_steps": 2, "xattn_every": 1, "beams": 2, **SMALL_ENCODER}),
+    ("userllm", "fav_category", {"llm": TINY, "fusion": "soft_prompt", "pretrained": False, "beams": 2,
+                                 **SMALL_ENCODER}),
+]
+
+
+def leakage_spec(method: str, task: str, params: dict, plugins: tuple[str, ...] = ()) -> dict:
+    protocol = get_task(task).protocol().to_dict()
+    return {"suite": "leak", "plugins": list(plugins), "label": method, "method": method, "params": params,
+            "dataset": {"name": "ml-100k", "path": None, "options": {}}, "task": task, "seq_len": 12, "seed": 0,
+            "trial_id": f"{method}-{task}", "protocol": {k: list(v) if isinstance(v, tuple) else v
+                                                         for k, v in protocol.items()},
+            "budget": {"steps": 2, "batch_size": 8, "lr": 1e-3, "weight_decay": 0.0, "warmup": 0.0,
+                       "eval_batch_size": 8, "max_valid_examples": 4, "max_test_examples": 12,
+                       "eval_every": None, "patience": None, "seconds": None}}
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("leakage-cache")
+    (LLM_CACHE / "llm").mkdir(parents=True, exist_ok=True)
+    (folder / "llm").symlink_to(LLM_CACHE / "llm", target_is_directory=True)
+    return folder
+
+
+@pytest.mark.parametrize(("method", "task", "params"), BUILT_INS, ids=[f"{m}-{t}" for m, t, _ in BUILT_INS])
+def test_every_built_in_method_passes(method, task, params, tmp_path, cache):
+    result = check_leakage(leakage_spec(method, task, params), tmp_path, cache)
+    assert result.examples == 12 and not result.leaks, result
+
+
+def test_a_method_that_reads_the_test_labels_is_caught(tmp_path, cache):
+    result = check_leakage(leakage_spec("test_leaky", "next_item", {}, ("bench_test_methods",)), tmp_path, cache)
+    assert result.leaks and result.changed == 12 and result.first["example"] == 0
+
+
+def test_the_command_names_the_leak_and_exits_1(tmp_path, capsys):
+    suite = tmp_path / "leaky.yaml"
+    suite.write_text("name: leaky\nplugins: [bench_test_methods]\ndatasets: [ml-100k]\ntasks: [next_item]\n"
+                     "seq_lens: [12]\nbudget: {steps: 1}\nmethods:\n  - {method: test_leaky, label: Leaky}\n"
+                     "  - {method: popularity}\n")
+    assert main(["check-leakage", "Leaky", "--suite", str(suite), "--examples", "8"]) == 1
+    out = capsys.readouterr().out
+    assert "[LEAK] Leaky ml-100k/next_item/N=12: 8 of 8 test predictions changed" in out
+    assert main(["check-leakage", "popularity", "--suite", str(suite), "--examples", "8"]) == 0
+    assert "[ok]   popularity ml-100k/next_item/N=12: 8 test predictions unchanged" in capsys.readouterr().out

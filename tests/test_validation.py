@@ -1,0 +1,98 @@
+"""Validation-driven training, owned by the harness: checks every eval_every steps scored by the harness,
+patience and wall-clock stops, the best state restored, the curve and the stop reason in the record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.context import Budget
+from bench.data import build_split
+from bench.tasks import get_task
+from bench.trial import run_trial
+from bench.validation import Validation
+
+TINY_DUAL_ENCODER = {"layers": 1, "dim": 16, "heads": 2}
+
+
+def spec(method: str, budget: dict, params: dict | None = None, task: str = "next_item") -> dict:
+    full = {"steps": 30, "batch_size": 32, "lr": 3e-3, "weight_decay": 0.0, "warmup": 0.0, "eval_batch_size": 256,
+            "max_valid_examples": 200, "max_test_examples": 100, "eval_every": None, "patience": None,
+            "seconds": None, **budget}
+    protocol = get_task(task).protocol().to_dict()
+    return {"suite": "v", "plugins": [], "label": method, "method": method, "params": params or {},
+            "dataset": {"name": "ml-100k", "path": None, "options": {}}, "task": task, "seq_len": 20, "seed": 0,
+            "trial_id": f"{method}-{sorted(budget.items())}", "budget": full,
+            "protocol": {k: list(v) if isinstance(v, tuple) else v for k, v in protocol.items()}}
+
+
+def test_checks_every_eval_every_steps_and_the_final_valid_metric_is_the_best_checks(tmp_path):
+    body = run_trial(spec("dual_encoder", {"steps": 40, "eval_every": 10}, TINY_DUAL_ENCODER), tmp_path, tmp_path)
+    training = body["training"]
+    assert [p["step"] for p in training["curve"]] == [10, 20, 30, 40]
+    assert [p["examples_seen"] for p in training["curve"]] == [320, 640, 960, 1280]
+    assert training["stopped"] == "steps" and training["valid_metric"] == "recall@10"
+    assert all(np.isfinite(p["train_loss"]) and set(p["valid"]) == {"recall@1", "recall@5", "recall@10"}
+               for p in training["curve"])
+    seconds = [p["seconds"] for p in training["curve"]]
+    assert seconds == sorted(seconds) and seconds[0] > 0
+    best = max(training["curve"], key=lambda p: (p["valid"]["recall@10"], -p["step"]))
+    assert training["best_step"] == best["step"]
+    # the restored weights are the best check's: the harness's final validation score reproduces it
+    assert body["metrics"]["valid"]["recall@10"]["mean"] == pytest.approx(best["valid"]["recall@10"])
+
+
+def test_patience_stops_after_that_many_checks_without_improvement(tmp_path):
+    body = run_trial(spec("dual_encoder", {"steps": 60, "eval_every": 2, "patience": 2, "lr": 1e-6,
+                                           "max_valid_examples": 50}, TINY_DUAL_ENCODER), tmp_path, tmp_path)
+    training, curve = body["training"], body["training"]["curve"]
+    assert training["stopped"] == "patience" and curve[-1]["step"] < 60
+    metric = [p["valid"]["recall@10"] for p in curve]
+    best_index = max(range(len(metric)), key=lambda i: (metric[i], -i))
+    assert len(curve) - 1 - best_index == 2  # exactly `patience` checks after the best, none improving
+    assert body["accounting"]["train_steps"] == curve[-1]["step"]
+
+
+def test_seconds_caps_the_optimisation_loop_and_still_checks_once(tmp_path):
+    body = run_trial(spec("dual_encoder", {"steps": 10_000, "seconds": 0.5}, TINY_DUAL_ENCODER), tmp_path, tmp_path)
+    training = body["training"]
+    assert training["stopped"] == "seconds" and len(training["curve"]) == 1
+    assert 0.5 <= training["curve"][0]["seconds"] < 5 and body["accounting"]["train_steps"] < 10_000
+
+
+def test_recbole_is_validated_by_the_harness_with_patience(tmp_path):
+    body = run_trial(spec("recbole", {"batch_size": 512, "patience": 1},
+                          {"model": "SASRec", "layers": 1, "dim": 16, "heads": 1, "epochs": 3}), tmp_path, tmp_path)
+    training = body["training"]
+    batches = body["accounting"]["train_steps"] // body["accounting"]["train_epochs"]
+    assert [p["step"] for p in training["curve"]] == [batches * (i + 1) for i in range(len(training["curve"]))]
+    assert training["stopped"] in ("epochs", "patience") and 1 <= len(training["curve"]) <= 3
+    best = max(training["curve"], key=lambda p: (p["valid"]["recall@10"], -p["step"]))
+    assert body["metrics"]["valid"]["recall@10"]["mean"] == pytest.approx(best["valid"]["recall@10"])
+
+
+def test_validation_scores_with_the_harness_metrics_and_keeps_the_earliest_of_equal_bests(ml100k):
+    task = get_task("next_item")
+    valid = build_split(ml100k, 20).valid.subset(slice(0, 50))
+    validation = Validation("m", task, task.protocol(), ml100k, valid)
+    labels = task.labels(ml100k, valid)
+    oracle = np.zeros((len(valid), ml100k.n_items), dtype=np.float32)
+    oracle[np.arange(len(valid)), labels] = 1.0
+    from bench.evaluation import Predictions
+
+    assert validation.check(lambda ex: Predictions(scores=oracle[: len(ex)]), 1, 0.1, 8, 1.0)
+    not_in_window = [label not in set(window) for label, window in zip(labels, ml100k.item[valid.positions()])]
+    assert validation.points[-1]["valid"]["recall@1"] == pytest.approx(np.mean(not_in_window))  # history excluded
+    assert not validation.check(lambda ex: Predictions(scores=-oracle[: len(ex)]), 2, 0.2, 16, 1.0)
+    assert not validation.check(lambda ex: Predictions(scores=oracle[: len(ex)]), 3, 0.3, 24, 1.0)  # a tie
+    assert validation.best["step"] == 1 and validation.checks_since_best() == 2
+    with pytest.raises(ValueError, match="stop reason must be one of"):
+        validation.stop("tired")
+
+
+def test_budget_rejects_bad_validation_settings():
+    for bad in ({"eval_every": 0}, {"patience": 0}, {"seconds": 0}):
+        with pytest.raises(ValueError):
+            Budget(**bad)

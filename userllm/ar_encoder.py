@@ -1,0 +1,58 @@
+"""USER-LLM's autoregressive user encoder alone (method ``ar_encoder``): trained on the same next-event
+objective USER-LLM pretrains it with, and ranking items (next_item) or categories (fav_category) with
+its own heads, tied to the input embeddings, from its last output. The number that shows how much the
+LLM adds on top of its encoder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from bench.accounting import count_parameters
+from bench.context import TrialContext
+from bench.data.windows import Examples
+from bench.encoders import AutoregressiveEncoder, EncoderConfig
+from bench.evaluation import Predictions
+from bench.features import FeatureSpace, event_batch
+from bench.registry import Method, register_method
+from bench.training import autocast
+from userllm.encoders import pretrain
+
+HEAD = {"next_item": "item", "fav_category": "category"}
+
+
+@register_method("ar_encoder")
+class AREncoderAlone(Method):
+    tasks = ("next_item", "fav_category")
+
+    @dataclass(frozen=True)
+    class Params:
+        layers: int = 6
+        dim: int = 128
+        heads: int = 8
+        dropout: float = 0.1
+
+        def __post_init__(self) -> None:
+            EncoderConfig(self.layers, self.dim, self.heads, self.dropout)
+
+    def fit(self, ctx: TrialContext) -> None:
+        p = self.params
+        config = EncoderConfig(p.layers, p.dim, p.heads, p.dropout, max_len=max(512, ctx.seq_len + 1))
+        self.encoder = AutoregressiveEncoder(FeatureSpace.of(ctx.dataset), config).to(ctx.device)
+        self.run = pretrain(ctx, self.encoder, ctx.budget, predict=lambda ex: self.predict(ctx, ex))
+
+    @torch.no_grad()
+    def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
+        head = HEAD[ctx.task.name]
+        scores = []
+        for index in ctx.eval_batches(len(examples), desc="rank"):
+            batch = event_batch(ctx.dataset, examples.positions(index)).to(ctx.device)
+            with autocast(ctx):
+                last = self.encoder(batch)[:, -1]
+                scores.append(self.encoder.feature_logits(last)[head].float().cpu())
+        return Predictions(scores=torch.cat(scores).numpy())
+
+    def accounting(self, ctx: TrialContext) -> dict:
+        total, trainable = count_parameters([self.encoder])
+        return {"params_total": total, "params_trainable": trainable, **self.run.accounting()}
