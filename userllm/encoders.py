@@ -84,6 +84,13 @@ def pretrained_encoder(ctx: TrialContext, encoder: nn.Module, kind: str, config:
     if path.exists():
         encoder.load_state_dict(torch.load(path, map_location=ctx.device, weights_only=True))
         return {"encoder_checkpoint": str(path), "encoder_cache_hit": True}
+    facts = _pretrain_and_cache(ctx, encoder, budget, path)
+    encoder.train()  # as a loaded one is: the same dropout, and RNG draws, in what follows
+    return facts
+
+
+def _pretrain_and_cache(ctx: TrialContext, encoder: nn.Module, budget: Budget, path: Path) -> dict:
+    """Pretrain ``encoder`` from its own seeded generator and write its checkpoint to ``path`` atomically."""
     with torch.random.fork_rng(devices=[]):  # its own generator: a cache hit leaves the trial's RNG as a miss does
         torch.manual_seed(ctx.seed)
         run = pretrain(ctx, encoder, budget)
