@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from transformers import get_cosine_schedule_with_warmup
+import math
 
 from bench.context import Budget, TrialContext
 from bench.validation import Predictor
@@ -18,11 +18,37 @@ from bench.validation import Predictor
 NO_DECAY_MARKERS = ("bias", "norm", "gate", "embedding.weight", "position")
 
 
+class WarmupCosine:
+    """Linear warm-up over ``budget.warmup`` of training, then cosine decay to 0 at its end (paper
+    appendix C; transformers' get_cosine_schedule_with_warmup step for step). Training's progress is the
+    larger of steps / ``budget.steps`` and seconds / ``budget.seconds``, so a run capped by wall-clock
+    completes its schedule at the cap instead of stopping in its warm-up."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, budget: Budget) -> None:
+        self.optimizer, self.budget = optimizer, budget
+        self.base = [group["lr"] for group in optimizer.param_groups]
+        self.update(0, 0.0)
+
+    def factor(self, step: int, seconds: float) -> float:
+        total = self.budget.steps
+        at = step if self.budget.seconds is None else max(step, total * seconds / self.budget.seconds)
+        warmup = int(self.budget.warmup * total)
+        if at < warmup:
+            return at / max(1, warmup)
+        progress = (at - warmup) / max(1, total - warmup)
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
+
+    def update(self, step: int, seconds: float) -> None:
+        """Set every group's learning rate for the step after ``step`` steps and ``seconds`` of training."""
+        factor = self.factor(step, seconds)
+        for group, base in zip(self.optimizer.param_groups, self.base):
+            group["lr"] = base * factor
+
+
 def make_optimizer(model: torch.nn.Module, budget: Budget, no_decay: tuple[str, ...] = NO_DECAY_MARKERS,
-                   lr_of: Callable[[str], float] | None = None) -> tuple[torch.optim.Optimizer, object]:
+                   lr_of: Callable[[str], float] | None = None) -> tuple[torch.optim.Optimizer, WarmupCosine]:
     """AdamW over trainable parameters (no weight decay on biases, norms, gates and embeddings; learning
-    rate ``lr_of(name)`` where given, else ``budget.lr``) and its cosine schedule with ``budget.warmup``
-    of the steps warming up linearly."""
+    rate ``lr_of(name)`` where given, else ``budget.lr``) and its warm-up + cosine schedule."""
     groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if param.requires_grad:
@@ -32,8 +58,7 @@ def make_optimizer(model: torch.nn.Module, budget: Budget, no_decay: tuple[str, 
         raise ValueError("the model has no trainable parameters")
     optimizer = torch.optim.AdamW([{"params": params, "weight_decay": decay, "lr": lr}
                                    for (decay, lr), params in groups.items()], lr=budget.lr)
-    schedule = get_cosine_schedule_with_warmup(optimizer, int(budget.warmup * budget.steps), budget.steps)
-    return optimizer, schedule
+    return optimizer, WarmupCosine(optimizer, budget)
 
 
 def batch_indices(n: int, batch_size: int, steps: int, seed: int) -> Iterator[np.ndarray]:
@@ -101,9 +126,9 @@ def train(ctx: TrialContext, model: torch.nn.Module, step_loss: Callable[[np.nda
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], max_grad_norm)
         optimizer.step()
-        schedule.step()
         losses.append(float(loss.detach()))
         seconds += time.perf_counter() - tick
+        schedule.update(step, seconds)
         seen += len(index)
         out_of_time = budget.seconds is not None and seconds >= budget.seconds
         if step % 50 == 1 or step == budget.steps:

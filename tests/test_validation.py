@@ -3,9 +3,9 @@ patience and wall-clock stops, the best state restored, the curve and the stop r
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 
 from bench.context import Budget
@@ -96,3 +96,26 @@ def test_budget_rejects_bad_validation_settings():
     for bad in ({"eval_every": 0}, {"patience": 0}, {"seconds": 0}):
         with pytest.raises(ValueError):
             Budget(**bad)
+
+
+def test_the_schedule_is_transformers_warmup_cosine_by_steps_and_completes_at_a_time_cap():
+    from transformers import get_cosine_schedule_with_warmup
+
+    from bench.training import WarmupCosine
+
+    def optimizer():
+        return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+
+    budget = Budget(steps=50, warmup=0.1, lr=0.1)
+    reference_optimizer = optimizer()
+    reference = get_cosine_schedule_with_warmup(reference_optimizer, 5, 50)
+    ours_optimizer = optimizer()
+    ours = WarmupCosine(ours_optimizer, budget)
+    for step in range(1, 51):
+        assert ours_optimizer.param_groups[0]["lr"] == pytest.approx(reference_optimizer.param_groups[0]["lr"])
+        reference.step()
+        ours.update(step, 0.0)
+    timed = WarmupCosine(optimizer(), Budget(steps=100_000, warmup=0.1, seconds=10.0))
+    assert timed.factor(3, 0.5) == pytest.approx(0.5)  # half-way through the time warm-up, not step 3 of 10,000
+    assert timed.factor(40, 5.5) == pytest.approx(0.5)  # cosine half-way between warm-up end and the cap
+    assert timed.factor(90, 10.0) == 0.0
