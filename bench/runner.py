@@ -58,8 +58,8 @@ def _training_line(record: dict[str, Any]) -> str:
         line += ", validation still rising"
     paper = paper_examples(spec["dataset"]["name"], spec["task"])
     if paper:
-        line += (f"; {training['examples_seen']:,} training examples = {training['examples_seen'] / paper:.3%} of "
-                 f"the paper's ({paper:,})")
+        share = 100 * training["examples_seen"] / paper
+        line += f"; {training['examples_seen']:,} training examples = {share:.2g}% of the paper's ({paper:,})"
     return line
 
 

@@ -62,7 +62,7 @@ def training_columns(group: pd.DataFrame) -> dict[str, str]:
     paper = paper_examples(group["dataset"].iloc[0], group["task"].iloc[0])
     seen = group["train.examples_seen"].dropna() if "train.examples_seen" in group else []
     if paper and len(seen):
-        out["of paper budget"] = f"{seen.mean() / paper:.2%}"
+        out["of paper budget"] = f"{100 * seen.mean() / paper:.2g}%"
     return out
 
 
