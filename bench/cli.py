@@ -245,10 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     leakage.add_argument("--steps", type=_positive, help="training steps per checked trial (default: the budget's)")
     leakage.add_argument("--examples", type=_positive, default=64,
                          help="test (and validation) examples per checked trial (default 64)")
-    for name, default in (("--set", []), ("--option", [])):
-        leakage.add_argument(name, action="append", default=default, help=argparse.SUPPRESS)
-    leakage.set_defaults(func=cmd_check_leakage, dataset=None, path=None, budget=None, preset=None, only=[],
-                         cache=default_cache)
+    leakage.set_defaults(func=cmd_check_leakage, set=[], option=[], dataset=None, path=None, budget=None,
+                         preset=None, only=[], cache=default_cache)
 
     lister = commands.add_parser("list", help="methods (with parameters), datasets, tasks, suites")
     lister.add_argument("what", nargs="?", default="all", choices=["all", "methods", "datasets", "tasks", "suites"])
