@@ -53,3 +53,14 @@ def markov_plugin(tmp_path_factory) -> Path:
     sys.path.insert(0, str(target))
     os.environ["PYTHONPATH"] = os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])
     return target
+
+
+LLM_CACHE = Path.home() / ".cache" / "userllm-bench"
+
+
+def fresh_cache(folder: Path) -> Path:
+    """``folder`` as a shared cache with no encoder checkpoints that reuses the user cache's converted LLM."""
+    (LLM_CACHE / "llm").mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "llm").symlink_to(LLM_CACHE / "llm", target_is_directory=True)
+    return folder

@@ -13,9 +13,9 @@ from bench.accounting import flop_sample
 from bench.llm import TINY, tiny_llama
 from bench.tasks import get_task
 from bench.trial import run_trial
+from conftest import fresh_cache
 from userllm.encoders import checkpoint_path, code_version
 
-LLM_CACHE = Path.home() / ".cache" / "userllm-bench"
 SMALL = {"llm": TINY, "encoder_layers": 1, "encoder_dim": 16, "encoder_heads": 2, "pretrain_steps": 3,
          "pretrain_batch_size": 4, "xattn_every": 1, "beams": 2}
 
@@ -28,13 +28,6 @@ def userllm_spec(params: dict, task: str = "next_item") -> dict:
             "budget": {"steps": 4, "batch_size": 2, "lr": 1e-3, "weight_decay": 0.0, "warmup": 0.0,
                        "eval_batch_size": 4, "max_valid_examples": 5, "max_test_examples": 7,
                        "eval_every": 2, "patience": None, "seconds": None}}
-
-
-def fresh_cache(tmp_path: Path) -> Path:
-    (LLM_CACHE / "llm").mkdir(parents=True, exist_ok=True)
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    (tmp_path / "llm").symlink_to(LLM_CACHE / "llm", target_is_directory=True)
-    return tmp_path
 
 
 @pytest.fixture(scope="module")

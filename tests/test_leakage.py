@@ -12,9 +12,9 @@ from bench.cli import main
 from bench.leakage import check_leakage
 from bench.llm import TINY
 from bench.tasks import get_task
+from conftest import fresh_cache
 
 sys.path.insert(0, str(Path(__file__).parent / "plugins"))
-LLM_CACHE = Path.home() / ".cache" / "userllm-bench"
 SMALL_ENCODER = {"encoder_layers": 1, "encoder_dim": 16, "encoder_heads": 2}
 BUILT_INS = [
     ("popularity", "next_item", {}),
@@ -44,10 +44,7 @@ def leakage_spec(method: str, task: str, params: dict, plugins: tuple[str, ...] 
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("leakage-cache")
-    (LLM_CACHE / "llm").mkdir(parents=True, exist_ok=True)
-    (folder / "llm").symlink_to(LLM_CACHE / "llm", target_is_directory=True)
-    return folder
+    return fresh_cache(tmp_path_factory.mktemp("leakage-cache"))
 
 
 @pytest.mark.parametrize(("method", "task", "params"), BUILT_INS, ids=[f"{m}-{t}" for m, t, _ in BUILT_INS])
