@@ -16,7 +16,8 @@ from bench.encoders import DualEncoder, EncoderConfig, LabelSoftmax
 from bench.evaluation import Predictions
 from bench.features import FeatureSpace, event_batch
 from bench.registry import Method, register_method
-from bench.training import autocast, train
+from bench.precision import autocast
+from bench.training import train
 
 
 @register_method("dual_encoder")

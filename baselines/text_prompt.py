@@ -17,6 +17,7 @@ from bench.decoding import candidate_trie, decode_answers, gather_predictions
 from bench.lm_inputs import encode_prompts, lm_batch
 from bench.evaluation import Predictions
 from bench.llm import EMBEDDED, attention_projection_names, check_llm_name, load_llm
+from bench.precision import autocast, fp32_trainables, llm_storage_dtype
 from bench.prompts import answer_texts, history_prompt
 from bench.registry import Method, register_method
 from bench.training import train
@@ -25,6 +26,7 @@ from bench.training import train
 @register_method("text_prompt")
 class TextPrompt(Method):
     tasks = ("next_item", "fav_category", "review_gen")
+    uses_llm = True
 
     @dataclass(frozen=True)
     class Params:
@@ -50,13 +52,14 @@ class TextPrompt(Method):
 
     def fit(self, ctx: TrialContext) -> None:
         p = self.params
-        self.model, self.tokenizer = load_llm(p.llm, ctx.shared_cache, ctx.device, ctx.dtype)
+        self.model, self.tokenizer = load_llm(p.llm, ctx.shared_cache, ctx.device,
+                                              llm_storage_dtype(ctx, p.strategy == "full"))
         if p.strategy == "lora":
             from peft import LoraConfig, get_peft_model
 
             config = LoraConfig(r=p.lora_rank, lora_alpha=2 * p.lora_rank, lora_dropout=0.05,
                                 target_modules=attention_projection_names(self.model), task_type="CAUSAL_LM")
-            self.model = get_peft_model(self.model, config)
+            self.model = fp32_trainables(get_peft_model(self.model, config))
         self.llm_params = count_parameters([self.model])[0]  # the LLM with its LoRA adapters
         self.trie = candidate_trie(ctx, self.tokenizer)
         train_examples = ctx.split.train
@@ -73,9 +76,11 @@ class TextPrompt(Method):
             return self.model(**inputs).loss
 
         sample = flop_sample(len(train_examples), ctx.seed)
-        self.measured_flops = measure_flops(lambda: self.model(**batch(sample)).loss.backward()) / len(sample)
+        with autocast(ctx, llm=True):
+            self.measured_flops = measure_flops(lambda: self.model(**batch(sample)).loss.backward()) / len(sample)
         self.model.zero_grad(set_to_none=True)
-        self.run = train(ctx, self.model, step_loss, len(train_examples), predict=lambda ex: self.predict(ctx, ex))
+        self.run = train(ctx, self.model, step_loss, len(train_examples), predict=lambda ex: self.predict(ctx, ex),
+                         llm=True)
 
     @torch.no_grad()
     def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
@@ -84,8 +89,9 @@ class TextPrompt(Method):
         for index in ctx.eval_batches(len(examples), desc="decode"):
             encoded = encode_prompts(self.tokenizer, self._prompts(ctx, examples, index), ctx.device)
             self.input_tokens.add(examples.split, encoded["attention_mask"])
-            answers.append(decode_answers(ctx, examples, index, self.model, self.tokenizer, self.trie, encoded,
-                                          self.params.beams, self.params.max_new_tokens))
+            with autocast(ctx, llm=True):
+                answers.append(decode_answers(ctx, examples, index, self.model, self.tokenizer, self.trie, encoded,
+                                              self.params.beams, self.params.max_new_tokens))
         return gather_predictions(ctx, answers)
 
     def accounting(self, ctx: TrialContext) -> dict:

@@ -57,6 +57,12 @@ def cmd_data_describe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cache(args: argparse.Namespace) -> Path | None:
+    """``--cache`` as given; None lets every node use its own default ($USERLLM_BENCH_CACHE, else
+    ~/.cache/userllm-bench)."""
+    return Path(args.cache).expanduser() if args.cache else None
+
+
 def _suite_path(name: str) -> Path:
     path = Path(name)
     if not path.exists() and (Path("suites") / f"{name}.yaml").exists():
@@ -74,13 +80,15 @@ def _selected_suite(args: argparse.Namespace):
         if args.path:
             dataset["path"] = args.path
     return select(load_suite(_suite_path(args.suite), sets=args.set, dataset=dataset, budget_scale=args.budget,
-                             preset=args.preset), args.only)
+                             preset=args.preset, dtype=args.dtype), args.only)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.runner import run_suite
+    from bench.suite import check_histories
 
     suite = _selected_suite(args)
+    check_histories(suite)
     total = len(suite.trials) + sum(search.samples for _, search in suite.searches)
     print(f"suite {suite.name}: {total} trials ({len(suite.searches)} searched configurations); "
           f"results in {Path(args.results) / suite.name}")
@@ -91,8 +99,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     for label, cap in caps:
         print(f"  note: {label} is evaluated on at most {cap} test examples (budget.max_test_examples); "
               "its results are marked capped")
-    summary = run_suite(suite, Path(args.results), Path(args.cache), address=args.address,
-                        show_progress=not args.no_progress)
+    summary = run_suite(suite, Path(args.results), _cache(args), address=args.address,
+                        show_progress=not args.no_progress, verbose=args.verbose)
     print(f"ran {summary.ran} trial(s); {summary.skipped_done} already had a finished record")
     if summary.failed:
         print(f"{len(summary.failed)} trial(s) failed: {', '.join(summary.failed)} "
@@ -103,11 +111,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_profile(args: argparse.Namespace) -> int:
     from bench.profile import profile_suite, profile_table
+    from bench.suite import check_histories
 
     suite = _selected_suite(args)
+    check_histories(suite)
     print(f"suite {suite.name}: profiling {len(suite.trials) + len(suite.searches)} trial(s) one at a time, "
           f"each at {args.steps} steps and at most {args.examples} validation and test examples")
-    rows = profile_suite(suite, Path(args.cache), args.steps, args.examples, args.address)
+    rows = profile_suite(suite, _cache(args), args.steps, args.examples, args.address)
     print(profile_table(rows))
     return 1 if any("error" in row for row in rows) else 0
 
@@ -115,6 +125,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 def cmd_check_leakage(args: argparse.Namespace) -> int:
     import tempfile
 
+    from bench.data.cache import cache_root
     from bench.leakage import check_leakage
     from bench.registry import get_method, load_methods
     from bench.suite import select, validate_suite
@@ -134,7 +145,7 @@ def cmd_check_leakage(args: argparse.Namespace) -> int:
             budget = {**spec["budget"], "max_test_examples": args.examples, "max_valid_examples": args.examples}
             if args.steps:
                 budget["steps"] = args.steps
-            result = check_leakage({**spec, "budget": budget}, Path(scratch), Path(args.cache))
+            result = check_leakage({**spec, "budget": budget}, Path(scratch), _cache(args) or cache_root())
             what = f"{spec['label']} {spec['dataset']['name']}/{spec['task']}/N={spec['seq_len']}"
             if result.leaks:
                 leaks += 1
@@ -190,7 +201,7 @@ def _positive(text: str) -> int:
     return value
 
 
-def _suite_arguments(parser: argparse.ArgumentParser, default_cache: str) -> None:
+def _suite_arguments(parser: argparse.ArgumentParser) -> None:
     """The suite and its overrides, shared by ``run`` and ``profile``."""
     parser.add_argument("suite", help="suite file, or the name of one in suites/")
     parser.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
@@ -204,7 +215,11 @@ def _suite_arguments(parser: argparse.ArgumentParser, default_cache: str) -> Non
     parser.add_argument("--preset", choices=["paper"],
                         help="paper: every trial gets the paper's budget for its dataset and task (appendix table 9)")
     parser.add_argument("--address", help="an existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
-    parser.add_argument("--cache", default=default_cache, help="shared cache for models and checkpoints")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="the LLM methods' dtype (default auto: bf16 on a CUDA GPU or a CPU with avx512_bf16/AMX "
+                             "that supports it, else fp32); recorded with every trial")
+    parser.add_argument("--cache", help="cache for prepared data, models and checkpoints, used at this path on every "
+                                        "node (default: each node's $USERLLM_BENCH_CACHE, else ~/.cache/userllm-bench)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,16 +237,18 @@ def build_parser() -> argparse.ArgumentParser:
                           help="dataset option, e.g. category=Movies_and_TV")
     describe.set_defaults(func=cmd_data_describe)
 
-    default_cache = os.environ.get("USERLLM_BENCH_CACHE") or str(Path.home() / ".cache" / "userllm-bench")
     run = commands.add_parser("run", help="run a suite's trials under Ray Tune (only those without a finished record)")
-    _suite_arguments(run, default_cache)
+    _suite_arguments(run)
     run.add_argument("--results", default="results", help="results root (default: results/)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars inside trials")
+    run.add_argument("--no-progress", action="store_true",
+                     help="no progress lines (a trial's validation checks and losses, at most one per 30 s)")
+    run.add_argument("--verbose", action="store_true",
+                     help="also Ray's and Tune's own banners and warnings, and the trials' own output (progress bars)")
     run.set_defaults(func=cmd_run)
 
     profile = commands.add_parser("profile", help="measure each trial of a suite briefly (s/step, s/example, peak "
                                                   "memory) and estimate the full run; writes no results")
-    _suite_arguments(profile, default_cache)
+    _suite_arguments(profile)
     profile.add_argument("--steps", type=_positive, default=20, help="training steps per trial (default 20)")
     profile.add_argument("--examples", type=_positive, default=16,
                          help="at most this many validation and test examples per trial (default 16)")
@@ -246,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     leakage.add_argument("--examples", type=_positive, default=64,
                          help="test (and validation) examples per checked trial (default 64)")
     leakage.set_defaults(func=cmd_check_leakage, set=[], option=[], dataset=None, path=None, budget=None,
-                         preset=None, only=[], cache=default_cache)
+                         preset=None, only=[], cache=None, dtype="auto")
 
     lister = commands.add_parser("list", help="methods (with parameters), datasets, tasks, suites")
     lister.add_argument("what", nargs="?", default="all", choices=["all", "methods", "datasets", "tasks", "suites"])

@@ -18,6 +18,7 @@ from typing import Any
 
 from tabulate import tabulate
 
+from bench.data.cache import cache_root
 from bench.runner import start_ray, trial_resources
 from bench.suite import Suite
 from bench.trial import run_trial
@@ -30,7 +31,7 @@ def _cap(cap: int | None, count: int) -> int:
     return count if cap is None else min(cap, count)
 
 
-def profile_trial(spec: dict[str, Any], steps: int, examples: int, shared_cache: str) -> dict[str, Any]:
+def profile_trial(spec: dict[str, Any], steps: int, examples: int, shared_cache: str | None) -> dict[str, Any]:
     """Run ``spec`` shortened to ``steps`` steps and ``examples`` evaluated examples; its costs."""
     import torch
 
@@ -39,7 +40,7 @@ def profile_trial(spec: dict[str, Any], steps: int, examples: int, shared_cache:
                                 "max_valid_examples": _cap(budget["max_valid_examples"], examples),
                                 "max_test_examples": _cap(budget["max_test_examples"], examples)}}
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as scratch:
-        body = run_trial(short, Path(scratch), Path(shared_cache))
+        body = run_trial(short, Path(scratch), Path(shared_cache) if shared_cache else cache_root())
     costs = body["accounting"]
     per_example = costs["seconds_per_test_example"]
     setup = max(0.0, costs["fit_seconds"] - costs.get("train_seconds", costs["fit_seconds"]))
@@ -57,7 +58,7 @@ def profile_trial(spec: dict[str, Any], steps: int, examples: int, shared_cache:
             "estimated_seconds": fit + evaluated * per_example}
 
 
-def profile_suite(suite: Suite, shared_cache: Path, steps: int, examples: int,
+def profile_suite(suite: Suite, shared_cache: Path | None, steps: int, examples: int,
                   address: str | None = None) -> list[dict[str, Any]]:
     """One row per trial (and per searched configuration, at its spec's values) of ``suite``: what it
     is, then its costs or ``error`` where the shortened trial failed."""
@@ -65,7 +66,7 @@ def profile_suite(suite: Suite, shared_cache: Path, steps: int, examples: int,
 
     started_here = not ray.is_initialized()
     with tempfile.TemporaryDirectory(prefix="bench-profile-", ignore_cleanup_errors=True) as temp:
-        start_ray(Path(temp), address, None)
+        start_ray(Path(temp), address, None, cache=shared_cache)
         try:
             return _profile_trials(suite, shared_cache, steps, examples)
         finally:
@@ -73,7 +74,7 @@ def profile_suite(suite: Suite, shared_cache: Path, steps: int, examples: int,
                 ray.shutdown()
 
 
-def _profile_trials(suite: Suite, shared_cache: Path, steps: int, examples: int) -> list[dict[str, Any]]:
+def _profile_trials(suite: Suite, shared_cache: Path | None, steps: int, examples: int) -> list[dict[str, Any]]:
     import ray
 
     resources = trial_resources(suite)
@@ -81,9 +82,9 @@ def _profile_trials(suite: Suite, shared_cache: Path, steps: int, examples: int)
     rows = []
     for spec in suite.trials + [spec for spec, _ in suite.searches]:
         row = {"label": spec["label"], "dataset": spec["dataset"]["name"], "task": spec["task"],
-               "seq_len": spec["seq_len"], "seed": spec["seed"], "trial_id": spec["trial_id"]}
+               "seq_len": spec["seq_len"], "seed": spec["seed"], "trial_id": spec.get("trial_id", spec.get("search_group"))}
         try:
-            row |= ray.get(remote.remote(spec, steps, examples, str(shared_cache.resolve())))
+            row |= ray.get(remote.remote(spec, steps, examples, str(shared_cache.resolve()) if shared_cache else None))
         except ray.exceptions.RayError as exc:  # a failing trial is a row, never the end of the profile
             cause = getattr(exc, "cause", None) or exc
             row["error"] = f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1]}"

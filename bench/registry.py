@@ -45,6 +45,7 @@ class Method(ABC):
     name: ClassVar[str]
     tasks: ClassVar[tuple[str, ...]] = ("next_item", "fav_category")
     Params: ClassVar[type] = NoParams
+    uses_llm: ClassVar[bool] = False  # computes in the trial's dtype on a CPU too (bench.precision)
 
     def __init__(self, params: Any) -> None:
         self.params = params

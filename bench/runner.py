@@ -1,24 +1,34 @@
 """Execute a suite's trials as Ray Tune experiments: a local Ray (temp and results under the run's
 folder) or an existing cluster (``--address`` / ``RAY_ADDRESS``).
 
-Trials that already have an ``ok`` record are not run again, so ``bench run`` after a crash or a
-kill -9 finishes only what is missing.
+Each trial's whole record comes back to the driver in its Tune result and the driver writes it
+atomically into ``results/<suite>/trials/``: the driver's folder is the truth, wherever a trial ran.
+Trials that already have an ``ok`` record are not run again, so ``bench run`` after a crash, a kill -9
+or a lost node finishes only what is missing.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.data.cache import cache_root
+from bench.errors import BenchError
+from bench.nodes import node_id, trial_files_root
 from bench.paper_budgets import paper_examples
-from bench.store import load_records, read_record, record_path, write_json_atomically
+from bench.store import jsonable, load_records, read_record, record_path, write_json_atomically
 from bench.suite import Suite, SearchSpec, trial_hash
 from bench.trial import execute_trial
 
 MAX_SOCKET_DIR = 60  # Ray's unix socket paths must stay under ~107 characters
+RECORD_KEY = "record_json"  # the Tune result field that carries a trial's whole record to the driver
+PROGRESS_KEY = "progress_json"  # ... and the one that carries a progress report (a validation check, a loss)
+PROGRESS_EVERY = 30.0  # seconds between two progress lines of one trial
 
 
 @dataclass
@@ -63,19 +73,28 @@ def _training_line(record: dict[str, Any]) -> str:
     return line
 
 
-def _trainable(config: dict[str, Any]) -> None:
-    from ray import tune
-
+def _sampled_spec(config: dict[str, Any]) -> dict[str, Any]:
+    """The trial's spec with a search's sampled parameters and budget fields filled in (and its new id)."""
     spec = dict(config["spec"])
     sampled = config.get("sample") or {}
     if sampled:
         spec["params"] = {**spec["params"], **{k: v for k, v in sampled.items() if not k.startswith("budget.")}}
         spec["budget"] = {**spec["budget"], **{k[7:]: v for k, v in sampled.items() if k.startswith("budget.")}}
         spec["trial_id"] = trial_hash(spec)
-    record = execute_trial(spec, Path(config["results_root"]), Path(config["shared_cache"]),
-                           show_progress=config.get("show_progress", True))
+    return spec
+
+
+def _trainable(config: dict[str, Any]) -> None:
+    """A Tune trial: run the trial on whatever node Ray chose and send its whole record back to the driver."""
+    from ray import tune
+
+    spec = _sampled_spec(config)
+    cache = Path(config["shared_cache"]) if config["shared_cache"] else cache_root()
+    files = trial_files_root(Path(config["results_root"]), config["driver_node"])
+    record = execute_trial(spec, files, cache, show_progress=config["verbose"],
+                           report=lambda progress: tune.report({PROGRESS_KEY: json.dumps(progress)}))
     result = {"ok": record["status"] == "ok", "trial_id": spec["trial_id"], "headline": _headline(record),
-              "describe": _describe(spec)}
+              "describe": _describe(spec), RECORD_KEY: json.dumps(record, default=jsonable)}
     for split, metrics in record.get("metrics", {}).items():
         result.update({f"{split}/{name}": stats["mean"] for name, stats in metrics.items()})
     tune.report(result)
@@ -89,34 +108,60 @@ def _tune_space(search: SearchSpec) -> dict[str, Any]:
     return {key: builders[kind](*args) for key, dist in search.space.items() for kind, args in dist.items()}
 
 
-def _callback() -> Any:
+def _callback(results_root: Path, show_progress: bool = True) -> Any:
     from ray import tune
 
     class TrialLines(tune.Callback):
-        """One line per trial start and finish."""
+        """On the driver: one line per trial start and finish; each finished trial's record written into
+        the driver's results folder; a trial whose worker died recorded as failed."""
 
         def __init__(self) -> None:
             self.started: set[str] = set()
+            self.last_progress: dict[str, float] = {}
 
         def on_trial_start(self, iteration, trials, trial, **info):
-            spec = trial.config["spec"]
+            spec = _sampled_spec(trial.config)
             self.started.add(spec["trial_id"])
             print(f"[start] {spec['label']} {spec['dataset']['name']}/{spec['task']}/N={spec['seq_len']} "
                   f"seed={spec['seed']}", flush=True)
 
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            if PROGRESS_KEY not in result or not show_progress:
+                return
+            now = time.monotonic()
+            if now - self.last_progress.get(trial.trial_id, -PROGRESS_EVERY) >= PROGRESS_EVERY:
+                self.last_progress[trial.trial_id] = now
+                spec = _sampled_spec(trial.config)
+                shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                  for k, v in json.loads(result[PROGRESS_KEY]).items())
+                print(f"[...]   {spec['label']} {spec['task']} seed={spec['seed']}: {shown}", flush=True)
+
         def on_trial_complete(self, iteration, trials, trial, **info):
             result = trial.last_result or {}
-            print(f"[done]  {result.get('describe', trial.trial_id)}: {result.get('headline', '?')}", flush=True)
+            if RECORD_KEY not in result:
+                return  # it died before reporting: on_trial_error records it
+            record = json.loads(result[RECORD_KEY])
+            write_json_atomically(record_path(record["suite"], record["trial_id"], results_root), record)
+            print(f"[done]  {result['describe']}: {result['headline']}", flush=True)
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            _record_worker_death(trial.config["spec"], Path(trial.config["results_root"]),
-                                 f"the trial's worker died; Ray's error file: {trial.error_file}")
+            _record_worker_death(_sampled_spec(trial.config), results_root,
+                                 f"the trial's worker died: {_ray_error(trial)}")
 
     return TrialLines()
 
 
+def _ray_error(trial: Any) -> str:
+    """The last line of Ray's error for a trial (e.g. its node died), with the file that holds the rest."""
+    try:
+        lines = [line for line in Path(trial.error_file).read_text().splitlines() if line.strip()]
+        return f"{lines[-1].strip()} (Ray's error file: {trial.error_file})"
+    except (OSError, TypeError, IndexError):
+        return f"no error text from Ray (error file: {trial.error_file})"
+
+
 def _record_worker_death(spec: dict[str, Any], root: Path, message: str) -> None:
-    """A failure record for a trial whose worker died before it could write its own."""
+    """A failure record for a trial whose worker died before it could send its own."""
     path = record_path(spec["suite"], spec["trial_id"], root)
     if read_record(path) is None:
         write_json_atomically(path, {"trial_id": spec["trial_id"], "suite": spec["suite"], "spec": spec,
@@ -124,16 +169,30 @@ def _record_worker_death(spec: dict[str, Any], root: Path, message: str) -> None
     print(f"[error] {_describe(spec)}: {message}", flush=True)
 
 
-def start_ray(run_dir: Path, address: str | None, cpus: int | None) -> None:
-    """Connect to ``address`` (or $RAY_ADDRESS), else start a local Ray with its temp folder in ``run_dir``."""
+def start_ray(run_dir: Path, address: str | None, cpus: int | None, verbose: bool = False,
+              cache: Path | None = None) -> None:
+    """Connect to ``address`` (or $RAY_ADDRESS), else start a local Ray with its temp folder in ``run_dir``.
+    Quiet unless ``verbose``: Ray's and Tune's own banners, warnings and the workers' output (progress
+    bars, library warnings) are shown only then. A ``cache``
+    given here is every node's cache ($USERLLM_BENCH_CACHE in every worker)."""
+    import logging
+
     import ray
 
     if ray.is_initialized():
         return
     env = {"PYTHONPATH": os.pathsep.join(p for p in [os.getcwd(), *sys.path] if p)}
+    if cache is not None:
+        env["USERLLM_BENCH_CACHE"] = os.environ["USERLLM_BENCH_CACHE"] = str(cache.resolve())
+    level = "INFO" if verbose else "CRITICAL"
+    if not verbose:  # the harness says what happened to each trial itself ([done], [error] lines)
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no experiment box, no TensorBoard hint
+        os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # records are the results
+        logging.getLogger("ray").setLevel(logging.CRITICAL)
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=True)
+        check_address(address)
+        ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=verbose, logging_level=level)
         return
     temp = (run_dir / ".ray").resolve()
     if len(str(temp)) > MAX_SOCKET_DIR:
@@ -143,18 +202,65 @@ def start_ray(run_dir: Path, address: str | None, cpus: int | None) -> None:
         print(f"note: {run_dir}/.ray is too long a path for Ray's sockets; Ray's temp folder is {temp}")
     temp.mkdir(parents=True, exist_ok=True)
     ray.init(num_cpus=cpus, include_dashboard=False, _temp_dir=str(temp), runtime_env={"env_vars": env},
-             log_to_driver=True, configure_logging=True, logging_level="WARNING")
+             log_to_driver=verbose, configure_logging=True, logging_level=level)
+
+
+def check_address(address: str, timeout: float = 5.0) -> None:
+    """A ``host:port`` (or ``ray://host:port``) address must answer before Ray is asked to join it (Ray
+    itself waits minutes on a wrong one); "auto" and other forms are left to Ray."""
+    import socket
+
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise BenchError(f"--address {address}: no Ray cluster answers there ({exc.strerror or exc}); expected the "
+                         "address `ray start --head` printed (host:port, or ray://host:10001 for Ray Client)") from None
+
+
+def check_cache(cache: Path) -> None:
+    """``--cache`` must be a folder this machine can write to (every node uses the same path)."""
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        probe = cache / f".write-check-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise BenchError(f"--cache {cache}: cannot write there ({exc.strerror or exc}); expected a writable folder") from None
 
 
 def trial_resources(suite: Suite) -> dict[str, float]:
-    """CPUs and GPUs per trial: the suite's ask, bounded by what the cluster has (gpu auto: 1 if any)."""
+    """CPUs and GPUs per trial: the suite's ask, bounded by what the cluster has (gpu auto: 1 if any; a
+    fraction such as 0.25 packs trials onto one GPU; no GPU in the cluster: 0)."""
     import ray
 
     available = ray.cluster_resources()
     cpu = min(suite.resources["cpu"], int(available.get("CPU", 1)))
-    gpu = suite.resources["gpu"]
-    gpu = (1 if available.get("GPU", 0) >= 1 else 0) if gpu == "auto" else min(gpu, int(available.get("GPU", 0)))
+    gpu, gpus = suite.resources["gpu"], available.get("GPU", 0)
+    if gpu == "auto":
+        gpu = 1 if gpus >= 1 else 0
+    elif gpu > gpus:
+        gpu = min(int(gpu), int(gpus)) if gpu >= 1 else 0
     return {"cpu": cpu, "gpu": gpu}
+
+
+def cluster_line(resources: dict[str, float]) -> str:
+    """What the cluster has and how many trials of ``resources`` it runs at once."""
+    import math
+
+    import ray
+
+    nodes = [node for node in ray.nodes() if node.get("Alive")]
+    total = ray.cluster_resources()
+    cpus, gpus = total.get("CPU", 0), total.get("GPU", 0)
+    per_node = [math.floor(node["Resources"].get("CPU", 0) / resources["cpu"]) for node in nodes]
+    if resources["gpu"]:
+        per_node = [min(n, math.floor(node["Resources"].get("GPU", 0) / resources["gpu"] + 1e-9))
+                    for n, node in zip(per_node, nodes)]
+    return (f"cluster: {len(nodes)} node(s), {cpus:g} CPU(s), {gpus:g} GPU(s); each trial takes {resources['cpu']:g} "
+            f"CPU(s) and {resources['gpu']:g} GPU(s): up to {sum(per_node)} trial(s) at once")
 
 
 def _tune(trainable: Any, param_space: dict[str, Any], run_dir: Path, name: str, samples: int = 1,
@@ -163,13 +269,12 @@ def _tune(trainable: Any, param_space: dict[str, Any], run_dir: Path, name: str,
 
     tune_config = tune.TuneConfig(num_samples=samples, search_alg=search, reuse_actors=False)
     run_config = tune.RunConfig(name=name, storage_path=str((run_dir / "tune").resolve()), verbose=0,
-                                callbacks=[lines or _callback()],
-                                failure_config=tune.FailureConfig(fail_fast=False, max_failures=0))
+                                callbacks=[lines], failure_config=tune.FailureConfig(fail_fast=False, max_failures=0))
     tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config).fit()
 
 
 def _tune_grid(trainable: Any, common: dict[str, Any], pending: list[dict[str, Any]], run_dir: Path, name: str,
-               results_root: Path) -> None:
+               results_root: Path, show_progress: bool = True) -> None:
     """Run ``pending`` as one Tune grid. Tune aborts the whole experiment when Ray's memory monitor kills
     a worker (it raises instead of failing the trial): record the trials then in flight as failed and
     go on with the others."""
@@ -177,7 +282,7 @@ def _tune_grid(trainable: Any, common: dict[str, Any], pending: list[dict[str, A
     from ray.exceptions import RayError
 
     while pending:
-        lines = _callback()
+        lines = _callback(results_root, show_progress)
         try:
             _tune(trainable, {**common, "spec": tune.grid_search(pending)}, run_dir, name, lines=lines)
             return
@@ -191,17 +296,19 @@ def _tune_grid(trainable: Any, common: dict[str, Any], pending: list[dict[str, A
             pending = [s for s in pending if read_record(record_path(s["suite"], s["trial_id"], results_root)) is None]
 
 
-def run_suite(suite: Suite, results_root: Path, shared_cache: Path, address: str | None = None,
-              cpus: int | None = None, show_progress: bool = True) -> RunSummary:
-    """Run every trial of ``suite`` that has no ok record; write records; return what happened."""
+def run_suite(suite: Suite, results_root: Path, shared_cache: Path | None = None, address: str | None = None,
+              cpus: int | None = None, show_progress: bool = True, verbose: bool = False) -> RunSummary:
+    """Run every trial of ``suite`` that has no ok record, wherever the cluster puts it; write every record
+    into ``results_root`` on this (the driver's) machine; return what happened. ``shared_cache`` None:
+    each node uses its own default cache."""
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     run_dir = results_root / suite.name
     pending = [spec for spec in suite.trials if not _done(suite, spec, results_root)]
     skipped = len(suite.trials) - len(pending)
-    common = {"results_root": str(results_root.resolve()), "shared_cache": str(shared_cache.resolve()),
-              "show_progress": show_progress}
+    common = {"results_root": str(results_root.resolve()), "verbose": verbose,
+              "shared_cache": str(shared_cache.resolve()) if shared_cache else None}
     searches = []
     records = load_records(results_root, [suite.name]) if suite.searches else []
     for spec, search in suite.searches:
@@ -211,13 +318,19 @@ def run_suite(suite: Suite, results_root: Path, shared_cache: Path, address: str
     if not pending and not searches:
         return RunSummary(0, skipped, [])
 
-    start_ray(run_dir, address, cpus)
-    trainable = tune.with_resources(_trainable, trial_resources(suite))
-    _tune_grid(trainable, common, pending, run_dir, f"{suite.name}-grid", results_root)
+    if shared_cache is not None:
+        check_cache(shared_cache)
+    start_ray(run_dir, address, cpus, verbose, shared_cache)
+    common["driver_node"] = node_id()
+    resources = trial_resources(suite)
+    print(cluster_line(resources), flush=True)
+    trainable = tune.with_resources(_trainable, resources)
+    _tune_grid(trainable, common, pending, run_dir, f"{suite.name}-grid", results_root, show_progress)
     for spec, search, remaining in searches:
         _tune(trainable, {**common, "spec": spec, "sample": _tune_space(search)}, run_dir,
               f"{suite.name}-search-{spec['search_group']}", samples=remaining,
-              search=BasicVariantGenerator(random_state=spec["seed"] + remaining))
+              search=BasicVariantGenerator(random_state=spec["seed"] + remaining),
+              lines=_callback(results_root, show_progress))
 
     ids = {spec["trial_id"] for spec in pending}
     finished = {r["trial_id"]: r for r in load_records(results_root, [suite.name])}

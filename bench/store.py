@@ -30,7 +30,7 @@ def write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
     handle, temp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "w") as out:
-            json.dump(payload, out, indent=1, sort_keys=True, default=_jsonable)
+            json.dump(payload, out, indent=1, sort_keys=True, default=jsonable)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temp, path)
@@ -39,7 +39,8 @@ def write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
         raise
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``json.dumps``'s default for numpy arrays and scalars and paths."""
     if hasattr(value, "tolist"):
         return value.tolist()
     if isinstance(value, Path):
@@ -81,7 +82,7 @@ def dataset_options(dataset: dict[str, Any]) -> str:
 
 
 def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per trial: identity columns, params, budget and protocol as columns (``param.<name>``,
+    """One row per trial: identity columns, the dtype it computed in, params, budget and protocol as columns (``param.<name>``,
     ``budget.<field>``, ``protocol.<field>``), metric means and CIs
     (``<split>/<metric>``, ``.../ci_low``, ``.../ci_high``), accounting (``acct.<name>``)."""
     rows = []
@@ -91,7 +92,8 @@ def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
                "method": spec["method"], "label": spec.get("label") or spec["method"],
                "dataset": spec["dataset"]["name"], "dataset_options": dataset_options(spec["dataset"]),
                "task": spec["task"], "seq_len": spec["seq_len"], "seed": spec["seed"],
-               "search_group": spec.get("search_group"), "search_metric": spec.get("search_metric")}
+               "search_group": spec.get("search_group"), "search_metric": spec.get("search_metric"),
+               "dtype": rec.get("dtype")}
         row.update({f"param.{k}": v for k, v in spec["params"].items()})
         row.update({f"budget.{k}": v for k, v in spec.get("budget", {}).items()})
         row.update({f"protocol.{k}": str(v) if isinstance(v, list) else v for k, v in spec.get("protocol", {}).items()})

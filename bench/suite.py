@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from bench.context import Budget
 from bench.data.registry import check_options, dataset_spec
 from bench.errors import ConfigError
 from bench.paper_budgets import PRESETS, paper_budget, paper_pretraining
+from bench.precision import DTYPES
 from bench.registry import build_params, coerce, get_method, load_methods
 from bench.tasks import TASKS, get_task
 
@@ -32,7 +34,7 @@ METHOD_KEYS = {"method": str, "label": str, "params": dict, "grid": dict, "searc
                "tasks": list, "seq_lens": list}
 DATASET_KEYS = {"name": str, "path": str, "options": dict}
 PROTOCOL_KEYS = {"ks": list, "exclude_history": bool}
-RESOURCE_KEYS = {"cpu": int, "gpu": (int, str)}
+RESOURCE_KEYS = {"cpu": int, "gpu": (int, float, str)}
 SEARCH_KEYS = {"space": dict, "samples": int, "metric": str}
 DISTRIBUTIONS = {"loguniform": 2, "uniform": 2, "randint": 2, "choice": None}
 
@@ -123,25 +125,83 @@ def _set_path(raw: dict[str, Any], dotted: str, value: Any) -> None:
         node[last] = value
 
 
+class _SuiteLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (PyYAML keeps the
+    last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # ``<<: *base``: its keys may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark, f"found the key {key!r} twice", key_node.start_mark)
+            seen[key] = key_node
+        return super().construct_mapping(node, deep)
+
+
+def _unshared(value: Any, budget: list[int]) -> Any:
+    """A copy in which every alias (``*name``) is a value of its own, so that ``--set`` and the suite's
+    expansion never edit two places at once; at most MAX_VALUES values once aliases are expanded."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ConfigError(f"more than {MAX_VALUES:,} values once its aliases are expanded; expected a suite")
+    if isinstance(value, dict):
+        return {key: _unshared(item, budget) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unshared(item, budget) for item in value]
+    return value
+
+
+MAX_VALUES = 100_000
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
-    """Safe-load a suite file; a syntax error names the line and column."""
+    """Safe-load a suite file (YAML's standard tags only; aliases expanded into copies; a key given twice
+    is an error); every problem names the file and, for YAML errors, the line and column."""
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder; expected a suite file (YAML)")
     if not path.is_file():
         raise ConfigError(f"{path}: suite file not found")
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror}); expected a readable suite file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                          "expected a YAML suite file") from None
+    try:
+        raw = yaml.load(text, Loader=_SuiteLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
-        raise ConfigError(f"{path}:{mark.line + 1}:{mark.column + 1}: YAML syntax error: {exc.problem}") from None
+        hint = "; only YAML's standard tags are allowed" if "for the tag" in str(exc.problem) else ""
+        kind = "YAML error" if isinstance(exc, yaml.constructor.ConstructorError) else "YAML syntax error"
+        raise ConfigError(f"{path}:{mark.line + 1}:{mark.column + 1}: {kind}: {exc.problem}{hint}") from None
+    except yaml.reader.ReaderError as exc:  # control characters in the text
+        raise ConfigError(f"{path}: not a YAML text file (character #x{exc.character:04x} at offset "
+                          f"{exc.position}: {exc.reason})") from None
+    if raw is None:
+        raise ConfigError(f"{path}: empty; expected a suite mapping with datasets, tasks and methods")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a YAML mapping at the top level, got {type(raw).__name__}")
-    return raw
+    try:
+        return _unshared(raw, [MAX_VALUES])
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def load_suite(path: str | Path, sets: list[str] = (), dataset: dict[str, Any] | None = None,
-               budget_scale: float | None = None, preset: str | None = None) -> Suite:
+               budget_scale: float | None = None, preset: str | None = None, dtype: str = "auto") -> Suite:
     """Read, override, validate and expand a suite. ``preset="paper"`` gives every trial the paper's
-    budget for its dataset and task (appendix table 9). Raises ConfigError naming file and key path."""
+    budget for its dataset and task (appendix table 9); ``dtype`` (auto, fp32, bf16) is every trial's
+    (``bench.precision``). Raises ConfigError naming file and key path."""
     path = Path(path)
+    if budget_scale is not None and not budget_scale > 0:
+        raise ConfigError(f"--budget {budget_scale}: expected a factor > 0 (0.5 halves every trial's steps)")
+    if dtype not in DTYPES:
+        raise ConfigError(f"--dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
     if preset is not None and preset not in PRESETS:
         raise ConfigError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
     raw = read_yaml(path)
@@ -150,24 +210,30 @@ def load_suite(path: str | Path, sets: list[str] = (), dataset: dict[str, Any] |
         if not sep or not key:
             raise ConfigError(f"--set {assignment!r}: expected KEY.PATH=VALUE")
         try:
-            _set_path(raw, key, yaml.safe_load(text))
-        except (IndexError, ValueError, TypeError, AttributeError):
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {assignment!r}: the value is not YAML ({str(exc).splitlines()[0]})") from None
+        try:
+            _set_path(raw, key, value)
+        except (IndexError, ValueError, TypeError, AttributeError, KeyError):
             raise ConfigError(f"--set {assignment!r}: {key} does not name a place in {path}") from None
     if dataset is not None:
         raw["datasets"] = [dataset]
-    return validate_suite(raw, path, budget_scale, preset)
+    return validate_suite(raw, path, budget_scale, preset, dtype)
 
 
 def validate_suite(raw: dict[str, Any], path: Path, budget_scale: float | None = None,
-                   preset: str | None = None) -> Suite:
-    """A suite from its mapping (what a suite file holds); errors name ``path`` and the key."""
+                   preset: str | None = None, dtype: str = "auto") -> Suite:
+    """A suite from its mapping (what a suite file holds); errors name ``path`` and the key. A ``dtype``
+    other than auto is part of every trial's spec (auto is resolved where the trial runs and recorded)."""
     try:
-        return _validate(raw, path, budget_scale, preset)
+        return _validate(raw, path, budget_scale, preset, dtype)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
 
 
-def _validate(raw: dict[str, Any], path: Path, budget_scale: float | None, preset: str | None = None) -> Suite:
+def _validate(raw: dict[str, Any], path: Path, budget_scale: float | None, preset: str | None = None,
+              dtype: str = "auto") -> Suite:
     _check_keys(raw, TOP_KEYS, "")
     for required in ("datasets", "tasks", "methods"):
         if required not in raw:
@@ -210,8 +276,9 @@ def _validate(raw: dict[str, Any], path: Path, budget_scale: float | None, prese
     if resources.get("cpu", 1) < 1:
         raise _fail("resources.cpu", f"got {resources['cpu']}; expected an integer >= 1")
     gpu = resources.get("gpu", "auto")
-    if not (gpu == "auto" or (isinstance(gpu, int) and gpu >= 0)):
-        raise _fail("resources.gpu", f"got {gpu!r}; expected an integer >= 0 or 'auto'")
+    if not (gpu == "auto" or (isinstance(gpu, int) and gpu >= 0) or (isinstance(gpu, float) and 0 < gpu < 1)):
+        raise _fail("resources.gpu", f"got {gpu!r}; expected 'auto', an integer >= 0 or a fraction of one GPU "
+                                     "between 0 and 1 (0.25: four trials share a GPU)")
     base_budget = _check_keys(raw.get("budget", {}), {f.name: object for f in dataclasses.fields(Budget)}, "budget")
     _budget(base_budget, {}, None, "budget")
 
@@ -222,7 +289,10 @@ def _validate(raw: dict[str, Any], path: Path, budget_scale: float | None, prese
         raise _fail("methods", "empty; name at least one method")
     for i, entry in enumerate(raw["methods"]):
         _expand_method(suite, entry, f"methods[{i}]", datasets, tasks, seq_lens, seeds, protocol, base_budget,
-                       budget_scale, preset)
+                       budget_scale, preset, dtype)
+    if not suite.trials and not suite.searches:
+        raise _fail("methods", f"no trial to run: {'; '.join(sorted(set(suite.skipped)))}; expected at least one "
+                               "method that does one of the suite's tasks")
     ids = [trial_hash(t) for t in suite.trials]
     for spec, trial_id in zip(suite.trials, ids):
         spec["trial_id"] = trial_id
@@ -250,7 +320,7 @@ def _protocol_for(task_name: str, overrides: dict[str, Any]) -> dict[str, Any]:
 
 def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str, Any]], tasks: list[str],
                    seq_lens: list[int], seeds: list[int], protocol: dict[str, Any], base_budget: dict[str, Any],
-                   budget_scale: float | None, preset: str | None = None) -> None:
+                   budget_scale: float | None, preset: str | None = None, dtype: str = "auto") -> None:
     _check_keys(entry, METHOD_KEYS, where)
     if "method" not in entry:
         raise _fail(where, "missing method")
@@ -281,7 +351,8 @@ def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str
                 trial_budget = paper_budget(budget, dataset["name"], task, where)
             spec = {"suite": suite.name, "plugins": suite.plugins, "label": entry.get("label", cls.name),
                     "method": cls.name, "params": trial_params, "dataset": dataset, "task": task,
-                    "seq_len": seq_len, "seed": seed, "budget": trial_budget, "protocol": _protocol_for(task, protocol)}
+                    "seq_len": seq_len, "seed": seed, "budget": trial_budget, "protocol": _protocol_for(task, protocol),
+                    **({"dtype": dtype} if dtype != "auto" else {})}
             if search is None:
                 suite.trials.append(spec)
             else:
@@ -292,6 +363,26 @@ def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str
                 spec["search_group"] = trial_hash({**spec, "search": dataclasses.asdict(search)})
                 spec["search_metric"] = search.metric
                 suite.searches.append((spec, search))
+
+
+def check_histories(suite: Suite) -> None:
+    """Before any trial starts: every history length of the suite leaves training examples on its dataset
+    (a training window needs N inputs, its label, and the validation and test events after it)."""
+    from bench.data import load_dataset
+
+    lengths: dict[tuple[str, str | None, str], set[int]] = {}
+    for spec in suite.trials + [spec for spec, _ in suite.searches]:
+        dataset = spec["dataset"]
+        key = (dataset["name"], dataset["path"], json.dumps(dataset["options"], sort_keys=True))
+        lengths.setdefault(key, set()).add(spec["seq_len"])
+    for (name, path, options), seq_lens in lengths.items():
+        dataset = load_dataset(name, path, **json.loads(options))
+        longest = int(np.diff(dataset.user_ptr).max(initial=0))
+        too_long = sorted(n for n in seq_lens if n + 3 > longest)
+        if too_long:
+            raise ConfigError(f"{suite.path}: seq_lens: N={too_long[0]} leaves no training example on {name}: its "
+                              f"longest user history has {longest} events and a training window needs N + 3 "
+                              f"(N inputs, the label, then the validation and test events); expected N <= {longest - 3}")
 
 
 def metric_names(protocol: dict[str, Any]) -> list[str]:

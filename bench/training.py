@@ -3,7 +3,6 @@ C), seeded batch sampling over training windows, and a loop with progress, clipp
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ import torch
 import math
 
 from bench.context import Budget, TrialContext
+from bench.precision import autocast
 from bench.validation import Predictor
 
 NO_DECAY_MARKERS = ("bias", "norm", "gate", "embedding.weight", "position")
@@ -74,13 +74,6 @@ def batch_indices(n: int, batch_size: int, steps: int, seed: int) -> Iterator[np
         cursor += batch_size
 
 
-def autocast(ctx: TrialContext) -> contextlib.AbstractContextManager:
-    """bf16 autocast on a GPU trial that supports it; nothing on CPU."""
-    if ctx.device == "cuda" and ctx.dtype == "bfloat16":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 @dataclass
 class TrainRun:
     """Per-step losses, the wall-clock seconds of the optimisation loop alone (validation checks not
@@ -102,9 +95,10 @@ def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def train(ctx: TrialContext, model: torch.nn.Module, step_loss: Callable[[np.ndarray], torch.Tensor],
           n_examples: int, budget: Budget | None = None, desc: str = "train", max_grad_norm: float = 1.0,
-          lr_of: Callable[[str], float] | None = None, predict: Predictor | None = None) -> TrainRun:
+          lr_of: Callable[[str], float] | None = None, predict: Predictor | None = None,
+          llm: bool = False) -> TrainRun:
     """Run up to ``budget.steps`` optimisation steps of ``step_loss(batch_indices)``, for at most
-    ``budget.seconds`` of optimisation.
+    ``budget.seconds`` of optimisation (under ``bench.precision.autocast(ctx, llm)``).
 
     With ``predict`` (the method's own predict over examples) and a harness validation in ``ctx``, the
     harness scores it every ``budget.eval_every`` steps and after the last step (the curve goes to
@@ -120,7 +114,7 @@ def train(ctx: TrialContext, model: torch.nn.Module, step_loss: Callable[[np.nda
     batches = batch_indices(n_examples, budget.batch_size, budget.steps, ctx.seed)
     for step, index in enumerate(ctx.progress(batches, total=budget.steps, desc=desc), start=1):
         tick = time.perf_counter()
-        with autocast(ctx):
+        with autocast(ctx, llm):
             loss = step_loss(index)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -1,6 +1,8 @@
 """Run one trial end to end: data, split, method fit/predict, harness-side metrics, accounting, record.
 
-``execute_trial`` never raises: a failure becomes a record with its traceback.
+``execute_trial`` never raises: a failure becomes a record with its traceback. It returns the record
+(the runner sends it back to the driver, which writes it into ``results/<suite>/trials/``) and keeps a
+copy in the trial's working folder on the node that ran it.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ from bench.accounting import token_stats
 from bench.context import Budget, TrialContext
 from bench.data import build_split, load_dataset
 from bench.data.windows import SPLITS, Examples, Split
+from bench.errors import DataError
 from bench.evaluation import predict_and_score, summarize_all
 from bench.registry import Method, build_params, get_method, load_methods
-from bench.store import record_path, write_json_atomically
+from bench.nodes import device_name, node_id
+from bench.precision import resolve_dtype
+from bench.store import write_json_atomically
 from bench.tasks import Protocol, Task, get_task
 from bench.validation import Validation
 
@@ -44,20 +49,20 @@ def package_versions() -> dict[str, str]:
 def machine() -> dict[str, Any]:
     import torch
 
-    info = {"node": platform.node(), "platform": platform.platform(), "cpus": os.cpu_count(),
+    info = {"node": platform.node(), "ray_node": node_id(), "platform": platform.platform(), "cpus": os.cpu_count(),
             "torch_threads": torch.get_num_threads()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
 
 
-def pick_device() -> tuple[str, str]:
-    """CUDA with bf16 where the trial got a GPU that supports it, else CPU fp32."""
+def pick_device(asked: str = "auto") -> tuple[str, str]:
+    """CUDA where the trial got a GPU, else the CPU; the dtype ``asked`` (auto: bf16 where the device
+    supports it, see ``bench.precision``) resolved there."""
     import torch
 
-    if torch.cuda.is_available():
-        return "cuda", "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
-    return "cpu", "float32"
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return device, resolve_dtype(device, asked)
 
 
 def seed_everything(seed: int) -> None:
@@ -88,9 +93,15 @@ def scorable(task: Task, dataset: Any, split: Split) -> tuple[Split, dict[str, i
     return Split(split.seq_len, **parts), dropped
 
 
+def work_dir(spec: dict[str, Any], root: Path) -> Path:
+    """The trial's working folder under ``root`` (a method's files, the node's copy of the record)."""
+    return root / spec["suite"] / "work" / spec["trial_id"]
+
+
 def execute_trial(spec: dict[str, Any], results_root: Path, shared_cache: Path, show_progress: bool = True,
                   report: Any = None) -> dict[str, Any]:
-    """Run the trial ``spec`` and write its record; return the record (status ok or failed)."""
+    """Run the trial ``spec``; return its record (status ok or failed), a copy of it kept in the trial's
+    working folder under ``results_root``."""
     started = time.time()
     record: dict[str, Any] = {"trial_id": spec["trial_id"], "suite": spec["suite"], "spec": spec,
                               "started": datetime.now(timezone.utc).isoformat(), "versions": package_versions()}
@@ -103,8 +114,15 @@ def execute_trial(spec: dict[str, Any], results_root: Path, shared_cache: Path, 
     record["machine"] = machine()
     record["wall_seconds"] = round(time.time() - started, 3)
     record["finished"] = datetime.now(timezone.utc).isoformat()
-    write_json_atomically(record_path(spec["suite"], spec["trial_id"], results_root), record)
+    write_json_atomically(work_dir(spec, results_root) / "record.json", record)
     return record
+
+
+def check_dataset_path(dataset: dict[str, Any]) -> None:
+    """A dataset folder must exist on the node that runs the trial (the suite checked the driver's)."""
+    if dataset.get("path") and not Path(dataset["path"]).exists():
+        raise DataError(f"dataset {dataset['name']}: {dataset['path']} does not exist on node {platform.node()} "
+                        f"(Ray node {node_id()}); every node that runs trials needs the dataset at that path")
 
 
 @dataclasses.dataclass
@@ -125,6 +143,7 @@ def prepare_trial(spec: dict[str, Any], results_root: Path, shared_cache: Path, 
                   report: Any = None) -> PreparedTrial:
     """Data, split, task, protocol, budget and method of the trial ``spec``; nothing fitted yet."""
     load_methods(tuple(spec.get("plugins", ())))
+    check_dataset_path(spec["dataset"])
     if not show_progress:
         from transformers.utils import logging as transformers_logging
 
@@ -136,9 +155,9 @@ def prepare_trial(spec: dict[str, Any], results_root: Path, shared_cache: Path, 
     budget = Budget(**spec["budget"])
     cls = get_method(spec["method"])
     method = cls(build_params(cls, dict(spec["params"]), "params"))
-    device, dtype = pick_device()
+    device, dtype = pick_device(spec.get("dtype", "auto"))
     seed_everything(spec["seed"])
-    workdir = results_root / spec["suite"] / "work" / spec["trial_id"]
+    workdir = work_dir(spec, results_root)
     workdir.mkdir(parents=True, exist_ok=True)
     split, dropped = scorable(task, dataset, build_split(dataset, spec["seq_len"]))
     valid = capped(split.valid, budget.max_valid_examples, spec["seed"])
@@ -147,7 +166,8 @@ def prepare_trial(spec: dict[str, Any], results_root: Path, shared_cache: Path, 
                        budget=budget, seed=spec["seed"], device=device, dtype=dtype, workdir=workdir,
                        shared_cache=shared_cache, report=report or (lambda metrics: None),
                        show_progress=show_progress,
-                       validation=Validation(spec["method"], task, protocol, dataset, valid))
+                       validation=Validation(spec["method"], task, protocol, dataset, valid,
+                                             report=report or (lambda progress: None)))
     return PreparedTrial(method, ctx, valid, test, dropped)
 
 
@@ -182,5 +202,6 @@ def run_trial(spec: dict[str, Any], results_root: Path, shared_cache: Path, show
         "training": ctx.validation.to_record(),
         "test_examples": test.fingerprint(),
         "per_example": {"test": {name: np.round(values, 4) for name, values in test_values.items()}},
-        "accounting": accounting, "device": ctx.device, "dtype": ctx.dtype,
+        "accounting": accounting, "device": ctx.device, "device_name": device_name(ctx.device),
+        "dtype": ctx.dtype if method.uses_llm or ctx.device == "cuda" else "float32",  # bench.precision.autocast
     }

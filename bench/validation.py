@@ -31,6 +31,7 @@ class Validation:
     points: list[dict[str, Any]] = field(default_factory=list)
     stopped: str | None = None
     seconds: float = 0.0  # spent in checks, not counted in the training budget
+    report: Callable[[dict[str, Any]], None] = lambda progress: None  # each check, as it happens
 
     @property
     def metric(self) -> str:
@@ -52,6 +53,7 @@ class Validation:
         best = self.best
         self.points.append({"step": step, "seconds": round(seconds, 3), "examples_seen": examples_seen,
                             "train_loss": train_loss, "valid": valid})
+        self.report({"step": step, "seconds": round(seconds, 1), f"valid {self.metric}": round(valid[self.metric], 4)})
         return best is None or valid[self.metric] > best["valid"][self.metric]
 
     @property

@@ -41,11 +41,19 @@ def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 def test_failing_trial_is_recorded_and_others_finish(tmp_path):
     path = suite_file(tmp_path, [{"method": "test_constant", "grid": {"fail": [False, True]}},
-                                 {"method": "popularity"}], tasks=["next_item", "fav_category"])
+                                 {"method": "popularity"},
+                                 {"method": "test_constant", "label": "Searched", "tasks": ["next_item"],
+                                  "search": {"space": {"seconds": {"uniform": [0.0, 0.01]}}, "samples": 2}}],
+                      tasks=["next_item", "fav_category"])
     out = run_cli(["run", str(path), "--results", str(tmp_path / "results"), "--no-progress"], tmp_path)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "2 trial(s) failed" in out.stdout
+    assert out.stdout.count("[done]") == 8 and "WARNING" not in out.stdout + out.stderr  # quiet: the harness's lines
     records = load_records(tmp_path / "results", ["t"])
+    searched = [r for r in records if r["spec"].get("search_group")]
+    assert len(searched) == 2 and all(r["status"] == "ok" for r in searched)
+    assert len({r["spec"]["params"]["seconds"] for r in searched}) == 2
+    records = [r for r in records if not r["spec"].get("search_group")]
     assert sorted(r["status"] for r in records) == ["failed", "failed", "ok", "ok", "ok", "ok"]
     failed = [r for r in records if r["status"] == "failed"]
     assert all("RuntimeError: injected failure" in r["error"]["traceback"] for r in failed)
@@ -160,3 +168,14 @@ def test_profile_measures_every_trial_estimates_the_full_run_and_leaves_nothing_
     assert not [p for p in tmp_path.rglob("*.json") if p.stem in {row["trial_id"] for row in rows.values()}]
     table = profile_table(list(rows.values()))
     assert "failed: RuntimeError: injected failure" in table and "for 2 of 3 trials" in table
+
+
+def test_a_dataset_path_missing_on_the_node_fails_the_trial_naming_node_and_path(tmp_path):
+    import platform
+
+    from bench.errors import DataError
+    from bench.trial import check_dataset_path
+
+    with pytest.raises(DataError, match=rf"dataset ml-20m: {tmp_path}/gone does not exist on node {platform.node()} "
+                                        r"\(Ray node local\); every node that runs trials needs the dataset"):
+        check_dataset_path({"name": "ml-20m", "path": str(tmp_path / "gone")})

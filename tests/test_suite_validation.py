@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+import numpy as np
+
+from bench.cli import main
 from bench.errors import ConfigError
-from bench.suite import load_suite
+from bench.suite import check_histories, load_suite
 
 sys.path.insert(0, str(Path(__file__).parent / "plugins"))
 
@@ -93,7 +97,11 @@ BAD = [
     ({**GOOD, "methods": [{"method": "test_constant", "grid": {"seconds": 1}}]}, r"methods\[0\]\.grid\.seconds: got 1; expected a non-empty list"),
     ({**GOOD, "methods": [{"method": "test_constant", "search": {"space": {"seconds": {"normal": [0, 1]}}}}]},
      r"methods\[0\]\.search\.space\.seconds: got \{'normal'"),
-    ({**GOOD, "resources": {"gpu": "many"}}, r"resources\.gpu: got 'many'; expected an integer >= 0 or 'auto'"),
+    ({**GOOD, "resources": {"gpu": "many"}}, r"resources\.gpu: got 'many'; expected 'auto', an integer >= 0 or a fraction"),
+    ({**GOOD, "resources": {"gpu": 1.5}}, r"resources\.gpu: got 1\.5; expected 'auto', an integer >= 0 or a fraction"),
+    ({**GOOD, "resources": {"cpu": 0.5}}, r"resources\.cpu: got 0\.5 \(float\); expected int"),
+    ({**GOOD, "tasks": ["review_gen"], "methods": [{"method": "popularity"}]},
+     r"methods: no trial to run: popularity does not do review_gen \(it does next_item, fav_category\)"),
     ({**GOOD, "datasets": [{"name": "amazon-2018", "path": "/", "options": {"state": "VT"}}]}, r"unknown option 'state'"),
     ({k: v for k, v in GOOD.items() if k != "methods"}, r"methods: missing"),
 ]
@@ -106,6 +114,67 @@ def test_bad_suites_fail_with_one_clear_message(tmp_path, suite, message):
         load_suite(path)
     assert str(caught.value).startswith(f"{path}: ")
     assert "\n" not in str(caught.value)
+
+
+def test_a_fraction_of_a_gpu_is_a_resource(tmp_path):
+    assert load_suite(write(tmp_path, {**GOOD, "resources": {"gpu": 0.25}})).resources["gpu"] == 0.25
+
+
+BAD_FILES = [
+    (b"\x89PNG\r\n\x1a\n\x00\xcc\xff", r"not UTF-8 text \(byte 0x89 at offset 0\); expected a YAML suite file"),
+    (b"name: t\x07\n", r"not a YAML text file \(character #x0007 at offset 7: special characters are not allowed\)"),
+    (b"", r"empty; expected a suite mapping with datasets, tasks and methods"),
+    (b"- a\n- b\n", r"expected a YAML mapping at the top level, got list"),
+    (b"name: t\nname: u\n", r":2:1: YAML error: found the key 'name' twice"),
+    (b"name: !!python/object:os.system {}\n", r":1:7: YAML error: could not determine a constructor for the tag "
+                                             r"'tag:yaml.org,2002:python/object:os.system'; only YAML's standard tags"),
+    (b"a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + b"".join(
+        f"{x}: &{x} [{', '.join([f'*{prev}'] * 10)}]\n".encode() for prev, x in zip("abcde", "bcdef")),
+     r"more than 100,000 values once its aliases are expanded"),
+]
+
+
+@pytest.mark.parametrize(("content", "message"), BAD_FILES, ids=["binary", "control", "empty", "list", "duplicate",
+                                                                  "tag", "alias-bomb"])
+def test_bad_suite_files_fail_with_one_clear_message(tmp_path, content, message):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_suite(path)
+    assert str(caught.value).startswith(f"{path}") and "\n" not in str(caught.value)
+
+
+def test_a_folder_is_not_a_suite_file(tmp_path):
+    with pytest.raises(ConfigError, match=rf"{tmp_path}: is a folder; expected a suite file"):
+        load_suite(tmp_path)
+
+
+def test_aliases_are_copies_so_a_set_edits_one_place(tmp_path):
+    text = yaml.safe_dump({k: v for k, v in GOOD.items() if k != "methods"}) + (
+        "methods:\n  - {method: test_constant, label: A, params: &shared {seconds: 0.0}}\n"
+        "  - {method: test_constant, label: B, params: *shared}\n")
+    suite = load_suite(write(tmp_path, text), sets=["methods.0.params.seconds=2.0"])
+    assert {t["label"]: t["params"]["seconds"] for t in suite.trials} == {"A": 2.0, "B": 0.0}
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"sets": ["budget.steps=[1"]}, r"--set 'budget.steps=\[1': the value is not YAML"),
+    ({"sets": ["methods.5.params.x=1"]}, r"methods.5.params.x does not name a place"),
+    ({"budget_scale": 0.0}, r"--budget 0.0: expected a factor > 0"),
+    ({"budget_scale": float("nan")}, r"--budget nan: expected a factor > 0"),
+])
+def test_bad_overrides_fail_with_one_clear_message(tmp_path, kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        load_suite(write(tmp_path, GOOD), **kwargs)
+
+
+def test_a_history_length_beyond_every_user_fails_before_any_trial(tmp_path, ml100k):
+    suite = load_suite(write(tmp_path, {**GOOD, "seq_lens": [20, 900]}))
+    longest = int(np.diff(ml100k.user_ptr).max())
+    with pytest.raises(ConfigError, match=rf"seq_lens: N=900 leaves no training example on ml-100k: its longest user "
+                                          rf"history has {longest} events .* expected N <= {longest - 3}"):
+        check_histories(suite)
+    check_histories(load_suite(write(tmp_path, {**GOOD, "seq_lens": [longest - 3]})))
 
 
 def test_yaml_syntax_error_names_line_and_column(tmp_path):
@@ -123,3 +192,24 @@ def test_shipped_suites_are_valid(markov_plugin):
     for path in sorted((Path(__file__).parents[1] / "suites").glob("*.yaml")):
         suite = load_suite(path)
         assert suite.trials or suite.searches, path
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--address", "127.0.0.1:9"], r"--address 127.0.0.1:9: no Ray cluster answers there \(Connection refused\)"),
+    (["--cache", "/proc/no-such-cache"], r"--cache /proc/no-such-cache: cannot write there"),
+])
+def test_bad_run_options_exit_2_with_one_line_before_ray_starts(tmp_path, capsys, args, message):
+    import ray
+
+    path = write(tmp_path, {**GOOD, "methods": [{"method": "popularity"}]})
+    assert main(["run", str(path), "--results", str(tmp_path / "results"), *args]) == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(rf"error: {message}.*\n", err) and not ray.is_initialized()
+
+
+def test_a_binary_suite_file_exits_2_with_one_line(tmp_path, capsys):
+    path = tmp_path / "suite.yaml"
+    path.write_bytes(bytes(range(256)))
+    assert main(["run", str(path)]) == 2
+    assert re.fullmatch(rf"error: {path}: not UTF-8 text \(byte 0x80 at offset 128\); expected a YAML suite file\n",
+                        capsys.readouterr().err)

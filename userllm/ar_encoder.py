@@ -16,7 +16,7 @@ from bench.encoders import AutoregressiveEncoder, EncoderConfig
 from bench.evaluation import Predictions
 from bench.features import FeatureSpace, event_batch
 from bench.registry import Method, register_method
-from bench.training import autocast
+from bench.precision import autocast
 from userllm.encoders import pretrain
 
 HEAD = {"next_item": "item", "fav_category": "category"}

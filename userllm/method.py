@@ -23,7 +23,8 @@ from bench.llm import EMBEDDED, attention_projection_names, check_llm_name, llm_
 from bench.lm_inputs import encode_prompts, lm_batch
 from bench.prompts import answer_texts, history_prompt, task_question
 from bench.registry import Method, register_method
-from bench.training import autocast, train
+from bench.precision import autocast, fp32_trainables, llm_storage_dtype
+from bench.training import train
 from userllm.encoders import build_user_encoder, pretrained_encoder
 from userllm.fusion import CrossAttentionFusion, SoftPromptFusion, condition_lm, decoder_layers
 from userllm.model import UserLLMModel, apply_strategy
@@ -33,6 +34,7 @@ from userllm.perceiver import PerceiverResampler
 @register_method("userllm")
 class UserLLM(Method):
     tasks = ("next_item", "fav_category", "review_gen")
+    uses_llm = True
 
     @dataclass(frozen=True)
     class Params:
@@ -98,7 +100,7 @@ class UserLLM(Method):
 
     def _build(self, ctx: TrialContext) -> UserLLMModel:
         p = self.params
-        lm, self.tokenizer = load_llm(p.llm, ctx.shared_cache, ctx.device, ctx.dtype)
+        lm, self.tokenizer = load_llm(p.llm, ctx.shared_cache, ctx.device, llm_storage_dtype(ctx, p.strategy == "full"))
         if p.strategy == "lora":
             from peft import LoraConfig, inject_adapter_in_model
 
@@ -126,7 +128,7 @@ class UserLLM(Method):
             fusion = SoftPromptFusion(text.hidden_size, config.dim, self.embedding_tokens, p.task_prompt, std)
         model = UserLLMModel(encoder, kept, perceiver, condition_lm(lm, fusion))
         apply_strategy(model, p.strategy)
-        return model.to(ctx.device)
+        return fp32_trainables(model.to(ctx.device))
 
     def lm_inputs(self, ctx: TrialContext, examples: Examples, index: np.ndarray, labels: np.ndarray) -> dict:
         """The model's training inputs for the selected examples: prompt + answer tokens (labels on the
@@ -152,11 +154,11 @@ class UserLLM(Method):
         def sample_loss() -> None:
             self.model.lm(**self.lm_inputs(ctx, examples, flop_sample(len(examples), ctx.seed), labels)).loss.backward()
 
-        with autocast(ctx):
+        with autocast(ctx, llm=True):
             self.measured_flops = measure_flops(sample_loss) / min(FLOP_SAMPLE, len(examples))
         self.model.zero_grad(set_to_none=True)
         self.run = train(ctx, self.model, step_loss, len(examples), lr_of=self.learning_rates(ctx),
-                         predict=lambda ex: self.predict(ctx, ex))
+                         predict=lambda ex: self.predict(ctx, ex), llm=True)
 
     def learning_rates(self, ctx: TrialContext) -> Callable[[str], float]:
         """Parameter name -> learning rate: ``llm_lr`` for the LLM's own weights (not LoRA adapters),
@@ -185,7 +187,7 @@ class UserLLM(Method):
             encoded = encode_prompts(self.tokenizer, self._prompts(ctx, examples, index), ctx.device,
                                      slots=self.model.fusion.slots)
             self.input_tokens.add(examples.split, encoded["attention_mask"])
-            with autocast(ctx):
+            with autocast(ctx, llm=True):
                 states = self.model.user_states(event_batch(ctx.dataset, examples.positions(index)).to(ctx.device))
                 answers.append(decode_answers(ctx, examples, index, self.model.lm, self.tokenizer, self.trie,
                                               encoded, self.params.beams, self.params.max_new_tokens,

@@ -8,7 +8,7 @@ import pandas as pd
 from bench.paper_budgets import paper_examples
 
 IDENTITY = ["suite", "label", "method", "dataset", "task", "seq_len"]
-CONFIGURATION = ("param.", "budget.", "protocol.", "dataset_options")  # what else changes a result
+CONFIGURATION = ("param.", "budget.", "protocol.", "dataset_options", "dtype")  # what else changes a result
 COSTS = (("acct.llm_input_tokens_mean", "LLM tokens", "{:.1f}"), ("acct.params_trainable", "trainable", "{:,.0f}"),
          ("acct.params_total", "params", "{:,.0f}"), ("acct.seconds_per_step", "s/step", "{:.3g}"),
          ("acct.seconds_per_test_example", "s/test ex", "{:.3g}"))

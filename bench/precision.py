@@ -1,0 +1,61 @@
+"""The dtype policy: the LLM's forward and backward in bf16 where the hardware has it (a CUDA GPU that
+supports it; a CPU with avx512_bf16 or AMX), fp32 otherwise; ``--dtype`` overrides it. Frozen LLM
+weights are stored in the trial's dtype; whatever trains (LoRA adapters, fusion blocks, the encoder, an
+LLM under strategy full) keeps fp32 weights, and bf16 autocast does the arithmetic. Methods without an
+LLM autocast on CUDA only: their small matmuls gain nothing on a CPU."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from pathlib import Path
+
+import torch
+
+from bench.context import TrialContext
+
+DTYPES = {"auto": None, "fp32": "float32", "bf16": "bfloat16"}
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+@functools.cache
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (its flags name avx512_bf16 or amx_bf16)."""
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return False
+    return any(flag in flags.split() for flag in CPU_BF16_FLAGS)
+
+
+def resolve_dtype(device: str, asked: str = "auto") -> str:
+    """The trial's dtype on ``device``: ``asked`` (auto, fp32, bf16) resolved to a torch dtype name."""
+    if asked not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {asked!r}")
+    if DTYPES[asked]:
+        return DTYPES[asked]
+    supported = torch.cuda.is_bf16_supported() if device.startswith("cuda") else cpu_has_bf16()
+    return "bfloat16" if supported else "float32"
+
+
+def llm_storage_dtype(ctx: TrialContext, trains_llm: bool) -> str:
+    """The dtype to store an LLM's weights in: the trial's when they are frozen, fp32 when they train."""
+    return "float32" if trains_llm else ctx.dtype
+
+
+def autocast(ctx: TrialContext, llm: bool = False) -> contextlib.AbstractContextManager:
+    """bf16 autocast where the trial's dtype is bf16: for an LLM's forward and backward (``llm``; methods
+    with ``uses_llm``) on any device, for the rest (encoders, their pretraining, the baselines) on CUDA
+    only."""
+    if ctx.dtype == "bfloat16" and (llm or ctx.device == "cuda"):
+        return torch.autocast(ctx.device, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def fp32_trainables(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with every trainable parameter in fp32 (the master weights; peft may create LoRA adapters
+    in a bf16 base layer's dtype)."""
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()
+    return model
