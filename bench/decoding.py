@@ -7,18 +7,20 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from bench.context import TrialContext
 from bench.data.windows import Examples
 from bench.evaluation import Predictions
+from bench.trie_search import TrieTables, trie_beam_search
 
 DEAD_BEAM = -1e8
 
 
 class CandidateTrie:
-    """Prefix trie over the token ids of ``" " + name + eos`` for every candidate name. Each node keeps
-    the candidates below it, so a branch whose every candidate is banned is never entered."""
+    """Prefix trie over the token ids of ``" " + name + eos`` for every candidate name: as nested dicts
+    (``node``: the candidates below each node, ``candidate``: the id a finished sequence names) and as
+    tensors for the batched search (``tables``)."""
 
     def __init__(self, names: Sequence[str], tokenizer: PreTrainedTokenizerBase) -> None:
         if any(not name.strip() for name in names):
@@ -27,14 +29,16 @@ class CandidateTrie:
         self.eos = tokenizer.eos_token_id
         self.root: dict = {"below": set()}
         encoded = tokenizer([" " + name for name in names], add_special_tokens=False)["input_ids"]
-        for candidate, ids in enumerate(encoded):
+        self.sequences = [[*ids, self.eos] for ids in encoded]
+        for candidate, tokens in enumerate(self.sequences):
             node = self.root
             node["below"].add(candidate)
-            for token in [*ids, self.eos]:
+            for token in tokens:
                 node = node.setdefault(token, {"below": set()})
                 node["below"].add(candidate)
             node["id"] = candidate
-        self.lengths = np.array([len(ids) + 1 for ids in encoded])
+        self.lengths = np.array([len(tokens) for tokens in self.sequences])
+        self.tables = TrieTables.from_sequences(self.sequences, vocab=max(map(max, self.sequences)) + 1)
 
     def node(self, generated: Sequence[int]) -> dict | None:
         node = self.root
@@ -43,15 +47,6 @@ class CandidateTrie:
             if node is None:
                 return None
         return node
-
-    def allowed(self, generated: Sequence[int], banned: frozenset[int] = frozenset()) -> list[int]:
-        """Tokens that keep ``generated`` a prefix of a candidate that is not banned; [] where none can
-        (a dead beam)."""
-        node = self.node(generated)
-        if node is None or "id" in node:
-            return []
-        return [token for token, child in node.items() if isinstance(token, int)
-                and (len(child["below"]) > len(banned) or not child["below"] <= banned)]
 
     def candidate(self, generated: Sequence[int]) -> int | None:
         node = self.node(generated)
@@ -66,30 +61,6 @@ def candidate_trie(ctx: TrialContext, tokenizer: PreTrainedTokenizerBase) -> Can
     return CandidateTrie(names, tokenizer)
 
 
-class TrieConstraint(LogitsProcessor):
-    """Masks every token that would leave the trie; a beam with no allowed token gets -inf and dies
-    (transformers' own prefix_allowed_tokens_fn refuses an empty list). With ``renormalize`` each step's
-    log-probabilities are renormalized over the allowed tokens, so a title's score is the product of its
-    choices at the trie's branch points only (a locally normalized distribution over the catalog)."""
-
-    def __init__(self, trie: CandidateTrie, prompt_len: int, beams: int, bans: list[frozenset[int]],
-                 renormalize: bool = False) -> None:
-        self.trie, self.prompt_len, self.beams, self.bans = trie, prompt_len, beams, bans
-        self.renormalize = renormalize
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        mask = torch.full_like(scores, float("-inf"))
-        for row, generated in enumerate(input_ids[:, self.prompt_len:].tolist()):
-            allowed = self.trie.allowed(generated, self.bans[row // self.beams])
-            if allowed:
-                mask[row, allowed] = 0.0
-        masked = scores + mask
-        if not self.renormalize:
-            return masked
-        dead = torch.isneginf(masked).all(dim=-1, keepdim=True)
-        return torch.where(dead, masked, masked.log_softmax(dim=-1))
-
-
 @torch.no_grad()
 def constrained_beam_search(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
                             encoded: dict[str, torch.Tensor], trie: CandidateTrie, k: int, beams: int,
@@ -99,21 +70,20 @@ def constrained_beam_search(model: torch.nn.Module, tokenizer: PreTrainedTokeniz
 
     ``encoded`` holds left-padded ``input_ids`` and ``attention_mask`` (``bench.lm_inputs.encode_prompts``);
     ``model_kwargs`` go to the model's forward (e.g. USER-LLM's user states). Beams are scored by summed
-    log-probability (``length_penalty=0``); beams below -1e8 are dropped, duplicates removed; ``beams``
-    >= k so that k distinct candidates usually survive; ``renormalize``: see ``TrieConstraint``."""
+    log-probability (length penalty 0) by ``bench.trie_search``; beams below -1e8 (dead: no allowed
+    token, or none finished) are dropped, duplicates removed; ``beams`` >= k so that k distinct candidates
+    usually survive; ``renormalize``: each step's log-probabilities renormalized over the trie's allowed
+    tokens, so a title's score is the product of its choices at the trie's branch points only."""
     beams = max(beams, k)
-    n, prompt_len = encoded["input_ids"].shape
-    bans = [frozenset(b) for b in banned] if banned is not None else [frozenset()] * n
+    sequences, scores = trie_beam_search(model, encoded, trie.tables, trie.eos, beams, int(trie.lengths.max()),
+                                         banned, renormalize, **model_kwargs)
+    return top_candidates(trie, sequences.tolist(), scores.tolist(), k)
 
-    constraint = TrieConstraint(trie, prompt_len, beams, bans, renormalize)
-    out = model.generate(**encoded, num_beams=beams, num_return_sequences=beams, do_sample=False,
-                         length_penalty=0.0, max_new_tokens=int(trie.lengths.max()), early_stopping=True,
-                         logits_processor=LogitsProcessorList([constraint]),
-                         output_scores=True, return_dict_in_generate=True,
-                         pad_token_id=tokenizer.pad_token_id, eos_token_id=trie.eos, **model_kwargs)
-    sequences = out.sequences[:, prompt_len:].view(n, beams, -1).tolist()
-    scores = out.sequences_scores.view(n, beams).tolist()
-    top = np.full((n, k), -1, dtype=np.int64)
+
+def top_candidates(trie: CandidateTrie, sequences: list[list[list[int]]], scores: list[list[float]],
+                   k: int) -> np.ndarray:
+    """[n, k] ids of the best distinct candidates named by each prompt's scored beams (-1 padded)."""
+    top = np.full((len(sequences), k), -1, dtype=np.int64)
     for row, (row_sequences, row_scores) in enumerate(zip(sequences, scores)):
         found: list[int] = []
         for sequence, score in sorted(zip(row_sequences, row_scores), key=lambda pair: -pair[1]):

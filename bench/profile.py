@@ -46,16 +46,42 @@ def profile_trial(spec: dict[str, Any], steps: int, examples: int, shared_cache:
     setup = max(0.0, costs["fit_seconds"] - costs.get("train_seconds", costs["fit_seconds"]))
     follows_steps = costs.get("train_steps") == steps
     # a method that trains for budget.steps scales with the budget; any other trained here as it will for real
-    fit = setup + budget["steps"] * costs["seconds_per_step"] if follows_steps else costs["fit_seconds"]
+    loop = budget["steps"] * costs["seconds_per_step"]
+    if budget.get("seconds") is not None:
+        loop = min(loop, budget["seconds"])  # a wall-clock cap ends the loop first
+    fit = setup + loop if follows_steps else costs["fit_seconds"]
     evaluated = sum(_cap(cap, total) for cap, total in
                     ((budget["max_valid_examples"], body["examples"]["valid"][1]),
                      (budget["max_test_examples"], body["examples"]["test"][1])))
-    return {"setup_seconds": setup, "seconds_per_step": costs["seconds_per_step"],
-            "seconds_per_example": per_example,
+    step = costs["seconds_per_step"]
+    flops, tokens = costs.get("flops_per_train_example_measured"), costs.get("train_tokens_mean")
+    achieved = flops * budget["batch_size"] / step if flops and follows_steps else None
+    return {"setup_seconds": setup, "seconds_per_step": step, "seconds_per_example": per_example,
+            "tokens_per_second": tokens * budget["batch_size"] / step if tokens and follows_steps else None,
+            "tflops": achieved / 1e12 if achieved else None,
+            "of_peak": achieved / matmul_peak(body["device"], body["dtype"]) if achieved else None,
             "device": body["device"], "dtype": body["dtype"],
             "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB,
             "peak_gpu_gib": torch.cuda.max_memory_allocated() / GIB if torch.cuda.is_available() else None,
             "estimated_seconds": fit + evaluated * per_example}
+
+
+def matmul_peak(device: str, dtype: str, size: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of a square matmul in ``dtype`` on ``device``: the peak a trial's achieved FLOP/s is a
+    fraction of (measured, not a data-sheet figure)."""
+    import time
+
+    import torch
+
+    a = torch.randn(size, size, device=device).to(getattr(torch, dtype))
+    a @ a  # warm-up
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    sync()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ a
+    sync()
+    return 2 * size**3 * repeats / (time.perf_counter() - started)
 
 
 def profile_suite(suite: Suite, shared_cache: Path | None, steps: int, examples: int,
@@ -103,16 +129,18 @@ def _line(row: dict[str, Any]) -> str:
 def profile_table(rows: list[dict[str, Any]]) -> str:
     """The profile as a table, then the estimated time of the whole suite run one trial after another."""
     gpu = any(row.get("peak_gpu_gib") is not None for row in rows)
-    headers = ["label", "task", "N", "seed", "device", "setup s", "s/step", "s/example", "peak RSS GiB",
-               *(["peak GPU GiB"] if gpu else []), "est. trial min"]
+    headers = ["label", "task", "N", "seed", "device", "setup s", "s/step", "s/example", "train tokens/s",
+               "TFLOP/s", "of peak", "peak RSS GiB", *(["peak GPU GiB"] if gpu else []), "est. trial min"]
     cells = []
     for row in rows:
         what = [row["label"], row["task"], row["seq_len"], row["seed"]]
         if "error" in row:
             cells.append([*what, f"failed: {row['error']}"])
             continue
+        share = f"{100 * row['of_peak']:.0f}%" if row.get("of_peak") else "-"
         cells.append([*what, f"{row['device']} {row['dtype']}", row["setup_seconds"], row["seconds_per_step"],
-                      row["seconds_per_example"], row["peak_rss_gib"], *([row["peak_gpu_gib"]] if gpu else []),
+                      row["seconds_per_example"], row.get("tokens_per_second") or "-", row.get("tflops") or "-",
+                      share, row["peak_rss_gib"], *([row["peak_gpu_gib"]] if gpu else []),
                       row["estimated_seconds"] / 60])
     estimates = [row["estimated_seconds"] for row in rows if "error" not in row]
     return (tabulate(cells, headers=headers, floatfmt=".3g") +

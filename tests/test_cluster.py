@@ -148,6 +148,7 @@ def test_two_node_cluster_keeps_every_record_and_a_lost_node_fails_only_its_tria
     assert len(records) == 6 and all(r["status"] == "ok" for r in records), out
     per_node = Counter(r["machine"]["ray_node"] for r in records)
     assert len(per_node) == 2, f"both nodes should have run trials: {per_node}"
+    print(f"trials per node: {sorted(per_node.values())}; records on the driver: {len(records)} of 6")
     assert "WARNING" not in out and "TensorBoard" not in out, out  # quiet by default
 
     sleepers = _suite(base, "lost", tasks=["next_item"], plugins=["bench_test_methods"],

@@ -179,3 +179,12 @@ def test_a_dataset_path_missing_on_the_node_fails_the_trial_naming_node_and_path
     with pytest.raises(DataError, match=rf"dataset ml-20m: {tmp_path}/gone does not exist on node {platform.node()} "
                                         r"\(Ray node local\); every node that runs trials needs the dataset"):
         check_dataset_path({"name": "ml-20m", "path": str(tmp_path / "gone")})
+
+
+def test_profile_of_an_llm_trial_gives_tokens_per_second_and_its_share_of_the_measured_matmul_peak(tmp_path):
+    from bench.profile import profile_trial
+    from conftest import fresh_cache
+    from test_accounting import userllm_spec
+
+    row = profile_trial(userllm_spec({}), steps=3, examples=3, shared_cache=str(fresh_cache(tmp_path / "cache")))
+    assert row["tokens_per_second"] > 0 and row["tflops"] > 0 and 0 < row["of_peak"] < 1.5

@@ -141,10 +141,15 @@ def test_tiny_text_prompt_review_generation_on_amazon(shared_data):
 
 def test_trie_never_enters_a_branch_whose_candidates_are_all_banned(ml100k, tokenizer):
     trie = CandidateTrie(["Alpha One", "Alpha Two", "Beta"], tokenizer)
-    alpha = tokenizer(" Alpha", add_special_tokens=False)["input_ids"][0]
-    assert alpha in trie.allowed([], frozenset({0}))
-    assert alpha not in trie.allowed([], frozenset({0, 1}))
-    assert trie.allowed([], frozenset({0, 1, 2})) == []
+    alpha, beta = (tokenizer(" " + w, add_special_tokens=False)["input_ids"][0] for w in ("Alpha", "Beta"))
+    tables = trie.tables
+    bans = tables.banned_below([[0], [0, 1, 1], [0, 1, 2]], 3)
+    root = torch.zeros(3, dtype=torch.long)
+    mask = tables.mask(root, torch.arange(3), bans, width=len(tokenizer))
+    assert mask[0, alpha] == 0 and mask[0, beta] == 0
+    assert torch.isneginf(mask[1, alpha]) and mask[1, beta] == 0
+    assert torch.isneginf(mask[2]).all()
+    assert tables.step(root, torch.tensor([alpha, beta, 0])).tolist()[2] == -1  # token 0 leaves the trie
 
 
 def test_constrained_search_finds_k_items_outside_a_large_ban(ml100k, tokenizer):
@@ -172,7 +177,25 @@ def test_constrained_search_with_enough_beams_ranks_every_candidate_by_its_exact
         for step, token in enumerate(answer):
             score += float(log_probs[step, token])
             if renormalize:
-                score -= float(log_probs[step, trie.allowed(answer[:step])].logsumexp(0))
+                branches = [t for t in trie.node(answer[:step]) if isinstance(t, int)]
+                score -= float(log_probs[step, branches].logsumexp(0))
         exact.append(score)
     top = constrained_beam_search(model, tokenizer, encoded, trie, k=len(names), beams=8, renormalize=renormalize)
     assert top[0].tolist() == np.argsort(exact)[::-1].tolist()
+
+
+@pytest.mark.parametrize("exclude", [False, True])
+@pytest.mark.parametrize("renormalize", [False, True])
+def test_batched_search_returns_what_generate_returns_for_text_prompts(ml100k, tokenizer, exclude, renormalize):
+    from reference_decoding import generate_beam_search
+
+    model, _ = load_llm("tiny-random", LLM_CACHE)
+    trie = CandidateTrie(ml100k.titles, tokenizer)
+    prompts = ["Next?\nAnswer:", "The user watched Toy Story, then Heat and Casino.\nNext movie:", "Which?"]
+    encoded = encode_prompts(tokenizer, prompts)  # left padded: the prompts differ in length
+    banned = [list(range(0, 300)), [], list(range(5, 1600, 3))] if exclude else None
+    fast = constrained_beam_search(model, tokenizer, encoded, trie, k=10, beams=10, banned=banned,
+                                   renormalize=renormalize)
+    reference = generate_beam_search(model, tokenizer, encoded, trie, k=10, beams=10, banned=banned,
+                                     renormalize=renormalize)
+    assert np.array_equal(fast, reference) and (fast >= 0).all()

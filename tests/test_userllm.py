@@ -212,3 +212,24 @@ def test_llm_encoder_and_gate_learning_rates_apply_to_their_own_weights_only(ml1
     assert by_lr[2e-2] == 2 * len(method.model.fusion.blocks)
     assert by_lr[ctx.budget.lr] == sum(p.numel() for p in method.model.parameters()) - sum(
         by_lr[lr] for lr in (1e-5, 3e-4, 2e-2))
+
+
+@pytest.mark.parametrize("exclude", [False, True])
+@pytest.mark.parametrize("fusion_kind", ["cross_attention", "soft_prompt"])
+def test_batched_search_returns_what_generate_returns_with_user_context(ml100k, tiny, fusion_kind, exclude):
+    from reference_decoding import generate_beam_search
+
+    _, tokenizer = tiny
+    lm = conditioned(tiny, fusion_kind)
+    with torch.no_grad():
+        for block in getattr(lm.user_fusion, "blocks", {}).values():
+            block.attn_gate.fill_(1.0)
+            block.ff_gate.fill_(1.0)
+    trie = CandidateTrie(ml100k.titles, tokenizer)
+    prompts = ["Which item next?\nAnswer:", "Which movie will this user watch after all of these?\nAnswer:"]
+    encoded = encode_prompts(tokenizer, prompts, slots=lm.user_fusion.slots)
+    states = torch.randn(2, 5, 16, generator=torch.Generator().manual_seed(1))
+    banned = [list(range(40)), list(range(100, 900, 2))] if exclude else None
+    args = (lm, tokenizer, encoded, trie)
+    fast = constrained_beam_search(*args, k=10, beams=10, banned=banned, user_states=states)
+    assert np.array_equal(fast, generate_beam_search(*args, k=10, beams=10, banned=banned, user_states=states))

@@ -179,7 +179,7 @@ class UserLLM(Method):
     @torch.no_grad()
     def predict(self, ctx: TrialContext, examples: Examples, renormalize: bool = False) -> Predictions:
         """Ranked ids (or texts) for ``examples`` by the shared constrained decoding; ``renormalize``
-        scores beams renormalized over the trie (``bench.decoding.TrieConstraint``; the harness uses the
+        scores beams renormalized over the trie (``bench.decoding.constrained_beam_search``; the harness uses the
         default, ``benchmarks/beam_scoring.py`` compares the two)."""
         self.model.eval()
         answers = []
