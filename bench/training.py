@@ -56,8 +56,9 @@ def make_optimizer(model: torch.nn.Module, budget: Budget, no_decay: tuple[str, 
             groups.setdefault((decay, lr_of(name) if lr_of else budget.lr), []).append(param)
     if not groups:
         raise ValueError("the model has no trainable parameters")
+    on_cuda = all(param.is_cuda for params in groups.values() for param in params)
     optimizer = torch.optim.AdamW([{"params": params, "weight_decay": decay, "lr": lr}
-                                   for (decay, lr), params in groups.items()], lr=budget.lr)
+                                   for (decay, lr), params in groups.items()], lr=budget.lr, fused=on_cuda or None)
     return optimizer, WarmupCosine(optimizer, budget)
 
 
@@ -109,7 +110,7 @@ def train(ctx: TrialContext, model: torch.nn.Module, step_loss: Callable[[np.nda
     optimizer, schedule = make_optimizer(model, budget, lr_of=lr_of)
     every = budget.eval_every or budget.steps
     model.train()
-    losses: list[float] = []
+    losses: list[torch.Tensor] = []  # detached on the device: no host sync per step
     best_state, seconds, seen, stopped = None, 0.0, 0, "steps"
     batches = batch_indices(n_examples, budget.batch_size, budget.steps, ctx.seed)
     for step, index in enumerate(ctx.progress(batches, total=budget.steps, desc=desc), start=1):
@@ -120,17 +121,17 @@ def train(ctx: TrialContext, model: torch.nn.Module, step_loss: Callable[[np.nda
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], max_grad_norm)
         optimizer.step()
-        losses.append(float(loss.detach()))
+        losses.append(loss.detach())
         seconds += time.perf_counter() - tick
         schedule.update(step, seconds)
         seen += len(index)
         out_of_time = budget.seconds is not None and seconds >= budget.seconds
         if step % 50 == 1 or step == budget.steps:
-            ctx.report({f"{desc}_loss": losses[-1], f"{desc}_step": step})
+            ctx.report({f"{desc}_loss": float(losses[-1]), f"{desc}_step": step})
         if validation is not None and (step % every == 0 or step == budget.steps or out_of_time):
             model.eval()
             with torch.no_grad():
-                improved = validation.check(predict, step, seconds, seen, float(np.mean(losses[-every:])))
+                improved = validation.check(predict, step, seconds, seen, float(torch.stack(losses[-every:]).mean()))
             model.train()
             if improved:
                 best_state = _trainable_state(model)
@@ -148,4 +149,4 @@ def train(ctx: TrialContext, model: torch.nn.Module, step_loss: Callable[[np.nda
     if validation is not None:
         validation.stop(stopped)
     model.eval()
-    return TrainRun(losses, seconds, stopped)
+    return TrainRun(torch.stack(losses).float().tolist() if losses else [], seconds, stopped)
