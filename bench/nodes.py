@@ -30,15 +30,20 @@ def trial_files_root(results_root: Path, driver_node: str) -> Path:
     return results_root if node_id() == driver_node else cache_root() / "work"
 
 
-def cpu_name() -> str:
-    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+def cpuinfo(field: str) -> str | None:
+    """The value of ``field`` ("model name", "flags") for the first CPU in /proc/cpuinfo (None without it)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith(field):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_name() -> str:
+    """The CPU's model name."""
+    return cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def device_name(device: str) -> str:

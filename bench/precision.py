@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from pathlib import Path
-
 import torch
 
 from bench.context import TrialContext
+from bench.nodes import cpuinfo
 
 DTYPES = {"auto": None, "fp32": "float32", "bf16": "bfloat16"}
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -21,11 +20,8 @@ CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 @functools.cache
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes bf16 natively (its flags name avx512_bf16 or amx_bf16)."""
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-    except (OSError, StopIteration):
-        return False
-    return any(flag in flags.split() for flag in CPU_BF16_FLAGS)
+    flags = (cpuinfo("flags") or "").split()
+    return any(flag in flags for flag in CPU_BF16_FLAGS)
 
 
 def resolve_dtype(device: str, asked: str = "auto") -> str:
@@ -43,11 +39,16 @@ def llm_storage_dtype(ctx: TrialContext, trains_llm: bool) -> str:
     return "float32" if trains_llm else ctx.dtype
 
 
+def compute_dtype(ctx: TrialContext, llm: bool = False) -> str:
+    """What a computation runs in: the trial's dtype for an LLM's forward and backward (``llm``; methods
+    with ``uses_llm``) on any device, and for the rest (encoders, their pretraining, the baselines) on
+    CUDA only; fp32 otherwise."""
+    return ctx.dtype if llm or ctx.device == "cuda" else "float32"
+
+
 def autocast(ctx: TrialContext, llm: bool = False) -> contextlib.AbstractContextManager:
-    """bf16 autocast where the trial's dtype is bf16: for an LLM's forward and backward (``llm``; methods
-    with ``uses_llm``) on any device, for the rest (encoders, their pretraining, the baselines) on CUDA
-    only."""
-    if ctx.dtype == "bfloat16" and (llm or ctx.device == "cuda"):
+    """bf16 autocast where ``compute_dtype`` is bf16."""
+    if compute_dtype(ctx, llm) == "bfloat16":
         return torch.autocast(ctx.device, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 

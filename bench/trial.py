@@ -28,7 +28,7 @@ from bench.errors import DataError
 from bench.evaluation import predict_and_score, summarize_all
 from bench.registry import Method, build_params, get_method, load_methods
 from bench.nodes import device_name, node_id
-from bench.precision import resolve_dtype
+from bench.precision import compute_dtype, resolve_dtype
 from bench.store import write_json_atomically
 from bench.tasks import Protocol, Task, get_task
 from bench.validation import Validation
@@ -203,5 +203,5 @@ def run_trial(spec: dict[str, Any], results_root: Path, shared_cache: Path, show
         "test_examples": test.fingerprint(),
         "per_example": {"test": {name: np.round(values, 4) for name, values in test_values.items()}},
         "accounting": accounting, "device": ctx.device, "device_name": device_name(ctx.device),
-        "dtype": ctx.dtype if method.uses_llm or ctx.device == "cuda" else "float32",  # bench.precision.autocast
+        "dtype": compute_dtype(ctx, method.uses_llm),
     }

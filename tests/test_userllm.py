@@ -105,6 +105,15 @@ def conditioned(tiny, fusion_kind: str, user_dim: int = 16, user_tokens: int = 5
     return condition_lm(lm, fusion).eval()
 
 
+def open_gates(lm):
+    """``lm`` with its cross-attention gates (if any) fully open, so the user context steers it."""
+    with torch.no_grad():
+        for block in getattr(lm.user_fusion, "blocks", {}).values():
+            block.attn_gate.fill_(1.0)
+            block.ff_gate.fill_(1.0)
+    return lm
+
+
 def test_zero_gates_leave_the_language_model_unchanged(tiny):
     base, tokenizer = tiny
     lm = conditioned(tiny, "cross_attention")
@@ -121,11 +130,7 @@ def test_zero_gates_leave_the_language_model_unchanged(tiny):
 @pytest.mark.parametrize("fusion_kind", ["cross_attention", "soft_prompt"])
 def test_generation_with_user_context_is_deterministic_and_batch_invariant(ml100k, tiny, fusion_kind):
     _, tokenizer = tiny
-    lm = conditioned(tiny, fusion_kind)
-    with torch.no_grad():
-        for block in getattr(lm.user_fusion, "blocks", {}).values():
-            block.attn_gate.fill_(1.0)
-            block.ff_gate.fill_(1.0)
+    lm = open_gates(conditioned(tiny, fusion_kind))
     trie = CandidateTrie(ml100k.titles, tokenizer)
     prompts = ["Which item next?\nAnswer:", "Which movie will this user watch after all of these?\nAnswer:",
                "Next?\nAnswer:"]
@@ -220,11 +225,7 @@ def test_batched_search_returns_what_generate_returns_with_user_context(ml100k, 
     from reference_decoding import generate_beam_search
 
     _, tokenizer = tiny
-    lm = conditioned(tiny, fusion_kind)
-    with torch.no_grad():
-        for block in getattr(lm.user_fusion, "blocks", {}).values():
-            block.attn_gate.fill_(1.0)
-            block.ff_gate.fill_(1.0)
+    lm = open_gates(conditioned(tiny, fusion_kind))
     trie = CandidateTrie(ml100k.titles, tokenizer)
     prompts = ["Which item next?\nAnswer:", "Which movie will this user watch after all of these?\nAnswer:"]
     encoded = encode_prompts(tokenizer, prompts, slots=lm.user_fusion.slots)
