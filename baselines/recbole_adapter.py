@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import baselines.recbole_compat  # noqa: F401  (must precede recbole)
+from baselines.recbole_compat import sequential_models  # (must precede recbole)
 import numpy as np
 import pandas as pd
 import torch
@@ -64,6 +64,7 @@ def write_atomic_files(ctx: TrialContext, folder: Path) -> None:
 
 def sequential_model(name: str) -> type:
     """The RecBole sequential recommender class called ``name``."""
+    sequential_models()
     module = importlib.import_module(f"{SEQUENTIAL}.{name.lower()}")
     return getattr(module, name)
 
