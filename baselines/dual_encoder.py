@@ -12,12 +12,12 @@ import torch
 from bench.accounting import count_parameters
 from bench.context import TrialContext
 from bench.data.windows import Examples
-from bench.encoders import DualEncoder, EncoderConfig, LabelSoftmax
+from bench.models.encoders import DualEncoder, EncoderConfig, LabelSoftmax
 from bench.evaluation import Predictions
-from bench.features import FeatureSpace, event_batch
+from bench.models.features import FeatureSpace, event_batch
 from bench.registry import Method, register_method
 from bench.precision import autocast
-from bench.training import train
+from bench.models.training import train
 
 
 @register_method("dual_encoder")

@@ -13,14 +13,14 @@ import torch
 from bench.accounting import InputTokens, analytic_train_flops, count_parameters, flop_sample, measure_flops
 from bench.context import TrialContext
 from bench.data.windows import Examples
-from bench.decoding import candidate_trie, decode_answers, gather_predictions
-from bench.lm_inputs import encode_prompts, lm_batch
+from bench.models.decoding import candidate_trie, decode_answers, gather_predictions
+from bench.models.lm_inputs import encode_prompts, lm_batch
 from bench.evaluation import Predictions
-from bench.llm import EMBEDDED, attention_projection_names, check_llm_name, load_llm
+from bench.models.llm import EMBEDDED, attention_projection_names, check_llm_name, load_llm
 from bench.precision import autocast, fp32_trainables, llm_storage_dtype
-from bench.prompts import answer_texts, history_prompt
+from bench.models.prompts import answer_texts, history_prompt
 from bench.registry import Method, register_method
-from bench.training import train
+from bench.models.training import train
 
 
 @register_method("text_prompt")

@@ -19,7 +19,7 @@ import torch
 
 from bench.context import TrialContext
 from bench.evaluation import Predictions, score_examples
-from bench.features import event_batch
+from bench.models.features import event_batch
 from next_item_fit import fit_userllm, next_item_context
 
 
@@ -45,12 +45,12 @@ def main() -> None:
     for lr in args.encoder_lr:
         method = fit_userllm(ctx, {"pretrain_steps": args.pretrain_steps, "encoder_lr": lr})
         if lr == args.encoder_lr[0]:
-            pretrained = copy.deepcopy(method.model.encoder)
-            pretrained.load_state_dict(torch.load(method.pretraining["encoder_checkpoint"], weights_only=True))
+            pretrained = copy.deepcopy(method.fitted.model.encoder)
+            pretrained.load_state_dict(torch.load(method.fitted.pretraining["encoder_checkpoint"], weights_only=True))
             print(f"pretrained: the encoder's own validation recall@10 is "
                   f"{own_recall_at_10(pretrained, ctx):.4f}", flush=True)
         print(f"encoder_lr={lr:g}: the encoder's own validation recall@10 is "
-              f"{own_recall_at_10(method.model.encoder, ctx):.4f} after {args.steps} USER-LLM steps",
+              f"{own_recall_at_10(method.fitted.model.encoder, ctx):.4f} after {args.steps} USER-LLM steps",
               flush=True)
 
 

@@ -32,8 +32,8 @@ def main() -> None:
     with torch.no_grad():
         for index in ctx.eval_batches(len(valid)):
             batch = method.lm_inputs(ctx, valid, index, labels)
-            own.append(float(method.model.lm(**batch).loss))
-            rolled.append(float(method.model.lm(**batch | {"user_states": batch["user_states"].roll(1, 0)}).loss))
+            own.append(float(method.fitted.model.lm(**batch).loss))
+            rolled.append(float(method.fitted.model.lm(**batch | {"user_states": batch["user_states"].roll(1, 0)}).loss))
     print(f"after {args.steps} steps with {args.params}: validation title NLL per token {np.mean(own):.4f} with the "
           f"user's own embeddings, {np.mean(rolled):.4f} with another user's; the user context is worth "
           f"{np.mean(rolled) - np.mean(own):.4f} nats per title token", flush=True)

@@ -1,4 +1,4 @@
-"""The decoder the harness used before ``bench.trie_search``: transformers' ``generate`` beam search (the
+"""The decoder the harness used before ``bench.models.trie_search``: transformers' ``generate`` beam search (the
 prefix computed once per beam) with a per-beam Python trie constraint. Tests check the batched search
 returns exactly what this returns."""
 
@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from bench.decoding import CandidateTrie, top_candidates
+from bench.models.decoding import CandidateTrie, top_candidates
 
 
 def allowed(trie: CandidateTrie, generated: Sequence[int], banned: frozenset[int] = frozenset()) -> list[int]:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from bench.accounting import flop_sample
-from bench.llm import TINY, tiny_llama
+from bench.models.llm import TINY, tiny_llama
 from bench.tasks import get_task
 from bench.trial import run_trial
 from conftest import fresh_cache
@@ -83,7 +83,7 @@ def test_building_the_tiny_llm_leaves_the_global_rng_alone():
 def test_the_encoder_cache_key_includes_the_code_version(ml100k, monkeypatch):
     from bench.context import Budget, TrialContext
     from bench.data import build_split
-    from bench.encoders import EncoderConfig
+    from bench.models.encoders import EncoderConfig
 
     task = get_task("next_item")
     ctx = TrialContext(dataset=ml100k, task=task, protocol=task.protocol(), split=build_split(ml100k, 8),

@@ -30,9 +30,27 @@ def test_ml100k_split_counts_at_50(ml100k):
     assert (len(split.test), len(split.valid), len(split.train)) == (563, 551, 58_957)
 
 
-def test_cache_is_reused(ml100k):
+def test_cache_is_reused(ml100k, tmp_path, monkeypatch):
+    """The first load parses the source files and writes the cache; the second reads only the cache."""
+    import dataclasses
+
+    from bench.data import registry
+
+    monkeypatch.setenv("USERLLM_BENCH_CACHE", str(tmp_path))
+    spec = registry.DATASETS["ml-100k"]
+    parsed = []
+
+    def counting_read(*args, **kwargs):
+        parsed.append(1)
+        return spec.read(*args, **kwargs)
+
+    monkeypatch.setitem(registry.DATASETS, "ml-100k", dataclasses.replace(spec, read=counting_read))
+    first = load_dataset("ml-100k")
+    assert len(parsed) == 1 and any((tmp_path / "data").iterdir())
     again = load_dataset("ml-100k")
-    assert again.events.equals(ml100k.events)
+    assert len(parsed) == 1  # no second parse: the cache was hit
+    assert again.events.equals(first.events) and again.events.equals(ml100k.events)
+    assert again.items["title"].tolist() == ml100k.items["title"].tolist()
 
 
 def test_amazon_magazines(shared_data):

@@ -10,7 +10,7 @@ import pytest
 
 from bench.cli import main
 from bench.leakage import check_leakage
-from bench.llm import TINY
+from bench.models.llm import TINY
 from bench.tasks import get_task
 from conftest import fresh_cache
 

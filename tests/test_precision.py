@@ -49,7 +49,7 @@ def test_bf16_stores_the_frozen_llm_in_bf16_and_trains_fp32_weights(tmp_path, mo
     body = trial.run_trial({**userllm_spec({"strategy": strategy}), "dtype": "bf16"}, tmp_path / "r",
                            fresh_cache(tmp_path / "cache"))
     assert body["dtype"] == "bfloat16"
-    model = seen["trial"].method.model
+    model = seen["trial"].method.fitted.model
     frozen = {p.dtype for name, p in model.lm.named_parameters() if not p.requires_grad}
     trained = {p.dtype for p in model.parameters() if p.requires_grad}
     assert trained == {torch.float32}

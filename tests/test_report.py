@@ -83,16 +83,27 @@ def seq_record(method: str, n: int, recall: float, **params) -> dict:
 
 
 def test_figures_are_drawn_from_results(tmp_path):
-    from bench.report.figures import draw_figure
+    from bench.report.figures import cost_quality, draw_figure, figure3
 
     base = {"fusion": "cross_attention", "encoder": "ar", "perceiver": False, "short_context": 0, "pretrained": True}
     records = [seq_record("popularity", 50, 0.01)]
-    for n in (50, 100):
-        records += [seq_record("text_prompt", n, 0.05, strategy="lora", prompt_events=n),
-                    seq_record("userllm", n, 0.06, strategy="enc", **base)]
+    for n in (100, 50):  # out of order: lines run by N
+        records += [seq_record("text_prompt", n, 0.05 + n / 1e4, strategy="lora", prompt_events=n),
+                    seq_record("userllm", n, 0.06 + n / 1e4, strategy="enc", **base)]
     for number in ("3", "0"):
         path = draw_figure(number, records, tmp_path / f"f{number}.png")
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+    frame = records_frame(records)
+    frozen_r10 = figure3(frame).axes[5]  # second row (frozen LLM), recall@10
+    lines = {c.get_label(): c.lines[0] for c in frozen_r10.containers}
+    assert lines["TP (LoRA)"].get_xdata().tolist() == [50, 100]
+    assert lines["TP (LoRA)"].get_ydata().tolist() == pytest.approx([0.055, 0.060])
+    assert lines["USER-LLM (Enc)"].get_ydata().tolist() == pytest.approx([0.065, 0.070])
+    assert not figure3(frame).axes[2].containers  # no unfrozen-LLM results: an empty panel
+    cost = cost_quality(frame).axes[0]
+    points = {c.get_label(): sorted(map(tuple, c.get_offsets().tolist())) for c in cost.collections}
+    assert points["text_prompt"] == [(3e11, pytest.approx(0.055)), (6e11, pytest.approx(0.060))]
+    assert [line.get_ydata()[0] for line in cost.lines] == [0.01]  # popularity: a line, it has no LLM
     with pytest.raises(ConfigError, match="figure 3 needs next_item results"):
         draw_figure("3", [seq_record("popularity", 50, 0.01)], tmp_path / "none.png")
     with pytest.raises(ConfigError, match="--figure 7: expected 3"):

@@ -12,10 +12,10 @@ import torch
 
 from bench.context import Budget, TrialContext
 from bench.data import build_split
-from bench.decoding import CandidateTrie, constrained_beam_search
-from bench.lm_inputs import encode_prompts, lm_batch
+from bench.models.decoding import CandidateTrie, constrained_beam_search
+from bench.models.lm_inputs import encode_prompts, lm_batch
 from bench.errors import ConfigError
-from bench.llm import load_llm, load_tokenizer
+from bench.models.llm import load_llm, load_tokenizer
 from bench.registry import build_params, load_methods
 from bench.tasks import get_task
 
@@ -108,13 +108,14 @@ def test_real_llm_constrained_decoding_returns_real_titles(ml100k):
     prompts = ["User history, oldest first:\nStar Wars (1977) (Action, Adventure) rated 5\nAnswer:",
                "Name a comedy film.\nAnswer:"]
     banned = [[49], []]  # Star Wars' own id (item key 50) may not come back for the first prompt
+    from reference_decoding import generate_beam_search
+
     top = constrained_beam_search(model, tokenizer, encode_prompts(tokenizer, prompts), trie, k=5, beams=6, banned=banned)
-    assert (top >= 0).sum() >= 8
-    titles = set(ml100k.titles)
-    for row, ban in zip(top, banned):
-        assert not set(row) & set(ban)
-        for item in row[row >= 0]:
-            assert ml100k.titles[item] in titles
+    assert (top >= 0).all() and (top < ml100k.n_items).all()
+    assert all(len(set(row)) == 5 and not set(row) & set(ban) for row, ban in zip(top, banned))
+    reference = generate_beam_search(model, tokenizer, encode_prompts(tokenizer, prompts), trie, k=5, beams=6,
+                                     banned=banned)
+    assert np.array_equal(top, reference)  # the real LLM's answers are generate's too
     again = constrained_beam_search(model, tokenizer, encode_prompts(tokenizer, prompts), trie, k=5, beams=6, banned=banned)
     assert np.array_equal(top, again)  # deterministic
     with torch.no_grad():
@@ -135,8 +136,15 @@ def test_tiny_text_prompt_review_generation_on_amazon(shared_data):
     test = ctx.split.test.subset(slice(0, 3))
     predictions = method.predict(ctx, test)
     assert len(predictions.texts) == 3
+    from bench.evaluation import Predictions
+
     metrics, _ = evaluate(ctx.task, ctx.protocol, data, test, predictions)
-    assert 0 <= metrics["rouge_lsum"]["mean"] <= 100
+    assert 0 <= metrics["rouge_lsum"]["mean"] < 100
+    references = list(data.events["review"].to_numpy()[test.label_positions])
+    perfect, _ = evaluate(ctx.task, ctx.protocol, data, test, Predictions(texts=references))
+    shifted, _ = evaluate(ctx.task, ctx.protocol, data, test, Predictions(texts=references[1:] + references[:1]))
+    assert perfect["rouge_lsum"]["mean"] == 100.0  # each text is scored against its own example's review
+    assert shifted["rouge_lsum"]["mean"] < 100.0
 
 
 def test_trie_never_enters_a_branch_whose_candidates_are_all_banned(ml100k, tokenizer):

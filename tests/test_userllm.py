@@ -14,11 +14,11 @@ import torch
 
 from bench.context import Budget, TrialContext
 from bench.data import build_split
-from bench.decoding import CandidateTrie, constrained_beam_search
+from bench.models.decoding import CandidateTrie, constrained_beam_search
 from bench.errors import ConfigError
-from bench.features import event_batch
-from bench.llm import TINY, load_llm
-from bench.lm_inputs import encode_prompts
+from bench.models.features import event_batch
+from bench.models.llm import TINY, load_llm
+from bench.models.lm_inputs import encode_prompts
 from bench.registry import build_params, load_methods
 from bench.tasks import get_task
 from userllm.fusion import CrossAttentionFusion, SoftPromptFusion, condition_lm, decoder_layers
@@ -63,7 +63,7 @@ def test_every_variant_trains_freezes_the_right_parameters_and_decodes_catalog_i
     task = ("next_item", "fav_category")[number % 2]
     method, ctx = fitted(ml100k, cache, task, encoder=encoder, fusion=fusion, perceiver=perceiver, strategy=strategy,
                          pretrained=number % 4 < 2, short_context=3 * (number % 3 == 0))
-    model = method.model
+    model = method.fitted.model
     llm = dict(model.llm_named_parameters())
     assert all(p.requires_grad == (strategy == "full" or (strategy == "lora" and "lora_" in n)) for n, p in llm.items())
     assert any("lora_" in n for n in llm) == (strategy == "lora")
@@ -154,9 +154,9 @@ def test_pretrained_encoder_is_cached_and_reused(ml100k, cache, tmp_path):
     first, _ = fitted(ml100k, tmp_path, "fav_category", pretrained=True, strategy="proj")
     second, _ = fitted(ml100k, tmp_path, "next_item", pretrained=True, strategy="proj")
     random, _ = fitted(ml100k, tmp_path, "next_item", pretrained=False, strategy="proj")
-    assert not first.pretraining["encoder_cache_hit"] and second.pretraining["encoder_cache_hit"]
+    assert not first.fitted.pretraining["encoder_cache_hit"] and second.fitted.pretraining["encoder_cache_hit"]
     assert len(list((tmp_path / "encoders").glob("*.pt"))) == 1
-    weights = [m.model.encoder.tower.embed.item.weight for m in (first, second, random)]
+    weights = [m.fitted.model.encoder.tower.embed.item.weight for m in (first, second, random)]
     assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
 
 
@@ -165,7 +165,7 @@ def test_cross_attention_prompt_length_does_not_grow_with_history(ml100k, cache)
     long, ctx_long = fitted(ml100k, cache, "next_item", seq_len=30, strategy="proj")
     index = np.arange(2)
     tokens = [len(ids) for m, c in ((short, ctx_short), (long, ctx_long))
-              for ids in m.tokenizer(m._prompts(c, c.split.test, index))["input_ids"]]
+              for ids in m.fitted.tokenizer(m._prompts(c, c.split.test, index))["input_ids"]]
     assert len(set(tokens)) == 1 and tokens[0] <= 32
 
 
@@ -174,9 +174,9 @@ def test_cross_attention_prompt_length_does_not_grow_with_history(ml100k, cache)
 def test_the_llm_sees_the_encoders_last_k_outputs(ml100k, cache, encoder, kept, expected):
     method, ctx = fitted(ml100k, cache, "fav_category", encoder=encoder, user_embeddings=kept, strategy="proj")
     batch = event_batch(ml100k, ctx.split.test.positions(np.arange(2)))
-    model = method.model.eval()
+    model = method.fitted.model.eval()
     states = model.user_states(batch)
-    assert states.shape == (2, expected, 16) and method.embedding_tokens == expected
+    assert states.shape == (2, expected, 16) and method.fitted.embedding_tokens == expected
     assert torch.equal(states, model.encoder(batch)[:, -expected:])
 
 
@@ -204,18 +204,18 @@ def test_userllm_llm_folder_that_is_not_a_causal_lm(tmp_path):
 
 
 def test_llm_encoder_and_gate_learning_rates_apply_to_their_own_weights_only(ml100k, cache):
-    from bench.training import make_optimizer
+    from bench.models.training import make_optimizer
 
     method, ctx = fitted(ml100k, cache, "fav_category", strategy="full", llm_lr=1e-5, encoder_lr=3e-4,
                          gate_lr=2e-2)
-    optimizer, _ = make_optimizer(method.model, ctx.budget, lr_of=method.learning_rates(ctx))
+    optimizer, _ = make_optimizer(method.fitted.model, ctx.budget, lr_of=method.learning_rates(ctx))
     by_lr: dict[float, int] = {}
     for group in optimizer.param_groups:
         by_lr[group["lr"]] = by_lr.get(group["lr"], 0) + sum(p.numel() for p in group["params"])
-    assert by_lr[1e-5] == sum(p.numel() for _, p in method.model.llm_named_parameters())
-    assert by_lr[3e-4] == sum(p.numel() for p in method.model.encoder.parameters())
-    assert by_lr[2e-2] == 2 * len(method.model.fusion.blocks)
-    assert by_lr[ctx.budget.lr] == sum(p.numel() for p in method.model.parameters()) - sum(
+    assert by_lr[1e-5] == sum(p.numel() for _, p in method.fitted.model.llm_named_parameters())
+    assert by_lr[3e-4] == sum(p.numel() for p in method.fitted.model.encoder.parameters())
+    assert by_lr[2e-2] == 2 * len(method.fitted.model.fusion.blocks)
+    assert by_lr[ctx.budget.lr] == sum(p.numel() for p in method.fitted.model.parameters()) - sum(
         by_lr[lr] for lr in (1e-5, 3e-4, 2e-2))
 
 

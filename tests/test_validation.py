@@ -101,7 +101,7 @@ def test_budget_rejects_bad_validation_settings():
 def test_the_schedule_is_transformers_warmup_cosine_by_steps_and_completes_at_a_time_cap():
     from transformers import get_cosine_schedule_with_warmup
 
-    from bench.training import WarmupCosine
+    from bench.models.training import WarmupCosine
 
     def optimizer():
         return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)

@@ -42,6 +42,17 @@ def test_no_valid_or_test_event_leaks_into_training(ml100k):
     assert np.array_equal(per_user, np.maximum(np.diff(ptr) - 20 - 2, 0))
 
 
-def test_windows_are_views_not_copies(ml100k):
+def test_windows_are_offsets_not_copies(ml100k):
+    """An example holds an offset and a user id, never its events: a split of 59k windows of 50 events
+    costs 12 bytes per window, and the offsets name exactly the user's own consecutive events."""
     split = build_split(ml100k, 50)
-    assert split.train.starts.nbytes == 8 * len(split.train)  # one offset per example
+    users = ml100k.events["user"].to_numpy()
+    for examples in (split.train, split.valid, split.test):
+        held = [value for value in vars(examples).values() if isinstance(value, np.ndarray)]
+        assert sum(array.nbytes for array in held) == 12 * len(examples)
+        positions = examples.positions()
+        assert np.array_equal(users[positions], np.repeat(examples.users[:, None], 50, axis=1))
+        assert (np.diff(positions, axis=1) == 1).all()
+        assert (users[examples.label_positions] == examples.users).all()
+    head = split.train.subset(slice(0, 100))
+    assert np.shares_memory(head.starts, split.train.starts)  # a slice of the split is a view of it

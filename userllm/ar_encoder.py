@@ -12,9 +12,9 @@ import torch
 from bench.accounting import count_parameters
 from bench.context import TrialContext
 from bench.data.windows import Examples
-from bench.encoders import AutoregressiveEncoder, EncoderConfig
+from bench.models.encoders import AutoregressiveEncoder, EncoderConfig
 from bench.evaluation import Predictions
-from bench.features import FeatureSpace, event_batch
+from bench.models.features import FeatureSpace, event_batch
 from bench.registry import Method, register_method
 from bench.precision import autocast
 from userllm.encoders import pretrain

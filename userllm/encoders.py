@@ -1,5 +1,5 @@
 """USER-LLM's user encoders (paper section 3.1): the autoregressive encoder (one embedding per event)
-or the dual encoder's user tower (one output per event too), built on ``bench.encoders``, and their
+or the dual encoder's user tower (one output per event too), built on ``bench.models.encoders``, and their
 pretraining on the training windows, cached per (dataset, N, encoder config, seed, pretraining budget)
 so that every trial that asks for the same pretrained encoder reuses one checkpoint."""
 
@@ -19,9 +19,9 @@ import torch
 from torch import nn
 
 from bench.context import Budget, TrialContext
-from bench.encoders import AutoregressiveEncoder, DualEncoder, EncoderConfig, LabelSoftmax
-from bench.features import FeatureSpace, event_batch
-from bench.training import TrainRun, train
+from bench.models.encoders import AutoregressiveEncoder, DualEncoder, EncoderConfig, LabelSoftmax
+from bench.models.features import FeatureSpace, event_batch
+from bench.models.training import TrainRun, train
 from bench.validation import Predictor
 
 ENCODERS = ("ar", "de")
@@ -40,12 +40,12 @@ def build_user_encoder(kind: str, space: FeatureSpace, config: EncoderConfig) ->
 def code_version() -> str:
     """Hash of the source that decides what a pretrained encoder holds (architecture, features, objective,
     training loop), so a changed encoder never loads a checkpoint the old code wrote."""
-    import bench.encoders
-    import bench.features
-    import bench.training
+    import bench.models.encoders
+    import bench.models.features
+    import bench.models.training
 
     digest = hashlib.sha256()
-    for module in (bench.encoders, bench.features, bench.training, sys.modules[__name__]):
+    for module in (bench.models.encoders, bench.models.features, bench.models.training, sys.modules[__name__]):
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()[:12]
 
@@ -60,7 +60,7 @@ def checkpoint_path(ctx: TrialContext, kind: str, config: EncoderConfig, budget:
 
 def pretrain(ctx: TrialContext, encoder: nn.Module, budget: Budget, predict: Predictor | None = None) -> TrainRun:
     """Train ``encoder`` alone on the training windows: AR on every next event of the window and its
-    label event, DE with a softmax over the next item. ``predict``: validated training (``bench.training``)."""
+    label event, DE with a softmax over the next item. ``predict``: validated training (``bench.models.training``)."""
     examples = ctx.split.train
     if isinstance(encoder, AutoregressiveEncoder):
         def step_loss(index: np.ndarray) -> torch.Tensor:

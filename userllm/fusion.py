@@ -4,10 +4,11 @@
   layer. Text hidden states are the queries; keys and values are projected from the user embeddings in
   their own width. Both tanh gates start at exactly 0, so the conditioned LM starts as the base LM.
 - ``SoftPromptFusion``: user embeddings projected to the LLM width, followed by a learned task prompt,
-  written into reserved leading token positions ("slots", see ``bench.lm_inputs``).
+  written into reserved leading token positions ("slots", see ``bench.models.lm_inputs``).
 
-``condition_lm`` turns a Hugging Face causal LM into a subclass whose ``forward`` names ``user_states``
-and ``user_mask``, so ``generate()`` accepts them and expands them over beams like any model input.
+``condition_lm`` turns a Hugging Face causal LM into a subclass whose ``forward`` names ``user_states``,
+so ``generate()`` accepts it and expands it over beams like any model input. Every window holds exactly
+N events, so the user embeddings need no mask.
 Block layers are named ``to_q``/``to_kv``/``to_out``/``ff_*`` so LoRA's target names never match them.
 """
 
@@ -38,13 +39,12 @@ class GatedCrossAttention(nn.Module):
         self.attn_gate = nn.Parameter(torch.zeros(1))
         self.ff_gate = nn.Parameter(torch.zeros(1))
 
-    def forward(self, x: torch.Tensor, user: torch.Tensor, user_mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, user: torch.Tensor) -> torch.Tensor:
         b, t, d = x.shape
         h = self.heads
         q = self.to_q(self.norm(x)).view(b, t, h, d // h).transpose(1, 2)
         k, v = (z.view(b, -1, h, d // h).transpose(1, 2) for z in self.to_kv(user.to(q.dtype)).chunk(2, -1))
-        mask = None if user_mask is None else user_mask.bool()[:, None, None, :]
-        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).reshape(b, t, d)
+        attended = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, t, d)
         y = x + torch.tanh(self.attn_gate) * self.to_out(attended)
         y = y + torch.tanh(self.ff_gate) * self.ff_out(F.gelu(self.ff_in(self.ff_norm(y))))
         return y.to(x.dtype)
@@ -59,7 +59,7 @@ class UserFusion(nn.Module):
         return embeds
 
     @contextlib.contextmanager
-    def attending(self, user_states: torch.Tensor | None, user_mask: torch.Tensor | None) -> Iterator[None]:
+    def attending(self, user_states: torch.Tensor | None) -> Iterator[None]:
         yield
 
 
@@ -74,7 +74,7 @@ class CrossAttentionFusion(UserFusion):
                              f"got {every}")
         self.blocks = nn.ModuleDict({str(i): GatedCrossAttention(text_dim, user_dim, heads, ffn_mult)
                                      for i in range(0, len(layers), every)})
-        self._context: tuple[torch.Tensor, torch.Tensor | None] | None = None
+        self._context: torch.Tensor | None = None
         for index, block in self.blocks.items():
             layers[int(index)].register_forward_pre_hook(functools.partial(self._before_layer, block),
                                                          with_kwargs=True)
@@ -83,12 +83,12 @@ class CrossAttentionFusion(UserFusion):
         if self._context is None:
             return None
         if args:
-            return (block(args[0], *self._context), *args[1:]), kwargs
-        return args, {**kwargs, "hidden_states": block(kwargs["hidden_states"], *self._context)}
+            return (block(args[0], self._context), *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": block(kwargs["hidden_states"], self._context)}
 
     @contextlib.contextmanager
-    def attending(self, user_states: torch.Tensor | None, user_mask: torch.Tensor | None) -> Iterator[None]:
-        self._context = None if user_states is None else (user_states, user_mask)
+    def attending(self, user_states: torch.Tensor | None) -> Iterator[None]:
+        self._context = user_states
         try:
             yield
         finally:
@@ -132,7 +132,7 @@ class UserConditionedLM:
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None,
                 inputs_embeds: torch.Tensor | None = None, labels: torch.Tensor | None = None,
-                user_states: torch.Tensor | None = None, user_mask: torch.Tensor | None = None, **kwargs):
+                user_states: torch.Tensor | None = None, **kwargs):
         if position_ids is None and attention_mask is not None:
             length = (input_ids if input_ids is not None else inputs_embeds).shape[1]
             position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -length:]
@@ -142,7 +142,7 @@ class UserConditionedLM:
             mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask  # generate drops all-ones masks
             inputs_embeds = self.user_fusion.fill(self.get_input_embeddings()(input_ids), mask, user_states)
             input_ids = None
-        with self.user_fusion.attending(user_states, user_mask):
+        with self.user_fusion.attending(user_states):
             return super().forward(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                                    inputs_embeds=inputs_embeds, labels=labels,
                                    **kwargs)

@@ -5,8 +5,8 @@ strategies and answering by the same constrained decoding as the TextPrompt base
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -15,20 +15,35 @@ from bench.accounting import (FLOP_SAMPLE, InputTokens, analytic_train_flops, co
                               measure_flops)
 from bench.context import Budget, TrialContext
 from bench.data.windows import Examples
-from bench.decoding import candidate_trie, decode_answers, gather_predictions
-from bench.encoders import EncoderConfig
+from bench.models.decoding import candidate_trie, decode_answers, gather_predictions
+from bench.models.encoders import EncoderConfig
 from bench.evaluation import Predictions
-from bench.features import FeatureSpace, event_batch
-from bench.llm import EMBEDDED, attention_projection_names, check_llm_name, llm_layer_count, load_llm
-from bench.lm_inputs import encode_prompts, lm_batch
-from bench.prompts import answer_texts, history_prompt, task_question
+from bench.models.features import FeatureSpace, event_batch
+from bench.models.llm import EMBEDDED, attention_projection_names, check_llm_name, llm_layer_count, load_llm
+from bench.models.lm_inputs import encode_prompts, lm_batch
+from bench.models.prompts import answer_texts, history_prompt, task_question
 from bench.registry import Method, register_method
 from bench.precision import autocast, fp32_trainables, llm_storage_dtype
-from bench.training import train
+from bench.models.training import TrainRun, train
 from userllm.encoders import build_user_encoder, pretrained_encoder
 from userllm.fusion import CrossAttentionFusion, SoftPromptFusion, condition_lm, decoder_layers
 from userllm.model import UserLLMModel, apply_strategy
 from userllm.perceiver import PerceiverResampler
+
+
+@dataclass
+class Fitted:
+    """What ``fit`` produces, in one place: the model and what ``predict`` and ``accounting`` read."""
+
+    model: UserLLMModel
+    tokenizer: Any
+    trie: Any  # the catalog's (or the categories') token trie for constrained decoding
+    llm_params: int  # the LLM with its LoRA adapters, before the fusion
+    embedding_tokens: int  # user embeddings the LLM attends to (Perceiver latents or the kept outputs)
+    pretraining: dict  # how the encoder was pretrained (or that it was not)
+    input_tokens: InputTokens = field(default_factory=InputTokens)  # LLM input tokens, by split
+    measured_flops: float | None = None  # per training example
+    run: TrainRun | None = None
 
 
 @register_method("userllm")
@@ -98,72 +113,73 @@ class UserLLM(Method):
             return [history_prompt(ctx.dataset, examples, int(i), ctx.task.name, events) for i in index]
         return [task_question(ctx.dataset, int(label), ctx.task.name) for label in examples.label_positions[index]]
 
-    def _build(self, ctx: TrialContext) -> UserLLMModel:
+    def _build(self, ctx: TrialContext) -> Fitted:
+        """The untrained model (its encoder pretrained or loaded where asked), tokenizer and trie."""
         p = self.params
-        lm, self.tokenizer = load_llm(p.llm, ctx.shared_cache, ctx.device, llm_storage_dtype(ctx, p.strategy == "full"))
+        lm, tokenizer = load_llm(p.llm, ctx.shared_cache, ctx.device, llm_storage_dtype(ctx, p.strategy == "full"))
         if p.strategy == "lora":
             from peft import LoraConfig, inject_adapter_in_model
 
             config = LoraConfig(r=p.lora_rank, lora_alpha=2 * p.lora_rank, lora_dropout=0.05,
                                 target_modules=attention_projection_names(lm))
             lm = inject_adapter_in_model(config, lm)
-        self.llm_params = count_parameters([lm])[0]  # the LLM with its LoRA adapters, before the fusion
+        llm_params = count_parameters([lm])[0]
         config = p.encoder_config(ctx.seq_len)
         encoder = build_user_encoder(p.encoder, FeatureSpace.of(ctx.dataset), config)
-        self.pretraining: dict = {"encoder_pretrained": p.pretrained}
+        pretraining: dict = {"encoder_pretrained": p.pretrained}
         if p.pretrained:
             budget = Budget(steps=p.pretrain_steps, batch_size=p.pretrain_batch_size, lr=p.pretrain_lr,
                             weight_decay=p.pretrain_weight_decay)
-            self.pretraining |= pretrained_encoder(ctx, encoder.to(ctx.device), p.encoder, config, budget)
+            pretraining |= pretrained_encoder(ctx, encoder.to(ctx.device), p.encoder, config, budget)
         perceiver = (PerceiverResampler(config.dim, config.heads, p.perceiver_latents, p.perceiver_layers)
                      if p.perceiver else None)
         kept = p.kept_embeddings(ctx.seq_len)
-        self.embedding_tokens = p.perceiver_latents if p.perceiver else kept
+        embedding_tokens = p.perceiver_latents if p.perceiver else kept
         text = lm.config
         if p.fusion == "cross_attention":
             fusion = CrossAttentionFusion(decoder_layers(lm), text.hidden_size, config.dim, text.num_attention_heads,
                                           p.xattn_every, p.xattn_ffn_mult)
         else:
             std = float(lm.get_input_embeddings().weight.detach().float().std())
-            fusion = SoftPromptFusion(text.hidden_size, config.dim, self.embedding_tokens, p.task_prompt, std)
+            fusion = SoftPromptFusion(text.hidden_size, config.dim, embedding_tokens, p.task_prompt, std)
         model = UserLLMModel(encoder, kept, perceiver, condition_lm(lm, fusion))
         apply_strategy(model, p.strategy)
-        return fp32_trainables(model.to(ctx.device))
+        return Fitted(fp32_trainables(model.to(ctx.device)), tokenizer, candidate_trie(ctx, tokenizer), llm_params,
+                      embedding_tokens, pretraining)
 
     def lm_inputs(self, ctx: TrialContext, examples: Examples, index: np.ndarray, labels: np.ndarray) -> dict:
         """The model's training inputs for the selected examples: prompt + answer tokens (labels on the
         answer) and the users' embeddings."""
+        model = self.fitted.model
         answers = answer_texts(ctx.dataset, ctx.task.name, labels[index])
-        tokens = lm_batch(self.tokenizer, self._prompts(ctx, examples, index), answers, ctx.device,
-                          slots=self.model.fusion.slots)
+        tokens = lm_batch(self.fitted.tokenizer, self._prompts(ctx, examples, index), answers, ctx.device,
+                          slots=model.fusion.slots)
         batch = event_batch(ctx.dataset, examples.positions(index)).to(ctx.device)
-        return tokens | {"user_states": self.model.user_states(batch)}
+        return tokens | {"user_states": model.user_states(batch)}
 
     def fit(self, ctx: TrialContext) -> None:
-        self.model = self._build(ctx)
-        self.trie = candidate_trie(ctx, self.tokenizer)
+        self.fitted = fitted = self._build(ctx)
         examples = ctx.split.train
         labels = ctx.labels(examples)
-        self.input_tokens = InputTokens()
 
         def step_loss(index: np.ndarray) -> torch.Tensor:
             inputs = self.lm_inputs(ctx, examples, index, labels)
-            self.input_tokens.add("train", inputs["attention_mask"])
-            return self.model.lm(**inputs).loss
+            fitted.input_tokens.add("train", inputs["attention_mask"])
+            return fitted.model.lm(**inputs).loss
 
         def sample_loss() -> None:
-            self.model.lm(**self.lm_inputs(ctx, examples, flop_sample(len(examples), ctx.seed), labels)).loss.backward()
+            fitted.model.lm(**self.lm_inputs(ctx, examples, flop_sample(len(examples), ctx.seed), labels)).loss.backward()
 
         with autocast(ctx, llm=True):
-            self.measured_flops = measure_flops(sample_loss) / min(FLOP_SAMPLE, len(examples))
-        self.model.zero_grad(set_to_none=True)
-        self.run = train(ctx, self.model, step_loss, len(examples), lr_of=self.learning_rates(ctx),
-                         predict=lambda ex: self.predict(ctx, ex), llm=True)
+            fitted.measured_flops = measure_flops(sample_loss) / min(FLOP_SAMPLE, len(examples))
+        fitted.model.zero_grad(set_to_none=True)
+        fitted.run = train(ctx, fitted.model, step_loss, len(examples), lr_of=self.learning_rates(ctx),
+                           predict=lambda ex: self.predict(ctx, ex), llm=True)
 
     def learning_rates(self, ctx: TrialContext) -> Callable[[str], float]:
         """Parameter name -> learning rate: ``llm_lr`` for the LLM's own weights (not LoRA adapters),
         ``encoder_lr`` for the user encoder's, ``gate_lr`` for the fusion gates, the budget's for the rest."""
-        llm_names = {f"lm.{name}" for name, _ in self.model.llm_named_parameters() if "lora_" not in name}
+        llm_names = {f"lm.{name}" for name, _ in self.fitted.model.llm_named_parameters() if "lora_" not in name}
         llm_lr = self.params.llm_lr or ctx.budget.lr
         encoder_lr = self.params.encoder_lr or ctx.budget.lr
         gate_lr = self.params.gate_lr or ctx.budget.lr
@@ -179,17 +195,18 @@ class UserLLM(Method):
     @torch.no_grad()
     def predict(self, ctx: TrialContext, examples: Examples, renormalize: bool = False) -> Predictions:
         """Ranked ids (or texts) for ``examples`` by the shared constrained decoding; ``renormalize``
-        scores beams renormalized over the trie (``bench.decoding.constrained_beam_search``; the harness uses the
+        scores beams renormalized over the trie (``bench.models.decoding.constrained_beam_search``; the harness uses the
         default, ``benchmarks/beam_scoring.py`` compares the two)."""
-        self.model.eval()
+        fitted = self.fitted
+        fitted.model.eval()
         answers = []
         for index in ctx.eval_batches(len(examples), desc="decode"):
-            encoded = encode_prompts(self.tokenizer, self._prompts(ctx, examples, index), ctx.device,
-                                     slots=self.model.fusion.slots)
-            self.input_tokens.add(examples.split, encoded["attention_mask"])
+            encoded = encode_prompts(fitted.tokenizer, self._prompts(ctx, examples, index), ctx.device,
+                                     slots=fitted.model.fusion.slots)
+            fitted.input_tokens.add(examples.split, encoded["attention_mask"])
             with autocast(ctx, llm=True):
-                states = self.model.user_states(event_batch(ctx.dataset, examples.positions(index)).to(ctx.device))
-                answers.append(decode_answers(ctx, examples, index, self.model.lm, self.tokenizer, self.trie,
+                states = fitted.model.user_states(event_batch(ctx.dataset, examples.positions(index)).to(ctx.device))
+                answers.append(decode_answers(ctx, examples, index, fitted.model.lm, fitted.tokenizer, fitted.trie,
                                               encoded, self.params.beams, self.params.max_new_tokens,
                                               renormalize, user_states=states))
         return gather_predictions(ctx, answers)
@@ -198,22 +215,23 @@ class UserLLM(Method):
         """Parameters by part; 6ND FLOPs of the LLM side of the forward pass (the LLM with its LoRA
         adapters plus the fusion: cross-attention blocks or soft-prompt projection) over its input
         tokens, with the encoder's (D = N events) and the Perceiver's (D = N inputs + latents) beside."""
-        total, trainable = count_parameters([self.model])
-        parts = {"encoder": [self.model.encoder], "fusion": [self.model.fusion],
-                 "perceiver": [self.model.perceiver] if self.model.perceiver is not None else []}
-        train_tokens = self.input_tokens.mean("train")
-        facts = {"params_total": total, "params_trainable": trainable, "llm_params": self.llm_params,
-                 "llm_input_tokens": self.input_tokens.of("test"), "embedding_tokens": self.embedding_tokens,
-                 "train_tokens_mean": train_tokens, "flops_per_train_example_measured": self.measured_flops,
-                 **self.run.accounting(), **self.pretraining}
+        fitted, model = self.fitted, self.fitted.model
+        total, trainable = count_parameters([model])
+        parts = {"encoder": [model.encoder], "fusion": [model.fusion],
+                 "perceiver": [model.perceiver] if model.perceiver is not None else []}
+        train_tokens = fitted.input_tokens.mean("train")
+        facts = {"params_total": total, "params_trainable": trainable, "llm_params": fitted.llm_params,
+                 "llm_input_tokens": fitted.input_tokens.of("test"), "embedding_tokens": fitted.embedding_tokens,
+                 "train_tokens_mean": train_tokens, "flops_per_train_example_measured": fitted.measured_flops,
+                 **fitted.run.accounting(), **fitted.pretraining}
         for name, modules in parts.items():
             facts[f"{name}_params"], facts[f"{name}_params_trainable"] = count_parameters(modules)
-        facts["flops_per_train_example_6nd"] = analytic_train_flops(self.llm_params + facts["fusion_params"],
+        facts["flops_per_train_example_6nd"] = analytic_train_flops(fitted.llm_params + facts["fusion_params"],
                                                                     train_tokens)
         facts["encoder_flops_per_train_example_6nd"] = analytic_train_flops(facts["encoder_params"], ctx.seq_len)
-        if self.model.perceiver is not None:
+        if model.perceiver is not None:
             facts["perceiver_flops_per_train_example_6nd"] = analytic_train_flops(
                 facts["perceiver_params"], self.params.kept_embeddings(ctx.seq_len) + self.params.perceiver_latents)
-        if isinstance(self.model.fusion, CrossAttentionFusion):
-            facts["gates"] = self.model.fusion.gates()
+        if isinstance(model.fusion, CrossAttentionFusion):
+            facts["gates"] = model.fusion.gates()
         return facts

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bench.features import EventBatch
+from bench.models.features import EventBatch
 from userllm.fusion import UserFusion
 
 STRATEGIES = ("full", "lora", "enc", "proj")

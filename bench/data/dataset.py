@@ -88,14 +88,6 @@ class Dataset:
         return ids[ptr[:-1]]
 
     @cached_property
-    def item_category_matrix(self) -> np.ndarray:
-        """Dense 0/1 matrix [n_items, n_categories] of item membership."""
-        ptr, ids = self.item_categories
-        matrix = np.zeros((self.n_items, len(self.categories)), dtype=np.uint8)
-        matrix[np.repeat(np.arange(self.n_items), np.diff(ptr)), ids] = 1
-        return matrix
-
-    @cached_property
     def fingerprint(self) -> str:
         """Content hash of the event sequence (users, items, ratings) and the catalog size."""
         digest = hashlib.sha256(f"{self.name}/{self.n_items}".encode())

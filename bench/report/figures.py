@@ -31,7 +31,8 @@ def _line(frame: pd.DataFrame, where: dict) -> pd.DataFrame:
     return rows
 
 
-def figure3(frame: pd.DataFrame, path: Path) -> Path:
+def figure3(frame: pd.DataFrame) -> plt.Figure:
+    """Recall@1/5/10 against N: TextPrompt and USER-LLM lines, unfrozen (top) and frozen (bottom) LLM."""
     fig, axes = plt.subplots(2, len(KS), figsize=(4 * len(KS), 6.5), squeeze=False)
     drawn = 0
     for row, (panel, lines) in enumerate(FIGURE3_LINES.items()):
@@ -56,10 +57,11 @@ def figure3(frame: pd.DataFrame, path: Path) -> Path:
         raise ConfigError("figure 3 needs next_item results of text_prompt and/or userllm (suite seq_length)")
     datasets = ", ".join(sorted(frame["dataset"].unique()))
     fig.suptitle(f"Figure 3: next item recall vs history length ({datasets}; bars: 95% bootstrap CI)")
-    return _save(fig, path)
+    return fig
 
 
-def cost_quality(frame: pd.DataFrame, path: Path) -> Path:
+def cost_quality(frame: pd.DataFrame) -> plt.Figure:
+    """Test recall@1 against LLM training FLOPs per example (6ND), per task; methods without an LLM as lines."""
     ok = pick(frame)
     metric, flops = "test/recall@1", "acct.flops_per_train_example_6nd"
     if ok.empty or metric not in ok:
@@ -83,7 +85,7 @@ def cost_quality(frame: pd.DataFrame, path: Path) -> Path:
         ax.set_title(task)
         ax.grid(alpha=0.3)
     fig.suptitle("Cost vs quality: recall@1 against LLM FLOPs per training example")
-    return _save(fig, path)
+    return fig
 
 
 def curves(records: list[dict]) -> plt.Figure:
@@ -130,6 +132,4 @@ def draw_figure(name: str, records: list[dict], path: Path) -> Path:
         raise ConfigError(f"--figure {name}: expected 3 (recall vs history length), 0 (cost/quality) or curves")
     if not records:
         raise ConfigError("no results to draw")
-    if name == "curves":
-        return _save(curves(records), path)
-    return FIGURES[name](records_frame(records), path)
+    return _save(curves(records) if name == "curves" else FIGURES[name](records_frame(records)), path)

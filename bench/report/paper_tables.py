@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.errors import ConfigError
-from bench.report.render import format_frame
+from bench.report.formats import format_frame
 from bench.report.summary import best_of_searches
 
 PAPER = Path(__file__).with_name("paper_numbers.csv")

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-from tabulate import tabulate
-
 from bench.errors import ConfigError
+from bench.report.formats import format_frame
+from bench.report.paired import versus_rows
+from bench.report.paper_tables import paper_table
 from bench.report.summary import summary_rows
 from bench.store import load_records, records_frame
-
-FORMATS = {"terminal": "simple", "markdown": "github", "latex": "latex"}
-
-
-def format_frame(frame: pd.DataFrame, fmt: str) -> str:
-    if fmt == "csv":
-        return frame.to_csv(index=False)
-    return tabulate(frame.fillna("—"), headers="keys", tablefmt=FORMATS[fmt], showindex=False)
 
 
 def render_report(results: Path, suites: list[str] | None = None, table: int | None = None,
@@ -26,17 +18,13 @@ def render_report(results: Path, suites: list[str] | None = None, table: int | N
     records = load_records(results, suites)
     frame = records_frame(records)
     if figure is not None:
-        from bench.report.figures import draw_figure
+        from bench.report.figures import draw_figure  # matplotlib only when a figure is asked for
 
         path = draw_figure(figure, records, out or results / f"figure-{figure}.png")
         return f"wrote {path}"
     if table is not None:
-        from bench.report.paper_tables import paper_table
-
         text = paper_table(table, frame, fmt)
     elif versus is not None:
-        from bench.report.paired import versus_rows
-
         text = format_frame(versus_rows(records, versus), fmt)
     else:
         if frame.empty:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.features import RATING_BUCKETS, EventBatch, FeatureSpace
+from bench.models.features import RATING_BUCKETS, EventBatch, FeatureSpace
 
 
 @dataclass(frozen=True)

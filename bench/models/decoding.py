@@ -12,7 +12,7 @@ from transformers import PreTrainedTokenizerBase
 from bench.context import TrialContext
 from bench.data.windows import Examples
 from bench.evaluation import Predictions
-from bench.trie_search import TrieTables, trie_beam_search
+from bench.models.trie_search import TrieTables, trie_beam_search
 
 DEAD_BEAM = -1e8
 
@@ -68,9 +68,9 @@ def constrained_beam_search(model: torch.nn.Module, tokenizer: PreTrainedTokeniz
                             **model_kwargs) -> np.ndarray:
     """Top-k candidate ids per prompt [n, k] (-1 where fewer distinct candidates were found).
 
-    ``encoded`` holds left-padded ``input_ids`` and ``attention_mask`` (``bench.lm_inputs.encode_prompts``);
+    ``encoded`` holds left-padded ``input_ids`` and ``attention_mask`` (``bench.models.lm_inputs.encode_prompts``);
     ``model_kwargs`` go to the model's forward (e.g. USER-LLM's user states). Beams are scored by summed
-    log-probability (length penalty 0) by ``bench.trie_search``; beams below -1e8 (dead: no allowed
+    log-probability (length penalty 0) by ``bench.models.trie_search``; beams below -1e8 (dead: no allowed
     token, or none finished) are dropped, duplicates removed; ``beams`` >= k so that k distinct candidates
     usually survive; ``renormalize``: each step's log-probabilities renormalized over the trie's allowed
     tokens, so a title's score is the product of its choices at the trie's branch points only."""
