@@ -234,3 +234,30 @@ def test_batched_search_returns_what_generate_returns_with_user_context(ml100k, 
     args = (lm, tokenizer, encoded, trie)
     fast = constrained_beam_search(*args, k=10, beams=10, banned=banned, user_states=states)
     assert np.array_equal(fast, generate_beam_search(*args, k=10, beams=10, banned=banned, user_states=states))
+
+
+def test_candidate_states_are_read_by_the_encoders_own_head_as_that_candidate(ml100k):
+    from bench.models.encoders import AutoregressiveEncoder, EncoderConfig
+    from bench.models.features import FeatureSpace
+    from userllm.alignment import candidate_states
+
+    encoder = AutoregressiveEncoder(FeatureSpace.of(ml100k), EncoderConfig(1, 16, 2, 0.0))
+    ids = torch.tensor([0, 5, 1681])
+    states = candidate_states(encoder, "item", ids)
+    assert states.shape == (3, 16)
+    assert torch.allclose(encoder.heads["item"](states), encoder.tower.embed.item.weight[ids], atol=1e-5)
+    logits = encoder.feature_logits(states.unsqueeze(1))["item"][:, 0]
+    assert torch.allclose(logits, encoder.tower.embed.item.weight[ids] @ encoder.tower.embed.item.weight.T, atol=1e-4)
+    categories = candidate_states(encoder, "category", torch.arange(3))
+    assert torch.allclose(encoder.heads["category"](categories), encoder.tower.embed.category.weight[:3], atol=1e-5)
+
+
+@pytest.mark.parametrize("task", ["next_item", "fav_category"])
+def test_catalog_alignment_runs_first_and_shares_the_wall_clock(ml100k, cache, task):
+    method, ctx = fitted(ml100k, cache, task, strategy="enc", user_embeddings=1, align_steps=3)
+    facts = method.accounting(ctx)
+    assert facts["align_steps"] == 3 and facts["align_seconds"] > 0 and np.isfinite(facts["align_loss_last"])
+    assert facts["train_steps"] == ctx.budget.steps
+    assert len(method.fitted.input_tokens.of("align")) == 3 * ctx.budget.batch_size
+    with pytest.raises(ConfigError, match="align_steps needs encoder 'ar' and user_embeddings 1"):
+        build_params(load_methods()["userllm"], {"llm": TINY, "align_steps": 10}, "methods[0].params")

@@ -4,6 +4,7 @@ strategies and answering by the same constrained decoding as the TextPrompt base
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -25,6 +26,7 @@ from bench.models.prompts import answer_texts, history_prompt, task_question
 from bench.registry import Method, register_method
 from bench.precision import autocast, fp32_trainables, llm_storage_dtype
 from bench.models.training import TrainRun, train
+from userllm.alignment import align_to_catalog
 from userllm.encoders import build_user_encoder, pretrained_encoder
 from userllm.fusion import CrossAttentionFusion, SoftPromptFusion, condition_lm, decoder_layers
 from userllm.model import UserLLMModel, apply_strategy
@@ -43,6 +45,7 @@ class Fitted:
     pretraining: dict  # how the encoder was pretrained (or that it was not)
     input_tokens: InputTokens = field(default_factory=InputTokens)  # LLM input tokens, by split
     measured_flops: float | None = None  # per training example
+    alignment: TrainRun | None = None  # catalog alignment before training (align_steps)
     run: TrainRun | None = None
 
 
@@ -78,6 +81,7 @@ class UserLLM(Method):
         pretrain_batch_size: int = 64
         pretrain_lr: float = 1e-3
         pretrain_weight_decay: float = 1e-3
+        align_steps: int = 0  # catalog alignment first (userllm/alignment.py); its time counts in budget.seconds
         beams: int = 10
         max_new_tokens: int = 48  # review_gen
 
@@ -86,7 +90,8 @@ class UserLLM(Method):
             self.encoder_config(0)
             checks = {"perceiver_latents": 1, "perceiver_layers": 1, "xattn_every": 1, "xattn_ffn_mult": 1,
                       "task_prompt": 0, "short_context": 0, "lora_rank": 1,
-                      "pretrain_steps": 1, "pretrain_batch_size": 1, "beams": 1, "max_new_tokens": 1}
+                      "pretrain_steps": 1, "pretrain_batch_size": 1, "beams": 1, "max_new_tokens": 1,
+                      "align_steps": 0}
             if self.user_embeddings is not None:
                 checks["user_embeddings"] = 1
             for name, low in checks.items():
@@ -95,6 +100,10 @@ class UserLLM(Method):
             for name in ("pretrain_lr", "llm_lr", "encoder_lr", "gate_lr"):
                 if getattr(self, name) is not None and getattr(self, name) <= 0:
                     raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+            if self.align_steps and (self.encoder != "ar" or self.user_embeddings != 1):
+                raise ValueError("align_steps needs encoder 'ar' and user_embeddings 1 (one user state, read by "
+                                 f"the AR encoder's tied heads), got encoder {self.encoder!r}, "
+                                 f"user_embeddings {self.user_embeddings}")
             if self.fusion == "cross_attention" and self.xattn_every > llm_layer_count(self.llm):
                 raise ValueError(f"xattn_every={self.xattn_every} is larger than the LLM's "
                                  f"{llm_layer_count(self.llm)} decoder layers")
@@ -173,7 +182,13 @@ class UserLLM(Method):
         with autocast(ctx, llm=True):
             fitted.measured_flops = measure_flops(sample_loss) / min(FLOP_SAMPLE, len(examples))
         fitted.model.zero_grad(set_to_none=True)
-        fitted.run = train(ctx, fitted.model, step_loss, len(examples), lr_of=self.learning_rates(ctx),
+        lr_of, budget = self.learning_rates(ctx), ctx.budget
+        if self.params.align_steps:
+            fitted.alignment = align_to_catalog(ctx, fitted.model, fitted.tokenizer, self.params.align_steps, lr_of,
+                                                lambda mask: fitted.input_tokens.add("align", mask))
+            if budget.seconds is not None:  # the same wall-clock in all: alignment's time is the training's
+                budget = dataclasses.replace(budget, seconds=max(1e-3, budget.seconds - fitted.alignment.seconds))
+        fitted.run = train(ctx, fitted.model, step_loss, len(examples), budget=budget, lr_of=lr_of,
                            predict=lambda ex: self.predict(ctx, ex), llm=True)
 
     def learning_rates(self, ctx: TrialContext) -> Callable[[str], float]:
@@ -224,6 +239,9 @@ class UserLLM(Method):
                  "llm_input_tokens": fitted.input_tokens.of("test"), "embedding_tokens": fitted.embedding_tokens,
                  "train_tokens_mean": train_tokens, "flops_per_train_example_measured": fitted.measured_flops,
                  **fitted.run.accounting(), **fitted.pretraining}
+        if fitted.alignment is not None:
+            facts |= {"align_steps": len(fitted.alignment.losses), "align_seconds": fitted.alignment.seconds,
+                      "align_loss_first": fitted.alignment.losses[0], "align_loss_last": fitted.alignment.losses[-1]}
         for name, modules in parts.items():
             facts[f"{name}_params"], facts[f"{name}_params_trainable"] = count_parameters(modules)
         facts["flops_per_train_example_6nd"] = analytic_train_flops(fitted.llm_params + facts["fusion_params"],
