@@ -13,11 +13,9 @@ import numpy as np
 import pandas as pd
 
 from bench.data.dataset import Dataset
+from bench.data.favorites import window_favorites
 from bench.data.windows import Examples
 from bench.errors import ConfigError
-
-LABEL_CHUNK = 65_536
-
 
 @dataclass(frozen=True)
 class Protocol:
@@ -84,45 +82,13 @@ class FavoriteCategory(Task):
         return Protocol("recall", tuple(ks), "categories", False)
 
     def labels(self, dataset: Dataset, examples: Examples) -> np.ndarray:
-        out = np.empty(len(examples), dtype=np.int32)
-        for lo in range(0, len(examples), LABEL_CHUNK):
-            chunk = slice(lo, lo + LABEL_CHUNK)
-            out[chunk] = favorite_categories(dataset, examples.positions(chunk))
-        return out
+        return window_favorites(dataset, examples)
 
     def n_candidates(self, dataset: Dataset) -> int:
         return len(dataset.categories)
 
     def primary_metric(self, protocol: Protocol) -> str:
         return f"recall@{1 if 1 in protocol.ks else min(protocol.ks)}"
-
-
-def favorite_categories(dataset: Dataset, positions: np.ndarray) -> np.ndarray:
-    """Most frequent category id per row of event positions [b, N].
-
-    Ties go to the category seen most recently; a tie that remains (two categories of the same
-    event) goes to the lower category id. One sort of a packed int64 key, no Python loop.
-    """
-    b, n = positions.shape
-    n_cat, span = len(dataset.categories), n + 1
-    ptr, cat_ids = dataset.item_categories
-    items = dataset.item[positions].ravel()
-    per_event = np.diff(ptr)[items]
-    event = np.repeat(np.arange(b * n, dtype=np.int64), per_event)
-    first = np.repeat(ptr[items] - np.cumsum(per_event) + per_event, per_event)
-    category = cat_ids[first + np.arange(len(event))].astype(np.int64)
-
-    key = np.sort(((event // n) * n_cat + category) * span + event % n)
-    group = key // span
-    ends = np.flatnonzero(np.r_[group[1:] != group[:-1], True])
-    score = np.diff(np.r_[-1, ends]) * span + key[ends] % span  # count first, then latest position
-    window, category = group[ends] // n_cat, group[ends] % n_cat
-    window_starts = np.flatnonzero(np.r_[True, window[1:] != window[:-1]])
-    best = np.maximum.reduceat(score, window_starts)
-    is_best = score == np.repeat(best, np.diff(np.r_[window_starts, len(window)]))
-    winners = np.flatnonzero(is_best)
-    first_winner = winners[np.r_[True, window[winners][1:] != window[winners][:-1]]]
-    return category[first_winner].astype(np.int32)
 
 
 class ReviewGeneration(Task):

@@ -49,6 +49,34 @@ def test_fav_category_matches_reference_on_real_data(ml100k):
         assert labels[row] == expected
 
 
+@pytest.mark.parametrize(("items", "catalog", "expected"), [
+    (["a", "b", "c", "z"], {"a": ["x"], "b": ["y", "x"], "c": ["y"], "z": ["w"]}, "y"),  # tie: recency
+    (["a", "a", "b", "z"], {"a": ["x"], "b": ["y"], "z": ["w"]}, "x"),  # count beats recency
+    (["b", "z"], {"b": ["y", "x"], "z": ["w"]}, "x"),  # same event: the lower id
+    (["a", "b", "z"], {"a": ["x", "x"], "b": ["y"], "z": ["w"]}, "x"),  # listed twice: counts twice
+])
+def test_both_favourite_labellers_follow_the_rule(items, catalog, expected):
+    from bench.data.favorites import favorite_categories, sliding_favorite_categories
+
+    data, test = _one_user(items, catalog)
+    n = test.seq_len
+    assert data.categories[favorite_categories(data, test.positions())[0]] == expected
+    assert data.categories[sliding_favorite_categories(data, test.starts, n)[0]] == expected
+
+
+@pytest.mark.parametrize("seq_len", [1, 5, 50])
+def test_sliding_favourites_equal_the_sort_based_ones_on_every_ml100k_window(ml100k, seq_len):
+    from bench.data import favorites
+
+    split = build_split(ml100k, seq_len)
+    shuffled = np.random.default_rng(0).permutation(len(split.train))
+    for examples in (split.train, split.valid, split.test, split.train.subset(shuffled)):
+        sliding = favorites.sliding_favorite_categories(ml100k, examples.starts, seq_len)
+        sort_based = np.concatenate([favorites.favorite_categories(ml100k, examples.positions(slice(lo, lo + 4096)))
+                                     for lo in range(0, len(examples), 4096)])
+        assert np.array_equal(sliding, sort_based), examples.split
+
+
 def test_review_gen_needs_reviews(ml100k):
     from bench.errors import ConfigError
 
