@@ -14,7 +14,7 @@ from bench.context import TrialContext
 from bench.data.windows import Examples
 from bench.models.encoders import DualEncoder, EncoderConfig, LabelSoftmax
 from bench.evaluation import Predictions
-from bench.models.features import FeatureSpace, event_batch
+from bench.models.features import FeatureSpace, event_batch, to_device
 from bench.registry import Method, register_method
 from bench.precision import autocast
 from bench.models.training import train
@@ -54,12 +54,12 @@ class DualEncoderBaseline(Method):
 
         def step_loss(index: np.ndarray) -> torch.Tensor:
             batch = event_batch(ctx.dataset, train_examples.positions(index)).to(ctx.device)
-            return objective(self.model, batch, labels[index].to(ctx.device))
+            return objective(self.model, batch, to_device(labels[index], ctx.device))
 
         def prefix_loss(index: np.ndarray) -> torch.Tensor:
             positions = train_examples.positions(index)
             batch = event_batch(ctx.dataset, positions).to(ctx.device)
-            next_items = torch.from_numpy(ctx.dataset.item[positions + 1].astype(np.int64)).to(ctx.device)
+            next_items = to_device(torch.from_numpy(ctx.dataset.item[positions + 1].astype(np.int64)), ctx.device)
             return self.model.prefix_loss(batch, next_items)
 
         if p.positions == "all":

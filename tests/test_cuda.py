@@ -23,3 +23,13 @@ def test_userllm_trains_and_decodes_on_the_gpu(tmp_path, fusion):
     assert body["dtype"] == ("bfloat16" if torch.cuda.is_bf16_supported() else "float32")
     assert all(math.isfinite(point["train_loss"]) for point in body["training"]["curve"])
     assert 0.0 <= body["metrics"]["test"]["recall@10"]["mean"] <= 1.0
+
+
+def test_host_batches_reach_the_gpu_through_pinned_memory():
+    from bench.models.features import to_device
+
+    host = torch.arange(12).view(3, 4)
+    moved = to_device(host, "cuda")
+    torch.cuda.synchronize()
+    assert moved.is_cuda and torch.equal(moved.cpu(), host)
+    assert to_device(moved, "cuda") is moved

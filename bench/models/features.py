@@ -42,7 +42,15 @@ class EventBatch:
     ratings: torch.Tensor
 
     def to(self, device: str | torch.device) -> EventBatch:
-        return EventBatch(self.items.to(device), self.ratings.to(device))
+        return EventBatch(to_device(self.items, device), to_device(self.ratings, device))
+
+
+def to_device(tensor: torch.Tensor, device: str | torch.device) -> torch.Tensor:
+    """``tensor`` on ``device``; a host batch bound for CUDA goes through pinned memory without blocking
+    (every batch is a fresh tensor, so the copy never races a later write to it)."""
+    if torch.device(device).type != "cuda" or tensor.is_cuda:
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
 
 
 def event_batch(dataset: Dataset, positions: np.ndarray) -> EventBatch:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from bench.models.features import to_device
+
 
 def _prompt_ids(tokenizer: PreTrainedTokenizerBase, prompts: list[str], slots: int) -> list[list[int]]:
     ids = tokenizer(prompts)["input_ids"]
@@ -28,7 +30,7 @@ def encode_prompts(tokenizer: PreTrainedTokenizerBase, prompts: list[str], devic
                    slots: int = 0) -> dict[str, torch.Tensor]:
     """Left-padded ``input_ids`` and ``attention_mask`` for generation."""
     input_ids, mask = _pack(_prompt_ids(tokenizer, prompts, slots), tokenizer.pad_token_id, left=True)
-    return {"input_ids": input_ids.to(device), "attention_mask": mask.to(device)}
+    return {"input_ids": to_device(input_ids, device), "attention_mask": to_device(mask, device)}
 
 
 def lm_batch(tokenizer: PreTrainedTokenizerBase, prompts: list[str], answers: list[str], device: str = "cpu",
@@ -42,4 +44,5 @@ def lm_batch(tokenizer: PreTrainedTokenizerBase, prompts: list[str], answers: li
     labels = torch.full_like(input_ids, -100)
     for i, (row, prompt) in enumerate(zip(rows, prompt_ids)):
         labels[i, len(prompt):len(row)] = torch.tensor(row[len(prompt):])
-    return {"input_ids": input_ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
+    return {"input_ids": to_device(input_ids, device), "attention_mask": to_device(mask, device),
+            "labels": to_device(labels, device)}
