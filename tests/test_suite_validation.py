@@ -213,3 +213,17 @@ def test_a_binary_suite_file_exits_2_with_one_line(tmp_path, capsys):
     assert main(["run", str(path)]) == 2
     assert re.fullmatch(rf"error: {path}: not UTF-8 text \(byte 0x80 at offset 128\); expected a YAML suite file\n",
                         capsys.readouterr().err)
+
+
+def test_the_example_suite_in_the_docs_is_valid(tmp_path):
+    """docs/suites.md shows every key in one suite; it must load as written (its plugin module and its
+    Amazon folder are placeholders, so those two lines go)."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "suites.md").read_text()
+    example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    kept = [line for line in example.splitlines() if not line.startswith("plugins:") and "amazon-2018" not in line]
+    assert len(kept) == len(example.splitlines()) - 2
+    path = tmp_path / "example.yaml"
+    path.write_text("\n".join(kept))
+    suite = load_suite(path)
+    assert len(suite.trials) == 6 and len(suite.searches) == 6  # 2 grid points x 3 seeds; 2 tasks x 3 seeds
+    assert {t["budget"]["seconds"] for t in suite.trials} == {150}
