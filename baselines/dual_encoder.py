@@ -12,7 +12,7 @@ import torch
 from bench.accounting import count_parameters
 from bench.context import TrialContext
 from bench.data.windows import Examples
-from bench.models.encoders import DualEncoder, EncoderConfig, LabelSoftmax
+from bench.models.encoders import DualEncoder, EncoderParams, LabelSoftmax
 from bench.evaluation import Predictions
 from bench.models.features import FeatureSpace, event_batch, to_device
 from bench.registry import Method, register_method
@@ -25,17 +25,13 @@ class DualEncoderBaseline(Method):
     tasks = ("next_item", "fav_category")
 
     @dataclass(frozen=True)
-    class Params:
-        layers: int = 6
-        dim: int = 128
-        heads: int = 8
-        dropout: float = 0.1
+    class Params(EncoderParams):
         softmax: Literal["auto", "full", "sampled"] = "auto"  # auto: full up to 65,536 candidates
         negatives: int = 4096  # shared negatives of the sampled softmax
         positions: Literal["last", "all"] = "last"  # all: every prefix of a window predicts its next item
 
         def __post_init__(self) -> None:
-            EncoderConfig(self.layers, self.dim, self.heads, self.dropout)
+            super().__post_init__()
             if self.negatives < 1:
                 raise ValueError(f"negatives must be >= 1, got {self.negatives}")
             if self.positions == "all" and self.softmax == "sampled":
@@ -44,7 +40,7 @@ class DualEncoderBaseline(Method):
     def fit(self, ctx: TrialContext) -> None:
         p = self.params
         space = FeatureSpace.of(ctx.dataset)
-        config = EncoderConfig(p.layers, p.dim, p.heads, p.dropout, max_len=max(512, ctx.seq_len))
+        config = p.encoder_config(max_len=max(512, ctx.seq_len))
         label = "item" if ctx.task.name == "next_item" else "category"
         self.model = DualEncoder(space, config, label=label).to(ctx.device)
         train_examples = ctx.split.train

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from types import ModuleType
 
 import numpy as np
 import torch
@@ -34,9 +33,8 @@ for _old, _new in (("float_", "float64"), ("complex_", "complex128"), ("unicode_
         setattr(np, _old, getattr(np, _new))
 
 
-def sequential_models() -> ModuleType:
-    """``recbole.model.sequential_recommender``, with the autograd anomaly detection its import turns on
-    switched off again."""
-    package = importlib.import_module("recbole.model.sequential_recommender")
+def sequential_models() -> None:
+    """Import ``recbole.model.sequential_recommender``, then switch off the autograd anomaly detection
+    its import turns on."""
+    importlib.import_module("recbole.model.sequential_recommender")
     torch.autograd.set_detect_anomaly(False)
-    return package

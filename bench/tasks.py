@@ -17,6 +17,7 @@ from bench.data.favorites import window_favorites
 from bench.data.windows import Examples
 from bench.errors import ConfigError
 
+
 @dataclass(frozen=True)
 class Protocol:
     """How a task's predictions are turned into metrics."""

@@ -12,7 +12,7 @@ import torch
 from bench.accounting import count_parameters
 from bench.context import TrialContext
 from bench.data.windows import Examples
-from bench.models.encoders import AutoregressiveEncoder, EncoderConfig
+from bench.models.encoders import AutoregressiveEncoder, EncoderParams
 from bench.evaluation import Predictions
 from bench.models.features import FeatureSpace, event_batch
 from bench.registry import Method, register_method
@@ -27,18 +27,12 @@ class AREncoderAlone(Method):
     tasks = ("next_item", "fav_category")
 
     @dataclass(frozen=True)
-    class Params:
-        layers: int = 6
-        dim: int = 128
-        heads: int = 8
-        dropout: float = 0.1
-
-        def __post_init__(self) -> None:
-            EncoderConfig(self.layers, self.dim, self.heads, self.dropout)
+    class Params(EncoderParams):
+        """USER-LLM's AR encoder sizes (paper: 6 layers, 128 dims, 8 heads)."""
 
     def fit(self, ctx: TrialContext) -> None:
         p = self.params
-        config = EncoderConfig(p.layers, p.dim, p.heads, p.dropout, max_len=max(512, ctx.seq_len + 1))
+        config = p.encoder_config(max_len=max(512, ctx.seq_len + 1))
         self.encoder = AutoregressiveEncoder(FeatureSpace.of(ctx.dataset), config).to(ctx.device)
         self.run = pretrain(ctx, self.encoder, ctx.budget, predict=lambda ex: self.predict(ctx, ex))
 

@@ -4,9 +4,8 @@ strategies and answering by the same constrained decoding as the TextPrompt base
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -187,7 +186,7 @@ class UserLLM(Method):
             fitted.alignment = align_to_catalog(ctx, fitted.model, fitted.tokenizer, self.params.align_steps, lr_of,
                                                 lambda mask: fitted.input_tokens.add("align", mask))
             if budget.seconds is not None:  # the same wall-clock in all: alignment's time is the training's
-                budget = dataclasses.replace(budget, seconds=max(1e-3, budget.seconds - fitted.alignment.seconds))
+                budget = replace(budget, seconds=max(1e-3, budget.seconds - fitted.alignment.seconds))
         fitted.run = train(ctx, fitted.model, step_loss, len(examples), budget=budget, lr_of=lr_of,
                            predict=lambda ex: self.predict(ctx, ex), llm=True)
 

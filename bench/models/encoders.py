@@ -45,6 +45,22 @@ class EncoderConfig:
         return self.dim - 2 * small, small, small
 
 
+@dataclass(frozen=True)
+class EncoderParams:
+    """The encoder-size parameters a method takes from a suite (``params``), checked as an EncoderConfig."""
+
+    layers: int = 6
+    dim: int = 128
+    heads: int = 8
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        self.encoder_config()
+
+    def encoder_config(self, max_len: int = 512) -> EncoderConfig:
+        return EncoderConfig(self.layers, self.dim, self.heads, self.dropout, max_len=max_len)
+
+
 class EventEmbedding(nn.Module):
     """Early fusion: item, category-bag and rating embeddings concatenated into one vector per event."""
 
