@@ -161,11 +161,13 @@ def _ray_error(trial: Any) -> str:
 
 
 def _record_worker_death(spec: dict[str, Any], root: Path, message: str) -> None:
-    """A failure record for a trial whose worker died before it could send its own."""
+    """A failure record for a trial whose worker died before it could send its own (a trial that already
+    has its record finished before the worker died: it is left as it is, and not reported again)."""
     path = record_path(spec["suite"], spec["trial_id"], root)
-    if read_record(path) is None:
-        write_json_atomically(path, {"trial_id": spec["trial_id"], "suite": spec["suite"], "spec": spec,
-                                     "status": "failed", "error": {"type": "WorkerDied", "message": message}})
+    if read_record(path) is not None:
+        return
+    write_json_atomically(path, {"trial_id": spec["trial_id"], "suite": spec["suite"], "spec": spec,
+                                 "status": "failed", "error": {"type": "WorkerDied", "message": message}})
     print(f"[error] {_describe(spec)}: {message}", flush=True)
 
 

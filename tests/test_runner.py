@@ -188,3 +188,21 @@ def test_profile_of_an_llm_trial_gives_tokens_per_second_and_its_share_of_the_me
 
     row = profile_trial(userllm_spec({}), steps=3, examples=3, shared_cache=str(fresh_cache(tmp_path / "cache")))
     assert row["tokens_per_second"] > 0 and row["tflops"] > 0 and 0 < row["of_peak"] < 1.5
+
+
+def test_a_dead_worker_leaves_finished_trials_alone(tmp_path, capsys):
+    """When Ray stops the run (a node out of memory), the trials that finished before keep their records
+    and are not reported as errors; only the unfinished one gets a failure record."""
+    from bench.runner import _record_worker_death
+    from bench.store import read_record, record_path, write_json_atomically
+
+    done = {"suite": "s", "trial_id": "done1", "label": "A", "dataset": {"name": "ml-100k"}, "task": "next_item",
+            "seq_len": 5, "seed": 0}
+    running = {**done, "trial_id": "running1", "label": "B"}
+    write_json_atomically(record_path("s", "done1", tmp_path), {"trial_id": "done1", "status": "ok"})
+    for spec in (done, running):
+        _record_worker_death(spec, tmp_path, "Ray stopped the trial's worker: out of memory")
+    assert read_record(record_path("s", "done1", tmp_path)) == {"trial_id": "done1", "status": "ok"}
+    assert read_record(record_path("s", "running1", tmp_path))["status"] == "failed"
+    printed = capsys.readouterr().out
+    assert "[error]" in printed and " B " in printed and " A " not in printed
