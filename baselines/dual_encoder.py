@@ -14,6 +14,7 @@ from bench.context import TrialContext
 from bench.data.windows import Examples
 from bench.models.encoders import DualEncoder, EncoderParams, LabelSoftmax
 from bench.evaluation import Predictions
+from bench.memory import score_bytes
 from bench.models.features import FeatureSpace, event_batch, to_device
 from bench.registry import Method, register_method
 from bench.precision import autocast
@@ -68,8 +69,9 @@ class DualEncoderBaseline(Method):
     @torch.no_grad()
     def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
         scores = []
-        for lo in range(0, len(examples), ctx.budget.eval_batch_size):
-            batch = event_batch(ctx.dataset, examples.positions(slice(lo, lo + ctx.budget.eval_batch_size)))
+        size = ctx.eval_batch_size(score_bytes(ctx.task.n_candidates(ctx.dataset)))
+        for index in ctx.eval_batches(len(examples), size, desc="rank"):
+            batch = event_batch(ctx.dataset, examples.positions(index))
             with autocast(ctx):
                 scores.append(self.model.logits(batch.to(ctx.device)).float().cpu())
         return Predictions(scores=torch.cat(scores).numpy())

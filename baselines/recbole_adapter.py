@@ -32,6 +32,7 @@ from bench.accounting import count_parameters
 from bench.context import TrialContext
 from bench.data.windows import Examples
 from bench.evaluation import Predictions
+from bench.memory import score_bytes
 from bench.registry import Method, register_method
 
 DATASET_NAME = "bench"
@@ -136,6 +137,7 @@ class RecBoleSequential(Method):
 
     def recbole_config(self, ctx: TrialContext) -> dict[str, Any]:
         p, budget = self.params, ctx.budget
+        eval_users = ctx.eval_batch_size(score_bytes(ctx.dataset.n_items))  # RecBole's full sort counts scores
         patience = budget.patience if budget.patience is not None else p.epochs
         return {
             "model": p.model, "dataset": DATASET_NAME, "data_path": str(ctx.workdir / "recbole"),
@@ -151,7 +153,7 @@ class RecBoleSequential(Method):
             "embedding_size": p.dim, "inner_size": 4 * p.dim, "hidden_dropout_prob": p.dropout,
             "attn_dropout_prob": p.dropout, "dropout_prob": p.dropout, "mask_ratio": p.mask_ratio,
             "epochs": p.epochs, "stopping_step": max(0, patience - 1), "eval_step": 1,
-            "train_batch_size": budget.batch_size, "eval_batch_size": budget.eval_batch_size,
+            "train_batch_size": budget.batch_size, "eval_batch_size": eval_users * (ctx.dataset.n_items + 1),
             "learning_rate": budget.lr, "weight_decay": budget.weight_decay,
             "seed": ctx.seed, "reproducibility": True, "use_gpu": ctx.device == "cuda", "show_progress": False,
             "worker": 0, "save_dataset": False, "save_dataloaders": False,
@@ -203,8 +205,8 @@ class RecBoleSequential(Method):
 
         device = self.config["device"]
         scores = []
-        for lo in range(0, len(examples), ctx.budget.eval_batch_size):
-            window = ctx.dataset.item[examples.positions(slice(lo, lo + ctx.budget.eval_batch_size))]
+        for index in ctx.eval_batches(len(examples), ctx.eval_batch_size(score_bytes(ctx.dataset.n_items)), desc="rank"):
+            window = ctx.dataset.item[examples.positions(index)]
             batch = Interaction({"item_id_list": self.internal_ids[torch.from_numpy(window.astype(np.int64))],
                                  "item_length": torch.full((len(window),), window.shape[1], dtype=torch.long)})
             full = self.model.full_sort_predict(batch.to(device))

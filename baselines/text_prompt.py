@@ -13,12 +13,13 @@ import torch
 from bench.accounting import InputTokens, analytic_train_flops, count_parameters, flop_sample, measure_flops
 from bench.context import TrialContext
 from bench.data.windows import Examples
-from bench.models.decoding import candidate_trie, decode_answers, gather_predictions
+from bench.models.decoding import (DECODE_MOST, candidate_trie, decode_answers, decode_batch_size,
+                                   gather_predictions)
 from bench.models.lm_inputs import encode_prompts, lm_batch
 from bench.evaluation import Predictions
 from bench.models.llm import EMBEDDED, attention_projection_names, check_llm_name, load_llm
 from bench.precision import autocast, fp32_trainables, llm_storage_dtype
-from bench.models.prompts import answer_texts, history_prompt
+from bench.models.prompts import PromptWriter, answer_texts
 from bench.registry import Method, register_method
 from bench.models.training import train
 
@@ -46,10 +47,6 @@ class TextPrompt(Method):
             if self.beams < 1 or self.max_new_tokens < 1:
                 raise ValueError("beams and max_new_tokens must be >= 1")
 
-    def _prompts(self, ctx: TrialContext, examples: Examples, index: np.ndarray) -> list[str]:
-        events = min(self.params.prompt_events, ctx.seq_len)
-        return [history_prompt(ctx.dataset, examples, int(i), ctx.task.name, events) for i in index]
-
     def fit(self, ctx: TrialContext) -> None:
         p = self.params
         self.model, self.tokenizer = load_llm(p.llm, ctx.shared_cache, ctx.device,
@@ -62,13 +59,14 @@ class TextPrompt(Method):
             self.model = fp32_trainables(get_peft_model(self.model, config))
         self.llm_params = count_parameters([self.model])[0]  # the LLM with its LoRA adapters
         self.trie = candidate_trie(ctx, self.tokenizer)
+        self.prompts = PromptWriter(ctx.dataset, ctx.task.name, min(p.prompt_events, ctx.seq_len))
         train_examples = ctx.split.train
         labels = ctx.labels(train_examples)
         self.input_tokens = InputTokens()
 
         def batch(index: np.ndarray) -> dict[str, torch.Tensor]:
             answers = answer_texts(ctx.dataset, ctx.task.name, labels[index])
-            return lm_batch(self.tokenizer, self._prompts(ctx, train_examples, index), answers, ctx.device)
+            return lm_batch(self.tokenizer, self.prompts(train_examples, index), answers, ctx.device)
 
         def step_loss(index: np.ndarray) -> torch.Tensor:
             inputs = batch(index)
@@ -85,9 +83,12 @@ class TextPrompt(Method):
     @torch.no_grad()
     def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
         self.model.eval()
-        answers = []
-        for index in ctx.eval_batches(len(examples), desc="decode"):
-            encoded = encode_prompts(self.tokenizer, self._prompts(ctx, examples, index), ctx.device)
+        answers, p = [], self.params
+        size = decode_batch_size(ctx, self.model, self.tokenizer, self.trie,
+                                 self.prompts(examples, np.arange(min(len(examples), DECODE_MOST))), p.beams,
+                                 p.max_new_tokens)
+        for index in ctx.eval_batches(len(examples), size, desc="decode"):
+            encoded = encode_prompts(self.tokenizer, self.prompts(examples, index), ctx.device)
             self.input_tokens.add(examples.split, encoded["attention_mask"])
             with autocast(ctx, llm=True):
                 answers.append(decode_answers(ctx, examples, index, self.model, self.tokenizer, self.trie, encoded,

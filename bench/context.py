@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from bench.data.dataset import Dataset
 from bench.data.windows import Examples, Split
+from bench.memory import batch_size_for
 from bench.tasks import Protocol, Task
 from bench.validation import Validation
 
@@ -28,7 +29,7 @@ class Budget:
     lr: float = 1e-3
     weight_decay: float = 1e-3
     warmup: float = 0.1  # fraction of steps with linear warm-up, then cosine decay (paper appendix C)
-    eval_batch_size: int = 64
+    eval_batch_size: int | None = None  # None: as many as fit in memory (bench.memory), up to the method's cap
     max_valid_examples: int | None = None  # None: all; a cap is recorded with the results
     max_test_examples: int | None = None
     eval_every: int | None = None  # steps between validation checks (None: one check, after the last step)
@@ -36,7 +37,7 @@ class Budget:
     seconds: float | None = None  # wall-clock cap on the optimisation loop (validation not counted)
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "eval_batch_size"):
+        for name in ("steps", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
@@ -45,7 +46,7 @@ class Budget:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if not 0 <= self.warmup < 1:
             raise ValueError(f"warmup must be in [0, 1), got {self.warmup}")
-        for name in ("max_valid_examples", "max_test_examples", "eval_every", "patience"):
+        for name in ("eval_batch_size", "max_valid_examples", "max_test_examples", "eval_every", "patience"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 or null, got {value}")
@@ -86,9 +87,16 @@ class TrialContext:
         """A progress bar over a long loop (training steps, evaluation batches)."""
         return tqdm(iterable, total=total, desc=desc, disable=not self.show_progress, mininterval=5, leave=False)
 
-    def eval_batches(self, n: int, desc: str = "predict") -> Iterator[np.ndarray]:
-        """Index arrays over ``n`` examples in order, ``budget.eval_batch_size`` at a time, with a progress bar."""
-        size = self.budget.eval_batch_size
+    def eval_batch_size(self, example_bytes: float, most: int = 1024) -> int:
+        """``budget.eval_batch_size``, or where it is None as many examples of ``example_bytes`` each
+        as fit in memory on this trial's device, at most ``most`` (``bench.memory``)."""
+        if self.budget.eval_batch_size is not None:
+            return self.budget.eval_batch_size
+        return batch_size_for(example_bytes, self.device, most)
+
+    def eval_batches(self, n: int, size: int, desc: str = "predict") -> Iterator[np.ndarray]:
+        """Index arrays over ``n`` examples in order, ``size`` at a time (``eval_batch_size``), with a
+        progress bar."""
         for lo in self.progress(range(0, n, size), total=-(-n // size), desc=desc):
             yield np.arange(lo, min(lo + size, n))
 

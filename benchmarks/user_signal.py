@@ -30,7 +30,7 @@ def main() -> None:
     labels = ctx.labels(valid)
     own, rolled = [], []
     with torch.no_grad():
-        for index in ctx.eval_batches(len(valid)):
+        for index in ctx.eval_batches(len(valid), ctx.budget.eval_batch_size):
             batch = method.lm_inputs(ctx, valid, index, labels)
             own.append(float(method.fitted.model.lm(**batch).loss))
             rolled.append(float(method.fitted.model.lm(**batch | {"user_states": batch["user_states"].roll(1, 0)}).loss))

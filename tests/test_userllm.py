@@ -165,7 +165,7 @@ def test_cross_attention_prompt_length_does_not_grow_with_history(ml100k, cache)
     long, ctx_long = fitted(ml100k, cache, "next_item", seq_len=30, strategy="proj")
     index = np.arange(2)
     tokens = [len(ids) for m, c in ((short, ctx_short), (long, ctx_long))
-              for ids in m.fitted.tokenizer(m._prompts(c, c.split.test, index))["input_ids"]]
+              for ids in m.fitted.tokenizer(m.fitted.prompts(c.split.test, index))["input_ids"]]
     assert len(set(tokens)) == 1 and tokens[0] <= 32
 
 

@@ -18,7 +18,7 @@ import torch
 
 from bench.context import Budget, TrialContext
 from bench.models.lm_inputs import lm_batch
-from bench.models.prompts import answer_texts, task_question
+from bench.models.prompts import QUESTIONS, answer_texts
 from bench.models.training import TrainRun, train
 
 FEATURE = {"next_item": "item", "fav_category": "category"}
@@ -40,7 +40,7 @@ def align_to_catalog(ctx: TrialContext, model: torch.nn.Module, tokenizer, steps
     if ctx.task.name not in FEATURE:
         raise ValueError(f"align_steps needs next_item or fav_category, not {ctx.task.name}")
     feature = FEATURE[ctx.task.name]
-    question = task_question(ctx.dataset, 0, ctx.task.name)
+    question = QUESTIONS[ctx.task.name]
     slots = model.fusion.slots
 
     def step_loss(index: np.ndarray) -> torch.Tensor:

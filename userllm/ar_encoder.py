@@ -14,6 +14,7 @@ from bench.context import TrialContext
 from bench.data.windows import Examples
 from bench.models.encoders import AutoregressiveEncoder, EncoderParams
 from bench.evaluation import Predictions
+from bench.memory import score_bytes
 from bench.models.features import FeatureSpace, event_batch
 from bench.registry import Method, register_method
 from bench.precision import autocast
@@ -40,7 +41,8 @@ class AREncoderAlone(Method):
     def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
         head = HEAD[ctx.task.name]
         scores = []
-        for index in ctx.eval_batches(len(examples), desc="rank"):
+        size = ctx.eval_batch_size(score_bytes(ctx.task.n_candidates(ctx.dataset)))
+        for index in ctx.eval_batches(len(examples), size, desc="rank"):
             batch = event_batch(ctx.dataset, examples.positions(index)).to(ctx.device)
             with autocast(ctx):
                 last = self.encoder(batch)[:, -1]

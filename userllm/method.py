@@ -15,13 +15,14 @@ from bench.accounting import (FLOP_SAMPLE, InputTokens, analytic_train_flops, co
                               measure_flops)
 from bench.context import Budget, TrialContext
 from bench.data.windows import Examples
-from bench.models.decoding import candidate_trie, decode_answers, gather_predictions
+from bench.models.decoding import (DECODE_MOST, candidate_trie, decode_answers, decode_batch_size,
+                                   gather_predictions)
 from bench.models.encoders import EncoderConfig
 from bench.evaluation import Predictions
 from bench.models.features import FeatureSpace, event_batch
 from bench.models.llm import EMBEDDED, attention_projection_names, check_llm_name, llm_layer_count, load_llm
 from bench.models.lm_inputs import encode_prompts, lm_batch
-from bench.models.prompts import answer_texts, history_prompt, task_question
+from bench.models.prompts import PromptWriter, answer_texts
 from bench.registry import Method, register_method
 from bench.precision import autocast, fp32_trainables, llm_storage_dtype
 from bench.models.training import TrainRun, train
@@ -39,6 +40,7 @@ class Fitted:
     model: UserLLMModel
     tokenizer: Any
     trie: Any  # the catalog's (or the categories') token trie for constrained decoding
+    prompts: PromptWriter  # the question, after the short_context most recent events as text
     llm_params: int  # the LLM with its LoRA adapters, before the fusion
     embedding_tokens: int  # user embeddings the LLM attends to (Perceiver latents or the kept outputs)
     pretraining: dict  # how the encoder was pretrained (or that it was not)
@@ -115,12 +117,6 @@ class UserLLM(Method):
             return EncoderConfig(self.encoder_layers, self.encoder_dim, self.encoder_heads, self.encoder_dropout,
                                  max_len=max(512, seq_len + 1))
 
-    def _prompts(self, ctx: TrialContext, examples: Examples, index: np.ndarray) -> list[str]:
-        events = min(self.params.short_context, ctx.seq_len)
-        if events:
-            return [history_prompt(ctx.dataset, examples, int(i), ctx.task.name, events) for i in index]
-        return [task_question(ctx.dataset, int(label), ctx.task.name) for label in examples.label_positions[index]]
-
     def _build(self, ctx: TrialContext) -> Fitted:
         """The untrained model (its encoder pretrained or loaded where asked), tokenizer and trie."""
         p = self.params
@@ -152,15 +148,16 @@ class UserLLM(Method):
             fusion = SoftPromptFusion(text.hidden_size, config.dim, embedding_tokens, p.task_prompt, std)
         model = UserLLMModel(encoder, kept, perceiver, condition_lm(lm, fusion))
         apply_strategy(model, p.strategy)
-        return Fitted(fp32_trainables(model.to(ctx.device)), tokenizer, candidate_trie(ctx, tokenizer), llm_params,
-                      embedding_tokens, pretraining)
+        prompts = PromptWriter(ctx.dataset, ctx.task.name, min(p.short_context, ctx.seq_len))
+        return Fitted(fp32_trainables(model.to(ctx.device)), tokenizer, candidate_trie(ctx, tokenizer), prompts,
+                      llm_params, embedding_tokens, pretraining)
 
     def lm_inputs(self, ctx: TrialContext, examples: Examples, index: np.ndarray, labels: np.ndarray) -> dict:
         """The model's training inputs for the selected examples: prompt + answer tokens (labels on the
         answer) and the users' embeddings."""
         model = self.fitted.model
         answers = answer_texts(ctx.dataset, ctx.task.name, labels[index])
-        tokens = lm_batch(self.fitted.tokenizer, self._prompts(ctx, examples, index), answers, ctx.device,
+        tokens = lm_batch(self.fitted.tokenizer, self.fitted.prompts(examples, index), answers, ctx.device,
                           slots=model.fusion.slots)
         batch = event_batch(ctx.dataset, examples.positions(index)).to(ctx.device)
         return tokens | {"user_states": model.user_states(batch)}
@@ -213,9 +210,12 @@ class UserLLM(Method):
         default, ``benchmarks/beam_scoring.py`` compares the two)."""
         fitted = self.fitted
         fitted.model.eval()
-        answers = []
-        for index in ctx.eval_batches(len(examples), desc="decode"):
-            encoded = encode_prompts(fitted.tokenizer, self._prompts(ctx, examples, index), ctx.device,
+        answers, p = [], self.params
+        size = decode_batch_size(ctx, fitted.model.lm, fitted.tokenizer, fitted.trie,
+                                 fitted.prompts(examples, np.arange(min(len(examples), DECODE_MOST))), p.beams,
+                                 p.max_new_tokens, fitted.model.fusion.slots)
+        for index in ctx.eval_batches(len(examples), size, desc="decode"):
+            encoded = encode_prompts(fitted.tokenizer, fitted.prompts(examples, index), ctx.device,
                                      slots=fitted.model.fusion.slots)
             fitted.input_tokens.add(examples.split, encoded["attention_mask"])
             with autocast(ctx, llm=True):

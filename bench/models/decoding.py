@@ -15,6 +15,7 @@ from bench.evaluation import Predictions
 from bench.models.trie_search import TrieTables, trie_beam_search
 
 DEAD_BEAM = -1e8
+DECODE_MOST = 64  # prompts decoded at once: past 32 a batch is no faster per prompt on 2 CPU cores (docs/findings.md)
 
 
 class CandidateTrie:
@@ -106,6 +107,31 @@ def generate_texts(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, e
                          pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, **model_kwargs)
     return [text.strip() for text in tokenizer.batch_decode(out[:, encoded["input_ids"].shape[1]:],
                                                             skip_special_tokens=True)]
+
+
+def decode_bytes(model: torch.nn.Module, tokens: int, beams: int) -> float:
+    """Memory one prompt of ``tokens`` (prompt and answer) needs while decoded with ``beams`` beams: its
+    key/value cache once per beam (twice: a step's concatenation copies it), the prefill's activations
+    and attention weights, and each beam's log-probabilities over the vocabulary."""
+    config = model.config
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    itemsize = next(model.parameters()).element_size()
+    cache = 2 * config.num_hidden_layers * getattr(config, "num_key_value_heads", heads) * head_dim * itemsize
+    ffn = getattr(config, "intermediate_size", None) or 4 * config.hidden_size
+    prefill = tokens * (6 * config.hidden_size + 3 * ffn) * 4 + heads * tokens**2 * 4
+    return 2 * beams * tokens * cache + prefill + 4 * beams * config.vocab_size * 4
+
+
+def decode_batch_size(ctx: TrialContext, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
+                      trie: CandidateTrie | None, sample: list[str], beams: int, max_new_tokens: int,
+                      slots: int = 0) -> int:
+    """Prompts ``decode_answers`` takes at once: ``budget.eval_batch_size``, or as many as fit in memory
+    (at most ``DECODE_MOST``), sized by the longest prompt of ``sample`` (a few of the prompts to decode)."""
+    longest = max(map(len, tokenizer(sample)["input_ids"])) + slots if sample else 1
+    if trie is None:  # review_gen: greedy, up to max_new_tokens
+        return ctx.eval_batch_size(decode_bytes(model, longest + max_new_tokens, 1), most=DECODE_MOST)
+    return ctx.eval_batch_size(decode_bytes(model, longest + int(trie.lengths.max()), beams), most=DECODE_MOST)
 
 
 def decode_answers(ctx: TrialContext, examples: Examples, index: np.ndarray, model: torch.nn.Module,

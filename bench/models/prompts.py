@@ -7,42 +7,53 @@ import numpy as np
 from bench.data.dataset import Dataset
 from bench.data.windows import Examples
 
+HEADER = "User history, oldest first:\n"
 QUESTIONS = {
     "next_item": "Which item will the user interact with next? Answer with its title.\nAnswer:",
     "fav_category": "Which category appears most often in the user's history?\nAnswer:",
-    "review_gen": "Write the user's review of {title} ({categories}), which they rated {rating:g}.\nReview:",
+    "review_gen": "Write the user's review of {item}, which they rated {rating}.\nReview:",
 }
 
 
-def event_line(dataset: Dataset, position: int) -> str:
-    """One event, e.g. "Toy Story (1995) (Animation, Children's, Comedy) rated 4"."""
-    item = dataset.item[position]
-    categories = ", ".join(dataset.items["categories"].iat[item])
-    return f"{dataset.items['title'].iat[item]} ({categories}) rated {dataset.rating[position]:g}"
+class PromptWriter:
+    """The prompts of one dataset and task: the ``events`` most recent events of each example, one line
+    each, e.g. "Toy Story (1995) (Animation, Children's, Comedy) rated 4" (oldest first), then the task's
+    question (for review_gen it names the next item and its rating). Item texts are written once; a
+    batch's prompts are assembled a column of events at a time, never example by example."""
 
+    def __init__(self, dataset: Dataset, task: str, events: int) -> None:
+        items = dataset.items
+        self.dataset, self.task, self.events = dataset, task, events
+        self.item_text = np.array([f"{title} ({', '.join(categories)})"
+                                   for title, categories in zip(items["title"], items["categories"])], dtype=object)
 
-def history_prompt(dataset: Dataset, examples: Examples, index: int, task: str, events: int) -> str:
-    """The ``events`` most recent events of example ``index`` as text, then the task's question."""
-    start, label = int(examples.starts[index]), int(examples.label_positions[index])
-    lines = [event_line(dataset, p) for p in range(max(start, label - events), label)]
-    body = "User history, oldest first:\n" + "\n".join(lines) + "\n" if lines else ""
-    return body + task_question(dataset, label, task)
+    def _ratings(self, positions: np.ndarray) -> np.ndarray:
+        values, inverse = np.unique(self.dataset.rating[positions], return_inverse=True)
+        return np.array([f"{value:g}" for value in values], dtype=object)[inverse].reshape(positions.shape)
 
+    def question(self, label_positions: np.ndarray) -> np.ndarray:
+        """The task's question for each label event [b] (object array of str)."""
+        if self.task != "review_gen":
+            return np.full(len(label_positions), QUESTIONS[self.task], dtype=object)
+        before, after = QUESTIONS["review_gen"].split("{item}")
+        rating, end = after.split("{rating}")
+        return (before + self.item_text[self.dataset.item[label_positions]] + rating
+                + self._ratings(label_positions) + end)
 
-def task_question(dataset: Dataset, label_position: int, task: str) -> str:
-    """The question; for review_gen it names the next item's title, categories and rating."""
-    if task != "review_gen":
-        return QUESTIONS[task]
-    item = dataset.item[label_position]
-    return QUESTIONS[task].format(title=dataset.items["title"].iat[item],
-                                  categories=", ".join(dataset.items["categories"].iat[item]),
-                                  rating=float(dataset.rating[label_position]))
+    def __call__(self, examples: Examples, index: np.ndarray) -> list[str]:
+        """The prompts of ``examples[index]``."""
+        prompts = self.question(examples.label_positions[index])
+        if self.events:
+            positions = examples.positions(index)[:, -self.events:]
+            lines = self.item_text[self.dataset.item[positions]] + " rated " + self._ratings(positions) + "\n"
+            prompts = HEADER + np.add.reduce(lines, axis=1) + prompts
+        return prompts.tolist()
 
 
 def answer_texts(dataset: Dataset, task: str, labels: np.ndarray) -> list[str]:
     """The target answer of each example, as the LLM should write it."""
     if task == "next_item":
-        return [dataset.items["title"].iat[i] for i in labels]
+        return dataset.items["title"].to_numpy()[labels].tolist()
     if task == "fav_category":
-        return [dataset.categories[i] for i in labels]
+        return np.asarray(dataset.categories, dtype=object)[labels].tolist()
     return [str(text) for text in labels]

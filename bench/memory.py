@@ -1,0 +1,42 @@
+"""How many evaluation examples a method may process at once: as many as fit in a share of the memory
+free on its device, up to a cap past which larger batches are no faster (docs/findings.md)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+MEMORY_SHARE = 0.25  # of the memory free when the batch size is chosen: other trials may share the node
+
+
+def free_bytes(device: str) -> int:
+    """Memory free for a new allocation on ``device``: CUDA's free memory, or on the host the smaller of
+    Linux's MemAvailable and what this process's cgroup still allows."""
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.mem_get_info(torch.device(device))[0]
+    free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        fields = dict(line.split(":", 1) for line in meminfo.read_text().splitlines() if ":" in line)
+        if "MemAvailable" in fields:
+            free = int(fields["MemAvailable"].split()[0]) * 1024
+    limit, used = Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory.current")
+    if limit.exists() and used.exists() and limit.read_text().strip() != "max":
+        free = min(free, int(limit.read_text()) - int(used.read_text()))
+    return max(free, 0)
+
+
+def batch_size_for(example_bytes: float, device: str, most: int) -> int:
+    """The largest batch of examples costing ``example_bytes`` each that fits in ``MEMORY_SHARE`` of the
+    device's free memory, between 1 and ``most``."""
+    if example_bytes <= 0:
+        raise ValueError(f"example_bytes must be > 0, got {example_bytes}")
+    return max(1, min(most, int(MEMORY_SHARE * free_bytes(device) // example_bytes)))
+
+
+def score_bytes(candidates: int) -> float:
+    """Memory one example needs in a method that scores every candidate: its fp32 scores, with room for
+    a masked copy and the top-k."""
+    return 16.0 * candidates
