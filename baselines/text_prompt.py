@@ -13,8 +13,7 @@ import torch
 from bench.accounting import InputTokens, analytic_train_flops, count_parameters, flop_sample, measure_flops
 from bench.context import TrialContext
 from bench.data.windows import Examples
-from bench.models.decoding import (DECODE_MOST, candidate_trie, decode_answers, decode_batch_size,
-                                   gather_predictions)
+from bench.models.decoding import candidate_trie, decode_answers, decode_batch_size, gather_predictions
 from bench.models.lm_inputs import encode_prompts, lm_batch
 from bench.evaluation import Predictions
 from bench.models.llm import EMBEDDED, attention_projection_names, check_llm_name, load_llm
@@ -84,8 +83,7 @@ class TextPrompt(Method):
     def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
         self.model.eval()
         answers, p = [], self.params
-        size = decode_batch_size(ctx, self.model, self.tokenizer, self.trie,
-                                 self.prompts(examples, np.arange(min(len(examples), DECODE_MOST))), p.beams,
+        size = decode_batch_size(ctx, self.model, self.tokenizer, self.trie, self.prompts, examples, p.beams,
                                  p.max_new_tokens)
         for index in ctx.eval_batches(len(examples), size, desc="decode"):
             encoded = encode_prompts(self.tokenizer, self.prompts(examples, index), ctx.device)

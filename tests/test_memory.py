@@ -54,8 +54,13 @@ def test_longer_prompts_give_smaller_decode_batches(ml100k, monkeypatch):
     monkeypatch.setattr(memory, "free_bytes", lambda device: 2**30)
     method, ctx = fitted(ml100k, "next_item")
     auto = replace(ctx, budget=replace(ctx.budget, eval_batch_size=None))
-    short = decode_batch_size(auto, method.model, method.tokenizer, method.trie, ["Next?"], 8, 48)
-    long = decode_batch_size(auto, method.model, method.tokenizer, method.trie, ["Next? " * 2000], 8, 48)
+    valid = ctx.split.valid
+
+    def sized(text: str) -> int:
+        prompts = lambda examples, index: [text] * len(index)  # noqa: E731
+        return decode_batch_size(auto, method.model, method.tokenizer, method.trie, prompts, valid, 8, 48)
+
+    short, long = sized("Next?"), sized("Next? " * 2000)
     assert DECODE_MOST >= short > long >= 1
 
 

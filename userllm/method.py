@@ -15,8 +15,7 @@ from bench.accounting import (FLOP_SAMPLE, InputTokens, analytic_train_flops, co
                               measure_flops)
 from bench.context import Budget, TrialContext
 from bench.data.windows import Examples
-from bench.models.decoding import (DECODE_MOST, candidate_trie, decode_answers, decode_batch_size,
-                                   gather_predictions)
+from bench.models.decoding import candidate_trie, decode_answers, decode_batch_size, gather_predictions
 from bench.models.encoders import EncoderConfig
 from bench.evaluation import Predictions
 from bench.models.features import FeatureSpace, event_batch
@@ -211,9 +210,8 @@ class UserLLM(Method):
         fitted = self.fitted
         fitted.model.eval()
         answers, p = [], self.params
-        size = decode_batch_size(ctx, fitted.model.lm, fitted.tokenizer, fitted.trie,
-                                 fitted.prompts(examples, np.arange(min(len(examples), DECODE_MOST))), p.beams,
-                                 p.max_new_tokens, fitted.model.fusion.slots)
+        size = decode_batch_size(ctx, fitted.model.lm, fitted.tokenizer, fitted.trie, fitted.prompts, examples,
+                                 p.beams, p.max_new_tokens, fitted.model.fusion.slots)
         for index in ctx.eval_batches(len(examples), size, desc="decode"):
             encoded = encode_prompts(fitted.tokenizer, fitted.prompts(examples, index), ctx.device,
                                      slots=fitted.model.fusion.slots)

@@ -3,7 +3,7 @@ titles or category names), so every answer is a real candidate and the top-k are
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -124,10 +124,11 @@ def decode_bytes(model: torch.nn.Module, tokens: int, beams: int) -> float:
 
 
 def decode_batch_size(ctx: TrialContext, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
-                      trie: CandidateTrie | None, sample: list[str], beams: int, max_new_tokens: int,
-                      slots: int = 0) -> int:
+                      trie: CandidateTrie | None, prompts: Callable[[Examples, np.ndarray], list[str]],
+                      examples: Examples, beams: int, max_new_tokens: int, slots: int = 0) -> int:
     """Prompts ``decode_answers`` takes at once: ``budget.eval_batch_size``, or as many as fit in memory
-    (at most ``DECODE_MOST``), sized by the longest prompt of ``sample`` (a few of the prompts to decode)."""
+    (at most ``DECODE_MOST``), sized by the longest of the first ``DECODE_MOST`` of ``examples``' prompts."""
+    sample = prompts(examples, np.arange(min(len(examples), DECODE_MOST)))
     longest = max(map(len, tokenizer(sample)["input_ids"])) + slots if sample else 1
     if trie is None:  # review_gen: greedy, up to max_new_tokens
         return ctx.eval_batch_size(decode_bytes(model, longest + max_new_tokens, 1), most=DECODE_MOST)

@@ -22,14 +22,14 @@ from bench.models.features import RATING_BUCKETS, EventBatch, FeatureSpace
 
 
 @dataclass(frozen=True)
-class EncoderConfig:
-    """Transformer size (paper: 6 layers, 128 dims, 8 heads) and the split of width between features."""
+class EncoderParams:
+    """Transformer size (paper: 6 layers, 128 dims, 8 heads), as a method takes it from a suite
+    (``params``) and checks it."""
 
     layers: int = 6
     dim: int = 128
     heads: int = 8
     dropout: float = 0.1
-    max_len: int = 512
 
     def __post_init__(self) -> None:
         if self.layers < 1 or self.dim < 8 or self.heads < 1 or self.dim % self.heads:
@@ -38,27 +38,21 @@ class EncoderConfig:
         if not 0 <= self.dropout < 1:
             raise ValueError(f"encoder dropout must be in [0, 1), got {self.dropout}")
 
+    def encoder_config(self, max_len: int = 512) -> EncoderConfig:
+        return EncoderConfig(self.layers, self.dim, self.heads, self.dropout, max_len=max_len)
+
+
+@dataclass(frozen=True)
+class EncoderConfig(EncoderParams):
+    """An encoder's size and its longest input, with the split of width between features."""
+
+    max_len: int = 512
+
     @property
     def widths(self) -> tuple[int, int, int]:
         """Widths of the item, category and rating embeddings; they concatenate to ``dim``."""
         small = self.dim // 4
         return self.dim - 2 * small, small, small
-
-
-@dataclass(frozen=True)
-class EncoderParams:
-    """The encoder-size parameters a method takes from a suite (``params``), checked as an EncoderConfig."""
-
-    layers: int = 6
-    dim: int = 128
-    heads: int = 8
-    dropout: float = 0.1
-
-    def __post_init__(self) -> None:
-        self.encoder_config()
-
-    def encoder_config(self, max_len: int = 512) -> EncoderConfig:
-        return EncoderConfig(self.layers, self.dim, self.heads, self.dropout, max_len=max_len)
 
 
 class EventEmbedding(nn.Module):
