@@ -39,7 +39,7 @@ class Cooccurrence(Method):
                              shape=(len(examples), ctx.dataset.n_items))
 
     def fit(self, ctx: TrialContext) -> None:
-        train = ctx.split.train
+        train = ctx.train
         labels = ctx.labels(train)
         votes = self._votes(ctx, train)
         outcome = sp.csr_matrix((np.ones(len(train)), (np.arange(len(train)), labels)),

@@ -17,7 +17,6 @@ from bench.evaluation import Predictions
 from bench.memory import score_bytes
 from bench.models.features import FeatureSpace, event_batch, to_device
 from bench.registry import Method, register_method
-from bench.precision import autocast
 from bench.models.training import train
 
 
@@ -44,7 +43,7 @@ class DualEncoderBaseline(Method):
         config = p.encoder_config(max_len=max(512, ctx.seq_len))
         label = "item" if ctx.task.name == "next_item" else "category"
         self.model = DualEncoder(space, config, label=label).to(ctx.device)
-        train_examples = ctx.split.train
+        train_examples = ctx.train
         labels = torch.from_numpy(ctx.labels(train_examples).astype(np.int64))
         objective = LabelSoftmax(labels, ctx.task.n_candidates(ctx.dataset), p.softmax, p.negatives, ctx.device,
                                  ctx.torch_generator())
@@ -72,8 +71,8 @@ class DualEncoderBaseline(Method):
         size = ctx.eval_batch_size(score_bytes(ctx.task.n_candidates(ctx.dataset)))
         for index in ctx.eval_batches(len(examples), size, desc="rank"):
             batch = event_batch(ctx.dataset, examples.positions(index))
-            with autocast(ctx):
-                scores.append(self.model.logits(batch.to(ctx.device)).float().cpu())
+            # scored in fp32 on every device: bf16 scores tie within a row's top 10 (docs/findings.md)
+            scores.append(self.model.logits(batch.to(ctx.device)).float().cpu())
         return Predictions(scores=torch.cat(scores).numpy())
 
     def accounting(self, ctx: TrialContext) -> dict:

@@ -16,7 +16,7 @@ class Popularity(Method):
     tasks = ("next_item", "fav_category")
 
     def fit(self, ctx: TrialContext) -> None:
-        labels = ctx.labels(ctx.split.train)
+        labels = ctx.labels(ctx.train)
         counts = np.bincount(labels, minlength=ctx.task.n_candidates(ctx.dataset)).astype(np.float64)
         self.scores = counts / max(1, counts.sum())
 

@@ -30,6 +30,7 @@ import torch
 
 from bench.accounting import count_parameters
 from bench.context import TrialContext
+from bench.data.views import hidden_item
 from bench.data.windows import Examples
 from bench.evaluation import Predictions
 from bench.memory import score_bytes
@@ -52,14 +53,18 @@ def bare_argv():
 
 
 def write_atomic_files(ctx: TrialContext, folder: Path) -> None:
-    """``<folder>/bench/bench.inter`` (user, item, order) and ``bench.item`` (every catalog item)."""
+    """``<folder>/bench/bench.inter`` (user, item, order) of the fit view and ``bench.item``. RecBole's
+    leave-two-out split then leaves exactly the harness's training windows: its validation and test rows
+    are the view's hidden label events, which nothing reads (the harness validates)."""
     target = folder / DATASET_NAME
     target.mkdir(parents=True, exist_ok=True)
     events = ctx.dataset.events
     order = np.arange(len(events)) - ctx.dataset.user_ptr[events["user"].to_numpy()]
     pd.DataFrame({"user_id:token": events["user"].to_numpy(), "item_id:token": events["item"].to_numpy(),
                   "timestamp:float": order}).to_csv(target / f"{DATASET_NAME}.inter", sep="\t", index=False)
-    pd.DataFrame({"item_id:token": np.arange(ctx.dataset.n_items)}).to_csv(
+    # every catalog item, and the item hidden events hold (the validation and test labels of the view),
+    # which RecBole would otherwise filter out with their rows and so shift its leave-two-out split
+    pd.DataFrame({"item_id:token": np.arange(hidden_item(ctx.dataset) + 1)}).to_csv(
         target / f"{DATASET_NAME}.item", sep="\t", index=False)
 
 
@@ -95,7 +100,7 @@ def harness_trainer(ctx: TrialContext, predict: Any, batches_per_epoch: int) -> 
             self.model.eval()
             with torch.no_grad():
                 ctx.validation.check(predict, self.epochs_run * batches_per_epoch, self.train_seconds,
-                                     self.epochs_run * len(ctx.split.train),
+                                     self.epochs_run * len(ctx.train),
                                      float(self.train_loss_dict[self.epochs_run - 1]) / batches_per_epoch)
             latest = ctx.validation.points[-1]["valid"]
             # RecBole's early stopping counts a tie as an improvement; a hair less per epoch makes it
@@ -175,9 +180,9 @@ class RecBoleSequential(Method):
             train, valid, test = built
             windows = torch.nonzero(train.inter_feat["item_length"] == ctx.seq_len).squeeze(1)
             train.inter_feat = train.inter_feat[windows]
-            if len(train.inter_feat) != len(ctx.split.train):
+            if len(train.inter_feat) != len(ctx.train):
                 raise RuntimeError(f"RecBole kept {len(train.inter_feat)} training rows of {ctx.seq_len} events; "
-                                   f"the harness has {len(ctx.split.train)} training windows")
+                                   f"the harness has {len(ctx.train)} training windows")
             samplers = create_samplers(self.config, dataset, built)
             self.train_data = get_dataloader(self.config, "train")(self.config, train, samplers[0], shuffle=True)
             self.valid_data = get_dataloader(self.config, "valid")(self.config, valid, samplers[1], shuffle=False)

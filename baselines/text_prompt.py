@@ -59,13 +59,13 @@ class TextPrompt(Method):
         self.llm_params = count_parameters([self.model])[0]  # the LLM with its LoRA adapters
         self.trie = candidate_trie(ctx, self.tokenizer)
         self.prompts = PromptWriter(ctx.dataset, ctx.task.name, min(p.prompt_events, ctx.seq_len))
-        train_examples = ctx.split.train
+        train_examples = ctx.train
         labels = ctx.labels(train_examples)
         self.input_tokens = InputTokens()
 
         def batch(index: np.ndarray) -> dict[str, torch.Tensor]:
             answers = answer_texts(ctx.dataset, ctx.task.name, labels[index])
-            return lm_batch(self.tokenizer, self.prompts(train_examples, index), answers, ctx.device)
+            return lm_batch(self.tokenizer, self.prompts(ctx.dataset, train_examples, index), answers, ctx.device)
 
         def step_loss(index: np.ndarray) -> torch.Tensor:
             inputs = batch(index)
@@ -86,7 +86,7 @@ class TextPrompt(Method):
         size = decode_batch_size(ctx, self.model, self.tokenizer, self.trie, self.prompts, examples, p.beams,
                                  p.max_new_tokens)
         for index in ctx.eval_batches(len(examples), size, desc="decode"):
-            encoded = encode_prompts(self.tokenizer, self.prompts(examples, index), ctx.device)
+            encoded = encode_prompts(self.tokenizer, self.prompts(ctx.dataset, examples, index), ctx.device)
             self.input_tokens.add(examples.split, encoded["attention_mask"])
             with autocast(ctx, llm=True):
                 answers.append(decode_answers(ctx, examples, index, self.model, self.tokenizer, self.trie, encoded,

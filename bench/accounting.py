@@ -59,7 +59,7 @@ def analytic_train_flops(n_params: int, tokens: float) -> float:
     return 6.0 * n_params * tokens
 
 
-def _cpu_sdpa_mapping() -> dict[Any, Callable[..., int]]:
+def cpu_sdpa_mapping() -> dict[Any, Callable[..., int]]:
     """FLOP formulas for CPU SDPA kernels, which torch's FlopCounterMode does not count by itself."""
     import torch
     from torch.utils.flop_counter import sdpa_backward_flop_count, sdpa_flop_count
@@ -80,6 +80,6 @@ def measure_flops(step: Callable[[], Any]) -> int:
     """FLOPs that ``step`` (e.g. one forward + backward on a real batch) performs, as torch counts them."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False, custom_mapping=_cpu_sdpa_mapping()) as counter:
+    with FlopCounterMode(display=False, custom_mapping=cpu_sdpa_mapping()) as counter:
         step()
     return int(counter.get_total_flops())

@@ -10,6 +10,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from bench.errors import BenchError
+from bench.memory import pin_mmap_threshold
 
 
 def _key_values(pairs: list[str]) -> dict[str, str]:
@@ -31,6 +32,13 @@ def cmd_data_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tied_share(dataset, examples) -> str:
+    """How many labels share their timestamp with the event before them: their order is the source's."""
+    timestamps = dataset.events["timestamp"].to_numpy()
+    tied = int((timestamps[examples.label_positions] == timestamps[examples.label_positions - 1]).sum())
+    return f"{tied} of {len(examples)} ({100 * tied / max(1, len(examples)):.1f}%)"
+
+
 def cmd_data_describe(args: argparse.Namespace) -> int:
     from bench.data import build_split, load_dataset
 
@@ -44,6 +52,7 @@ def cmd_data_describe(args: argparse.Namespace) -> int:
         (f"train examples (N={args.seq_len})", len(split.train)),
         (f"valid examples (N={args.seq_len})", len(split.valid)),
         (f"test examples (N={args.seq_len})", len(split.test)),
+        *[(f"{part} label ties (same timestamp)", _tied_share(dataset, split[part])) for part in ("valid", "test")],
         ("prepare seconds (load or cache hit)", f"{dataset.prepare_seconds:.2f}"),
         ("window seconds", f"{windows_seconds:.3f}"),
     ]
@@ -99,13 +108,40 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  note: {label} is evaluated on at most {cap} test examples (budget.max_test_examples); "
               "its results are marked capped")
     summary = run_suite(suite, Path(args.results), _cache(args), address=args.address,
-                        show_progress=not args.no_progress, verbose=args.verbose)
+                        show_progress=not args.no_progress, verbose=args.verbose, keep_stale=args.keep_stale)
     print(f"ran {summary.ran} trial(s); {summary.skipped_done} already had a finished record")
+    if summary.stale:
+        print(f"{summary.stale} finished record(s) were made by other sources: "
+              + ("kept (--keep-stale); the report marks them" if args.keep_stale else "rerun"))
     if summary.failed:
         print(f"{len(summary.failed)} trial(s) failed: {', '.join(summary.failed)} "
               f"(tracebacks in {Path(args.results) / suite.name / 'trials'})")
         return 1
     return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """One line per trial of the suite: ok, stale (other sources made it), failed or missing; exit 1 unless
+    every trial has a finished record made by these sources."""
+    from bench.provenance import same_sources
+    from bench.registry import get_method
+    from bench.store import read_record, record_path
+
+    suite = _selected_suite(args)
+    counts: dict[str, int] = {}
+    for spec in suite.trials:
+        record = read_record(record_path(suite.name, spec["trial_id"], Path(args.results)))
+        if record is None:
+            state = "missing"
+        elif record.get("status") != "ok":
+            state = "failed"
+        else:
+            state = "ok" if same_sources(record, get_method(spec["method"])) else "stale"
+        counts[state] = counts.get(state, 0) + 1
+        print(f"[{state}] {spec['label']} {spec['dataset']['name']}/{spec['task']}/N={spec['seq_len']} "
+              f"seed={spec['seed']} [{spec['trial_id']}]")
+    print(f"{suite.name}: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+    return 0 if set(counts) <= {"ok"} else 1
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
@@ -146,14 +182,17 @@ def cmd_check_leakage(args: argparse.Namespace) -> int:
                 budget["steps"] = args.steps
             result = check_leakage({**spec, "budget": budget}, Path(scratch), _cache(args) or cache_root())
             what = f"{spec['label']} {spec['dataset']['name']}/{spec['task']}/N={spec['seq_len']}"
-            if result.leaks:
+            if result.error:
+                leaks += 1
+                print(f"[error] {what}: the method failed: {result.error}", flush=True)
+            elif result.leaks:
                 leaks += 1
                 print(f"[LEAK] {what}: {result.changed} of {result.examples} test predictions changed when the test "
-                      f"label events were replaced (first: example {result.first['example']}, user "
-                      f"{result.first['user']}); {result.method} reads its test labels", flush=True)
+                      f"label events were replaced and the method refitted (first: example {result.first['example']}, "
+                      f"user {result.first['user']}); {result.method} reads its test labels", flush=True)
             else:
                 print(f"[ok]   {what}: {result.examples} test predictions unchanged with the test label events "
-                      "replaced", flush=True)
+                      "replaced and the method refitted", flush=True)
     return 1 if leaks else 0
 
 
@@ -241,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--results", default="results", help="results root (default: results/)")
     run.add_argument("--no-progress", action="store_true",
                      help="no progress lines (a trial's validation checks and losses, at most one per 30 s)")
+    run.add_argument("--keep-stale", action="store_true",
+                     help="keep finished records made by other sources instead of rerunning them")
     run.add_argument("--verbose", action="store_true",
                      help="also Ray's and Tune's own banners and warnings, and the trials' own output (progress bars)")
     run.set_defaults(func=cmd_run)
@@ -263,6 +304,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="test (and validation) examples per checked trial (default 64)")
     leakage.set_defaults(func=cmd_check_leakage, set=[], option=[], dataset=None, path=None, budget=None,
                          preset=None, only=[], cache=None, dtype="auto")
+
+    status = commands.add_parser("status", help="each trial of a suite: ok, stale, failed or missing (exit 1 "
+                                                "unless all ok)")
+    _suite_arguments(status)
+    status.add_argument("--results", default="results", help="results root (default: results/)")
+    status.set_defaults(func=cmd_status)
 
     lister = commands.add_parser("list", help="methods (with parameters), datasets, tasks, suites")
     lister.add_argument("what", nargs="?", default="all", choices=["all", "methods", "datasets", "tasks", "suites"])
@@ -287,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    pin_mmap_threshold()  # check-leakage and profile fit methods in this process
     try:
         return args.func(args)
     except BenchError as exc:

@@ -12,7 +12,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from bench.data.dataset import Dataset
-from bench.data.windows import Examples, Split
+from bench.data.windows import Examples
 from bench.memory import batch_size_for
 from bench.tasks import Protocol, Task
 from bench.validation import Validation
@@ -34,7 +34,9 @@ class Budget:
     max_test_examples: int | None = None
     eval_every: int | None = None  # steps between validation checks (None: one check, after the last step)
     patience: int | None = None  # checks without improvement before stopping (None: never stop early)
-    seconds: float | None = None  # wall-clock cap on the optimisation loop (validation not counted)
+    flops: float | None = None  # training FLOPs (counted on the first step): fewer steps where they run out first
+    seconds: float | None = None  # a guard, not a budget: a wall-clock cap on the optimisation loop (validation
+    # not counted); a run it stops depends on the machine's speed, and its record says so
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size"):
@@ -50,8 +52,10 @@ class Budget:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 or null, got {value}")
-        if self.seconds is not None and self.seconds <= 0:
-            raise ValueError(f"seconds must be > 0 or null, got {self.seconds}")
+        for name in ("flops", "seconds"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be > 0 or null, got {value}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -59,12 +63,18 @@ class Budget:
 
 @dataclass
 class TrialContext:
-    """Everything a method may use. Test examples are not in here: the harness passes them to predict."""
+    """Everything a method may use, and nothing it is scored on.
+
+    ``dataset`` is a view (``bench.data.views``): in ``fit`` and the validation checks it hides each user's
+    validation and test label events; in test predictions it hides the test label events. ``train`` holds
+    the training examples; validation and test examples reach a method only as ``predict``'s argument,
+    without their labels. A method reads events through the ``ctx`` it is called with, never a dataset
+    kept from ``fit`` (that view hides the last input of every test window)."""
 
     dataset: Dataset
     task: Task
     protocol: Protocol
-    split: Split
+    train: Examples
     budget: Budget
     seed: int
     device: str = "cpu"
@@ -77,11 +87,13 @@ class TrialContext:
 
     @property
     def seq_len(self) -> int:
-        return self.split.seq_len
+        return self.train.seq_len
 
     def labels(self, examples: Examples) -> np.ndarray:
-        """Labels of ``examples`` for this trial's task (training targets)."""
-        return self.task.labels(self.dataset, examples)
+        """Labels of training ``examples`` for this trial's task (training targets)."""
+        if examples.split != "train":
+            raise PermissionError(f"ctx.labels gives training labels only; got {examples.split} examples")
+        return self.task.labels(self.dataset, examples, self.protocol)
 
     def progress(self, iterable: Iterable[T], total: int | None = None, desc: str = "") -> Iterable[T]:
         """A progress bar over a long loop (training steps, evaluation batches)."""

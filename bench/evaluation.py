@@ -13,7 +13,6 @@ from bench.data.windows import Examples
 from bench.metrics import recall_at_k, rouge_lsum, summarize
 from bench.tasks import Protocol, Task
 
-EXCLUDE_CHUNK = 4096
 PREDICT_CHUNK = 512
 
 
@@ -40,11 +39,26 @@ class Predictions:
             raise ValueError("Predictions needs exactly one of scores, ranked or texts")
 
 
+def excluded(dataset: Dataset, examples: Examples, scope: str) -> tuple[np.ndarray, np.ndarray]:
+    """The (example row, item) pairs a ranking drops under ``protocol.exclude_history == scope``: every
+    event of the user before the label ("history"), the input window's ("window"), or none."""
+    if scope == "none":
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if scope == "window":
+        positions = examples.positions()
+        return np.repeat(np.arange(len(examples)), examples.seq_len), dataset.item[positions].ravel().astype(np.int64)
+    first, ends = dataset.user_ptr[examples.users], examples.label_positions
+    lengths = ends - first
+    rows = np.repeat(np.arange(len(examples)), lengths)
+    positions = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths - first, lengths)
+    return rows, dataset.item[positions].astype(np.int64)
+
+
 def ranking(dataset: Dataset, examples: Examples, predictions: Predictions, protocol: Protocol,
             depth: int, n_candidates: int) -> np.ndarray:
     """Top-``depth`` candidate ids [n, depth] (-1 padded), after the protocol's history exclusion."""
     n = len(examples)
-    history = dataset.item[examples.positions()] if protocol.exclude_history else None
+    rows, items = excluded(dataset, examples, protocol.exclude_history)
     if predictions.scores is not None:
         scores = np.array(predictions.scores, dtype=np.float32, copy=True)
         if scores.ndim != 2 or scores.shape != (n, n_candidates):
@@ -53,8 +67,7 @@ def ranking(dataset: Dataset, examples: Examples, predictions: Predictions, prot
         if np.isnan(scores).any():
             rows = np.flatnonzero(np.isnan(scores).any(axis=1))
             raise PredictionError(f"scores hold NaN in {len(rows)} of {n} rows (first: row {rows[0]})")
-        if history is not None:
-            np.put_along_axis(scores, history.astype(np.int64), -np.inf, axis=1)
+        scores[rows, items] = -np.inf
         top = np.argsort(-scores, axis=1, kind="stable")[:, :depth]
         return _pad(np.where(np.take_along_axis(scores, top, axis=1) > -np.inf, top, -1), depth)
     ranked = np.asarray(predictions.ranked, dtype=np.int64)
@@ -62,14 +75,14 @@ def ranking(dataset: Dataset, examples: Examples, predictions: Predictions, prot
         raise PredictionError(f"ranked has shape {ranked.shape}; expected ({n}, depth)")
     bad = (ranked < -1) | (ranked >= n_candidates)
     if bad.any():
+        hidden = (ranked == dataset.n_items).any() and protocol.candidates == "catalog"
         raise PredictionError(f"ranked holds ids outside [0, {n_candidates}) (and -1 for none): "
-                              f"{ranked[bad][:5].tolist()}")
-    if history is not None:
-        ranked = ranked.copy()
-        for lo in range(0, n, EXCLUDE_CHUNK):
-            rows = slice(lo, lo + EXCLUDE_CHUNK)
-            seen = (ranked[rows, :, None] == history[rows, None, :]).any(axis=2)
-            ranked[rows] = np.where(seen, -1, ranked[rows])
+                              f"{ranked[bad][:5].tolist()}"
+                              + (f"; {dataset.n_items} is the item of a hidden event: the method read an event "
+                                 "its context hides (a label)" if hidden else ""))
+    if len(rows):
+        seen = np.isin(np.arange(n)[:, None] * n_candidates + ranked, rows * n_candidates + items)
+        ranked = np.where(seen & (ranked >= 0), -1, ranked)
     keep = np.argsort(ranked < 0, axis=1, kind="stable")  # valid ids first, order kept
     return _pad(np.take_along_axis(ranked, keep, axis=1)[:, :depth], depth)
 
@@ -89,7 +102,7 @@ def evaluate(task: Task, protocol: Protocol, dataset: Dataset, examples: Example
 def score_examples(task: Task, protocol: Protocol, dataset: Dataset, examples: Examples,
                    predictions: Predictions) -> dict[str, np.ndarray]:
     """Per-example metric values for one batch of predictions."""
-    labels = task.labels(dataset, examples)
+    labels = task.labels(dataset, examples, protocol)
     if protocol.metric == "recall":
         if predictions.texts is not None:
             raise PredictionError(f"task {task.name} needs ranked ids or scores, got texts")

@@ -1,11 +1,13 @@
-"""``bench check-leakage``: methods may see test examples only through ``predict``'s inputs. The check fits
-a method once, then predicts the test examples twice: on the true data, and on a copy of the dataset in
-which every test label event's item (next_item, fav_category) or review text (review_gen, whose inputs
-include the next item by design) is replaced by a random one. Any changed prediction is a leak."""
+"""``bench check-leakage``: a second line of defence behind the views (``bench.data.views``), which already
+keep every label out of a method's reach. The check fits a method and predicts the test examples; then
+it replaces every test label event's item (next_item, fav_category) or review text (review_gen) by a
+random one in the source data, fits the method again from scratch and predicts again. A deterministic
+method that cannot see the test labels gives the same predictions; any change is a leak (a method that
+reads the data some other way than through its context, say). A method that fails is reported too."""
 
 from __future__ import annotations
 
-import dataclasses
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from bench.data.dataset import Dataset
-from bench.evaluation import Predictions
+from bench.evaluation import Predictions, score_examples
 from bench.trial import prepare_trial
 
 CORRUPT_REVIEW = "zzz leakage probe"
@@ -21,12 +23,14 @@ CORRUPT_REVIEW = "zzz leakage probe"
 
 @dataclass
 class LeakageResult:
-    """What the check found for one trial: how many test examples changed, and the first of them."""
+    """What the check found for one trial: how many test examples changed, the first of them, or the
+    error the method raised."""
 
     method: str
     examples: int
     changed: int
     first: dict[str, Any] | None
+    error: str | None = None
 
     @property
     def leaks(self) -> bool:
@@ -46,22 +50,39 @@ def corrupted(dataset: Dataset, label_positions: np.ndarray, task: str, seed: in
     return Dataset(dataset.name, events, dataset.items, dataset.notes)
 
 
-def _rows(predictions: Predictions) -> list[Any]:
+def _rows(predictions: Any) -> list[Any]:
+    if not isinstance(predictions, Predictions):
+        raise TypeError(f"predict returned {type(predictions).__name__}; expected bench.evaluation.Predictions")
     if predictions.texts is not None:
         return list(predictions.texts)
     return list(np.asarray(predictions.scores if predictions.scores is not None else predictions.ranked))
 
 
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray) and a.dtype.kind == "f":
+        return np.array_equal(a, b, equal_nan=True)
+    return np.array_equal(a, b)
+
+
 def check_leakage(spec: dict[str, Any], workdir: Path, shared_cache: Path) -> LeakageResult:
-    """Fit the trial ``spec``, predict its test examples on true and on corrupted label events, compare."""
+    """Fit the trial ``spec`` and predict its test examples, then again on data whose test label events
+    were replaced; compare the predictions."""
     trial = prepare_trial(spec, workdir, shared_cache)
-    trial.method.fit(trial.ctx)
     test = trial.test
-    honest = _rows(trial.predict(test))
-    probe = dataclasses.replace(trial.ctx, dataset=corrupted(trial.ctx.dataset, test.label_positions,
-                                                             spec["task"], spec["seed"]))
-    probed = _rows(trial.method.predict(probe, test))
-    changed = [i for i, (a, b) in enumerate(zip(honest, probed, strict=True)) if not np.array_equal(a, b)]
+    try:
+        trial.method.fit(trial.ctx)
+        predictions = trial.predict_test(test)
+        score_examples(trial.ctx.task, trial.ctx.protocol, trial.labelled, test, predictions)  # scorable at all?
+        honest = _rows(predictions)
+        source = corrupted(trial.labelled, trial.split.test.label_positions, spec["task"], spec["seed"])
+        probe = prepare_trial(spec, workdir, shared_cache, dataset=source)
+        probe.method.fit(probe.ctx)
+        probed = _rows(probe.predict_test(test))
+    except Exception as exc:  # the method's own failure: reported, not a traceback
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        return LeakageResult(spec["method"], len(test), 0, None,
+                             f"{type(exc).__name__}: {exc} ({Path(where.filename).name}:{where.lineno})")
+    changed = [i for i, (a, b) in enumerate(zip(honest, probed, strict=True)) if not _same(a, b)]
     first = None
     if changed:
         i = changed[0]

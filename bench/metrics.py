@@ -24,6 +24,14 @@ def rouge_lsum(predictions: Sequence[str], references: Sequence[str]) -> np.ndar
                      for pred, ref in zip(predictions, references, strict=True)])
 
 
+def exact_binomial_ci(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Clopper-Pearson interval of a proportion: all 0 of 100 gives [0, 0.036], not [0, 0]."""
+    alpha = 1 - confidence
+    low = 0.0 if successes == 0 else float(stats.beta.ppf(alpha / 2, successes, n - successes + 1))
+    high = 1.0 if successes == n else float(stats.beta.ppf(1 - alpha / 2, successes + 1, n - successes))
+    return low, high
+
+
 def bootstrap_ci(values: np.ndarray, confidence: float = 0.95, n_resamples: int = 1000,
                  seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap confidence interval of the mean of per-example values."""
@@ -37,6 +45,11 @@ def bootstrap_ci(values: np.ndarray, confidence: float = 0.95, n_resamples: int 
 
 
 def summarize(values: np.ndarray, confidence: float = 0.95, seed: int = 0) -> dict[str, float]:
-    """Mean, CI bounds and count of a per-example metric."""
-    low, high = bootstrap_ci(values, confidence=confidence, seed=seed)
+    """Mean, CI bounds and count of a per-example metric: a bootstrap CI, or where every value is the
+    same 0 or 1 (a hit rate the bootstrap cannot resample) the exact binomial interval."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) and np.all(values == values[0]) and values[0] in (0.0, 1.0):
+        low, high = exact_binomial_ci(int(values.sum()), len(values), confidence)
+    else:
+        low, high = bootstrap_ci(values, confidence=confidence, seed=seed)
     return {"mean": float(np.mean(values)), "ci_low": low, "ci_high": high, "n": int(len(values))}

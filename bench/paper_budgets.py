@@ -34,10 +34,11 @@ def _row(dataset: str, task: str, where: str) -> tuple[float, float, int, int]:
 
 
 def paper_budget(budget: dict[str, Any], dataset: str, task: str, where: str) -> dict[str, Any]:
-    """``budget`` with table 9's learning rate, weight decay, batch size and steps, and no evaluation caps."""
+    """``budget`` with table 9's learning rate, weight decay, batch size and steps, and no evaluation caps,
+    FLOPs budget or wall-clock guard."""
     lr, weight_decay, batch_size, steps = _row(dataset, task, where)
     return {**budget, "lr": lr, "weight_decay": weight_decay, "batch_size": batch_size, "steps": steps,
-            "max_valid_examples": None, "max_test_examples": None}
+            "max_valid_examples": None, "max_test_examples": None, "flops": None, "seconds": None}
 
 
 def paper_pretraining(params: dict[str, Any], dataset: str, where: str) -> dict[str, Any]:

@@ -25,6 +25,7 @@ ENTRY_POINT_GROUP = "userllm_bench.methods"
 BUILTIN_MODULES = (
     "baselines.popularity",
     "baselines.cooccurrence",
+    "baselines.window_count",
     "baselines.dual_encoder",
     "baselines.text_prompt",
     "baselines.recbole_adapter",
@@ -52,11 +53,13 @@ class Method(ABC):
 
     @abstractmethod
     def fit(self, ctx: TrialContext) -> None:
-        """Train on ``ctx.split.train`` (and ``ctx.split.valid`` for early stopping) within ``ctx.budget``."""
+        """Train on ``ctx.train`` within ``ctx.budget`` (``bench.models.training.train`` runs the harness's
+        validation checks). ``ctx.dataset`` hides every validation and test label event."""
 
     @abstractmethod
     def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
-        """Scores, ranked ids or texts for ``examples``, in order."""
+        """Scores, ranked ids or texts for ``examples``, in order, from the events in ``ctx.dataset`` (the
+        view for these examples: everything before their labels)."""
 
     def accounting(self, ctx: TrialContext) -> dict[str, Any]:
         """Cost facts: params_total, params_trainable, llm_input_tokens (per example), train_steps, ..."""

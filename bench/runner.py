@@ -36,11 +36,21 @@ class RunSummary:
     ran: int
     skipped_done: int
     failed: list[str]
+    stale: int = 0  # finished records made by other sources, rerun (or kept with keep_stale)
 
 
-def _done(suite: Suite, spec: dict[str, Any], root: Path) -> bool:
+def _finished(suite: Suite, spec: dict[str, Any], root: Path) -> dict[str, Any] | None:
+    """The trial's ok record, or None."""
     record = read_record(record_path(suite.name, spec["trial_id"], root))
-    return record is not None and record.get("status") == "ok"
+    return record if record is not None and record.get("status") == "ok" else None
+
+
+def _stale(record: dict[str, Any], spec: dict[str, Any]) -> bool:
+    """Whether a finished record was made by other sources than the ones here (``bench.provenance``)."""
+    from bench.provenance import same_sources
+    from bench.registry import get_method
+
+    return not same_sources(record, get_method(spec["method"]))
 
 
 def _describe(spec: dict[str, Any]) -> str:
@@ -64,6 +74,10 @@ def _training_line(record: dict[str, Any]) -> str:
     if not training.get("curve"):
         return ""
     line = f"; stopped by {training['stopped']}, best check at step {training['best_step']}"
+    if training.get("examples_at_best") is not None:
+        line += f" ({training['examples_at_best']:,} examples; its weights tested)"
+    if record.get("machine_dependent"):
+        line += " [the seconds guard stopped it: the result depends on this machine's speed]"
     if training["still_rising"]:
         line += ", validation still rising"
     paper = paper_examples(spec["dataset"]["name"], spec["task"])
@@ -234,18 +248,21 @@ def check_cache(cache: Path) -> None:
 
 
 def trial_resources(suite: Suite) -> dict[str, float]:
-    """CPUs and GPUs per trial: the suite's ask, bounded by what the cluster has (gpu auto: 1 if any; a
-    fraction such as 0.25 packs trials onto one GPU; no GPU in the cluster: 0)."""
+    """CPUs, GPUs and host memory (bytes) per trial: the suite's ask, bounded by what the largest node has
+    (gpu auto: 1 if any; a fraction such as 0.25 packs trials onto one GPU; no GPU in the cluster: 0).
+    Ray packs trials onto a node only while their memory asks fit its memory."""
     import ray
 
     available = ray.cluster_resources()
+    node_memory = max((node["Resources"].get("memory", 0) for node in ray.nodes() if node.get("Alive")), default=0)
+    memory = min(suite.resources["memory_gb"] * 2**30, node_memory)
     cpu = min(suite.resources["cpu"], int(available.get("CPU", 1)))
     gpu, gpus = suite.resources["gpu"], available.get("GPU", 0)
     if gpu == "auto":
         gpu = 1 if gpus >= 1 else 0
     elif gpu > gpus:
         gpu = min(int(gpu), int(gpus)) if gpu >= 1 else 0
-    return {"cpu": cpu, "gpu": gpu}
+    return {"cpu": cpu, "gpu": gpu, "memory": memory}
 
 
 def cluster_line(resources: dict[str, float]) -> str:
@@ -261,8 +278,11 @@ def cluster_line(resources: dict[str, float]) -> str:
     if resources["gpu"]:
         per_node = [min(n, math.floor(node["Resources"].get("GPU", 0) / resources["gpu"] + 1e-9))
                     for n, node in zip(per_node, nodes)]
+    per_node = [min(n, math.floor(node["Resources"].get("memory", 0) / resources["memory"] + 1e-9))
+                if resources.get("memory") else n for n, node in zip(per_node, nodes)]
     return (f"cluster: {len(nodes)} node(s), {cpus:g} CPU(s), {gpus:g} GPU(s); each trial takes {resources['cpu']:g} "
-            f"CPU(s) and {resources['gpu']:g} GPU(s): up to {sum(per_node)} trial(s) at once")
+            f"CPU(s), {resources['gpu']:g} GPU(s) and {resources.get('memory', 0) / 2**30:.3g} GiB: up to "
+            f"{sum(per_node)} trial(s) at once")
 
 
 def _tune(trainable: Any, param_space: dict[str, Any], run_dir: Path, name: str, samples: int = 1,
@@ -299,15 +319,20 @@ def _tune_grid(trainable: Any, common: dict[str, Any], pending: list[dict[str, A
 
 
 def run_suite(suite: Suite, results_root: Path, shared_cache: Path | None = None, address: str | None = None,
-              cpus: int | None = None, show_progress: bool = True, verbose: bool = False) -> RunSummary:
-    """Run every trial of ``suite`` that has no ok record, wherever the cluster puts it; write every record
-    into ``results_root`` on this (the driver's) machine; return what happened. ``shared_cache`` None:
-    each node uses its own default cache."""
+              cpus: int | None = None, show_progress: bool = True, verbose: bool = False,
+              keep_stale: bool = False) -> RunSummary:
+    """Run every trial of ``suite`` that has no ok record, or whose ok record other sources made (unless
+    ``keep_stale``), wherever the cluster puts it; write every record into ``results_root`` on this (the
+    driver's) machine; return what happened. ``shared_cache`` None: each node uses its own default cache."""
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     run_dir = results_root / suite.name
-    pending = [spec for spec in suite.trials if not _done(suite, spec, results_root)]
+    finished = {spec["trial_id"]: _finished(suite, spec, results_root) for spec in suite.trials}
+    stale = {spec["trial_id"] for spec in suite.trials
+             if finished[spec["trial_id"]] is not None and _stale(finished[spec["trial_id"]], spec)}
+    pending = [spec for spec in suite.trials
+               if finished[spec["trial_id"]] is None or (spec["trial_id"] in stale and not keep_stale)]
     skipped = len(suite.trials) - len(pending)
     common = {"results_root": str(results_root.resolve()), "verbose": verbose,
               "shared_cache": str(shared_cache.resolve()) if shared_cache else None}
@@ -318,7 +343,7 @@ def run_suite(suite: Suite, results_root: Path, shared_cache: Path | None = None
         if done < search.samples:
             searches.append((spec, search, search.samples - done))
     if not pending and not searches:
-        return RunSummary(0, skipped, [])
+        return RunSummary(0, skipped, [], len(stale))
 
     if shared_cache is not None:
         check_cache(shared_cache)
@@ -340,4 +365,4 @@ def run_suite(suite: Suite, results_root: Path, shared_cache: Path | None = None
     for spec, _, _ in searches:
         group = [r for r in finished.values() if r["spec"].get("search_group") == spec["search_group"]]
         failed += [r["trial_id"] for r in group if r["status"] != "ok"]
-    return RunSummary(len(pending) + sum(n for _, _, n in searches), skipped, sorted(failed))
+    return RunSummary(len(pending) + sum(n for _, _, n in searches), skipped, sorted(failed), len(stale))

@@ -105,6 +105,12 @@ def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
         row.update({f"acct.{k}": v for k, v in rec.get("accounting", {}).items() if not isinstance(v, (dict, list))})
         training = rec.get("training") or {}
         row.update({f"train.{k}": training.get(k) for k in ("stopped", "best_step", "still_rising", "examples_seen")})
+        examples = rec.get("examples", {})
+        row["test_n"] = examples["test"][0] if "test" in examples else None
+        row["capped"] = rec.get("capped", False)
+        row["machine_dependent"] = rec.get("machine_dependent", False)
+        sources = rec.get("sources") or {}
+        row["sources"] = f"{sources.get('harness', '?')}/{sources.get('method', '?')}"
         row["error"] = rec.get("error", {}).get("message") if rec["status"] == "failed" else None
         rows.append(row)
     return pd.DataFrame(rows)

@@ -33,8 +33,9 @@ TOP_KEYS = {"name": str, "description": str, "feeds": list, "plugins": list, "da
 METHOD_KEYS = {"method": str, "label": str, "params": dict, "grid": dict, "search": dict, "budget": dict,
                "tasks": list, "seq_lens": list}
 DATASET_KEYS = {"name": str, "path": str, "options": dict}
-PROTOCOL_KEYS = {"ks": list, "exclude_history": bool}
-RESOURCE_KEYS = {"cpu": int, "gpu": (int, float, str)}
+PROTOCOL_KEYS = {"ks": list, "exclude_history": (bool, str), "favorite": str}
+RESOURCE_KEYS = {"cpu": int, "gpu": (int, float, str), "memory_gb": (int, float)}
+DEFAULT_MEMORY_GB = 4  # host memory a trial asks Ray for: trials are packed onto a node only where they fit
 SEARCH_KEYS = {"space": dict, "samples": int, "metric": str}
 DISTRIBUTIONS = {"loguniform": 2, "uniform": 2, "randint": 2, "choice": None}
 
@@ -279,12 +280,15 @@ def _validate(raw: dict[str, Any], path: Path, budget_scale: float | None, prese
     if not (gpu == "auto" or (isinstance(gpu, int) and gpu >= 0) or (isinstance(gpu, float) and 0 < gpu < 1)):
         raise _fail("resources.gpu", f"got {gpu!r}; expected 'auto', an integer >= 0 or a fraction of one GPU "
                                      "between 0 and 1 (0.25: four trials share a GPU)")
+    memory_gb = resources.get("memory_gb", DEFAULT_MEMORY_GB)
+    if isinstance(memory_gb, bool) or not memory_gb > 0:
+        raise _fail("resources.memory_gb", f"got {memory_gb!r}; expected the GiB of host memory a trial may use (> 0)")
     base_budget = _check_keys(raw.get("budget", {}), {f.name: object for f in dataclasses.fields(Budget)}, "budget")
     _budget(base_budget, {}, None, "budget")
 
     suite = Suite(name=raw.get("name", path.stem), path=path, description=raw.get("description", ""),
                   feeds=_strings(raw.get("feeds", []), "feeds"), plugins=plugins,
-                  resources={"cpu": resources.get("cpu", 2), "gpu": gpu})
+                  resources={"cpu": resources.get("cpu", 2), "gpu": gpu, "memory_gb": memory_gb})
     if not raw["methods"]:
         raise _fail("methods", "empty; name at least one method")
     for i, entry in enumerate(raw["methods"]):
@@ -293,9 +297,15 @@ def _validate(raw: dict[str, Any], path: Path, budget_scale: float | None, prese
     if not suite.trials and not suite.searches:
         raise _fail("methods", f"no trial to run: {'; '.join(sorted(set(suite.skipped)))}; expected at least one "
                                "method that does one of the suite's tasks")
-    ids = [trial_hash(t) for t in suite.trials]
-    for spec, trial_id in zip(suite.trials, ids):
-        spec["trial_id"] = trial_id
+    labels: dict[str, str] = {}
+    for spec in suite.trials:
+        spec["trial_id"] = trial_hash(spec)
+        other = labels.setdefault(spec["trial_id"], spec["label"])
+        if other != spec["label"]:
+            raise ConfigError(f"{path}: methods labelled {other!r} and {spec['label']!r} have one configuration "
+                              f"({spec['method']} on {spec['dataset']['name']}/{spec['task']}/N={spec['seq_len']} "
+                              f"seed {spec['seed']}): one trial would stand for both; expected distinct "
+                              "configurations or one label")
     return suite
 
 
@@ -307,7 +317,8 @@ def _budget(base: dict[str, Any], override: dict[str, Any], scale: float | None,
     except (TypeError, ValueError) as exc:
         raise _fail(where, str(exc)) from None
     if scale is not None:
-        budget = dataclasses.replace(budget, steps=max(1, round(budget.steps * scale)))
+        budget = dataclasses.replace(budget, steps=max(1, round(budget.steps * scale)),
+                                     flops=None if budget.flops is None else budget.flops * scale)
     return budget.to_dict()
 
 

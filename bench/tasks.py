@@ -13,9 +13,13 @@ import numpy as np
 import pandas as pd
 
 from bench.data.dataset import Dataset
-from bench.data.favorites import window_favorites
+from bench.data.favorites import history_favorites, window_favorites
 from bench.data.windows import Examples
 from bench.errors import ConfigError
+
+
+EXCLUDE = ("history", "window", "none")
+FAVORITE_SCOPES = ("history", "window")
 
 
 @dataclass(frozen=True)
@@ -25,7 +29,18 @@ class Protocol:
     metric: str  # "recall" (ranked ids) or "rouge_lsum" (text)
     ks: tuple[int, ...] = ()
     candidates: str = ""  # "catalog" (every item) | "categories" | "" for text
-    exclude_history: bool = False  # drop items of the input window from a ranking before cutting at k
+    # items removed from a ranking before cutting at k: "history" (everything the user did before the
+    # label, as RecBole's full-sort evaluator does), "window" (the input window's items) or "none"
+    exclude_history: str = "none"
+    favorite: str = ""  # fav_category: the favourite over the user's "history" up to the label, or the "window"
+
+    def __post_init__(self) -> None:
+        exclude = {True: "history", False: "none"}.get(self.exclude_history, self.exclude_history)
+        object.__setattr__(self, "exclude_history", exclude)  # records before 2026-12 held a bool
+        if exclude not in EXCLUDE:
+            raise ConfigError(f"protocol.exclude_history: got {exclude!r}; expected one of {', '.join(EXCLUDE)}")
+        if self.favorite and self.favorite not in FAVORITE_SCOPES:
+            raise ConfigError(f"protocol.favorite: got {self.favorite!r}; expected one of {', '.join(FAVORITE_SCOPES)}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -36,14 +51,16 @@ class Task(ABC):
 
     name: str
     description: str
+    label_event_is_input: bool = False  # the label event's item and rating are part of the input (review_gen)
 
     @abstractmethod
     def protocol(self, **overrides) -> Protocol:
         """The task's protocol, with suite overrides (e.g. ks, exclude_history) applied."""
 
     @abstractmethod
-    def labels(self, dataset: Dataset, examples: Examples) -> np.ndarray:
-        """One label per example: an item id, a category id, or the reference text."""
+    def labels(self, dataset: Dataset, examples: Examples, protocol: Protocol | None = None) -> np.ndarray:
+        """One label per example: an item id, a category id, or the reference text (under ``protocol``,
+        where the task has options; None: the task's default protocol)."""
 
     def n_candidates(self, dataset: Dataset) -> int:
         """How many ids a ranking for this task ranges over (0 for text tasks)."""
@@ -65,10 +82,10 @@ class NextItem(Task):
     name = "next_item"
     description = "predict the next item; recall@k over a full ranking of the catalog"
 
-    def protocol(self, ks: tuple[int, ...] = (1, 5, 10), exclude_history: bool = True) -> Protocol:
-        return Protocol("recall", tuple(ks), "catalog", bool(exclude_history))
+    def protocol(self, ks: tuple[int, ...] = (1, 5, 10), exclude_history: str | bool = "history") -> Protocol:
+        return Protocol("recall", tuple(ks), "catalog", exclude_history)
 
-    def labels(self, dataset: Dataset, examples: Examples) -> np.ndarray:
+    def labels(self, dataset: Dataset, examples: Examples, protocol: Protocol | None = None) -> np.ndarray:
         return dataset.item[examples.label_positions]
 
     def n_candidates(self, dataset: Dataset) -> int:
@@ -77,13 +94,16 @@ class NextItem(Task):
 
 class FavoriteCategory(Task):
     name = "fav_category"
-    description = "predict the most frequent category in the window (ties: the most recently seen); recall@k"
+    description = ("predict the most frequent category in the user's history up to the label (the paper's "
+                   "wording; ties: the most recently seen); recall@k")
 
-    def protocol(self, ks: tuple[int, ...] = (1, 5, 10)) -> Protocol:
-        return Protocol("recall", tuple(ks), "categories", False)
+    def protocol(self, ks: tuple[int, ...] = (1, 5, 10), favorite: str = "history") -> Protocol:
+        return Protocol("recall", tuple(ks), "categories", "none", favorite)
 
-    def labels(self, dataset: Dataset, examples: Examples) -> np.ndarray:
-        return window_favorites(dataset, examples)
+    def labels(self, dataset: Dataset, examples: Examples, protocol: Protocol | None = None) -> np.ndarray:
+        if protocol is not None and protocol.favorite == "window":
+            return window_favorites(dataset, examples)
+        return history_favorites(dataset, examples)
 
     def n_candidates(self, dataset: Dataset) -> int:
         return len(dataset.categories)
@@ -95,11 +115,12 @@ class FavoriteCategory(Task):
 class ReviewGeneration(Task):
     name = "review_gen"
     description = "write the user's review of the next item (given its title, category and rating); ROUGE-Lsum"
+    label_event_is_input = True
 
     def protocol(self) -> Protocol:
         return Protocol("rouge_lsum")
 
-    def labels(self, dataset: Dataset, examples: Examples) -> np.ndarray:
+    def labels(self, dataset: Dataset, examples: Examples, protocol: Protocol | None = None) -> np.ndarray:
         return dataset.events["review"].to_numpy()[examples.label_positions]
 
     def primary_metric(self, protocol: Protocol) -> str:

@@ -22,13 +22,17 @@ import numpy as np
 
 from bench.accounting import token_stats
 from bench.context import Budget, TrialContext
-from bench.data import build_split, load_dataset
+from bench.data import build_split, load_dataset, views
+from bench.data.dataset import Dataset
+from bench.data.views import visible_view
 from bench.data.windows import SPLITS, Examples, Split
 from bench.errors import DataError
 from bench.evaluation import predict_and_score, summarize_all
 from bench.registry import Method, build_params, get_method, load_methods
 from bench.nodes import device_name, node_id
 from bench.precision import compute_dtype, resolve_dtype
+from bench.memory import peak_rss_bytes, pin_mmap_threshold
+from bench.provenance import sources
 from bench.store import write_json_atomically
 from bench.tasks import Protocol, Task, get_task
 from bench.validation import Validation
@@ -74,10 +78,11 @@ def seed_everything(seed: int) -> None:
 
 
 def capped(examples: Examples, cap: int | None, seed: int) -> Examples:
-    """At most ``cap`` examples, a seeded uniform sample kept in order (the cap is recorded)."""
+    """At most ``cap`` examples, kept in order: the first ``cap`` of one seeded permutation, so that a
+    smaller cap is a subset of a larger one and capped rows of one seed pair (the cap is recorded)."""
     if cap is None or len(examples) <= cap:
         return examples
-    keep = np.sort(np.random.default_rng(seed).choice(len(examples), cap, replace=False))
+    keep = np.sort(np.random.default_rng(seed).permutation(len(examples))[:cap])
     return examples.subset(keep)
 
 
@@ -102,16 +107,20 @@ def execute_trial(spec: dict[str, Any], results_root: Path, shared_cache: Path, 
                   report: Any = None) -> dict[str, Any]:
     """Run the trial ``spec``; return its record (status ok or failed), a copy of it kept in the trial's
     working folder under ``results_root``."""
+    pin_mmap_threshold()
     started = time.time()
     record: dict[str, Any] = {"trial_id": spec["trial_id"], "suite": spec["suite"], "spec": spec,
                               "started": datetime.now(timezone.utc).isoformat(), "versions": package_versions()}
     try:
+        load_methods(tuple(spec.get("plugins", ())))
+        record["sources"] = sources(get_method(spec["method"]))
         record.update(run_trial(spec, results_root, shared_cache, show_progress, report))
         record["status"] = "ok"
     except Exception as exc:  # a failing trial is recorded, never fatal to the suite
         record["status"] = "failed"
         record["error"] = {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
     record["machine"] = machine()
+    record["peak_rss_gb"] = round(peak_rss_bytes() / 1e9, 3)
     record["wall_seconds"] = round(time.time() - started, 3)
     record["finished"] = datetime.now(timezone.utc).isoformat()
     write_json_atomically(work_dir(spec, results_root) / "record.json", record)
@@ -127,28 +136,43 @@ def check_dataset_path(dataset: dict[str, Any]) -> None:
 
 @dataclasses.dataclass
 class PreparedTrial:
-    """A trial ready to fit: its method, the context handed to it, and the (capped) evaluation examples."""
+    """A trial ready to fit: its method, the context handed to ``fit`` (the fit view), the (capped)
+    evaluation examples, the labelled dataset the harness scores against, and the test view."""
 
     method: Method
     ctx: TrialContext
     valid: Examples
     test: Examples
     dropped: dict[str, int]
+    labelled: Dataset
+    test_view: Dataset
+    split: Split
 
-    def predict(self, examples: Examples) -> Any:
+    def predict_valid(self, examples: Examples) -> Any:
+        """The method's predictions of validation examples, from the fit view (no validation labels)."""
         return self.method.predict(self.ctx, examples)
+
+    def predict_test(self, examples: Examples) -> Any:
+        """The method's predictions of test examples, from the test view (no test labels)."""
+        return self.method.predict(self.test_ctx, examples)
+
+    @property
+    def test_ctx(self) -> TrialContext:
+        return dataclasses.replace(self.ctx, dataset=self.test_view, validation=None)
 
 
 def prepare_trial(spec: dict[str, Any], results_root: Path, shared_cache: Path, show_progress: bool = False,
-                  report: Any = None) -> PreparedTrial:
-    """Data, split, task, protocol, budget and method of the trial ``spec``; nothing fitted yet."""
+                  report: Any = None, dataset: Dataset | None = None) -> PreparedTrial:
+    """Data, split, task, protocol, budget and method of the trial ``spec``; nothing fitted yet.
+    ``dataset``: this source data instead of the spec's (the leakage check's corrupted copy)."""
     load_methods(tuple(spec.get("plugins", ())))
     check_dataset_path(spec["dataset"])
     if not show_progress:
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()  # "Loading weights" and the like
-    dataset = load_dataset(spec["dataset"]["name"], spec["dataset"]["path"], **spec["dataset"]["options"])
+    if dataset is None:
+        dataset = load_dataset(spec["dataset"]["name"], spec["dataset"]["path"], **spec["dataset"]["options"])
     task = get_task(spec["task"])
     task.check(dataset)
     protocol = Protocol(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec["protocol"].items()})
@@ -162,13 +186,15 @@ def prepare_trial(spec: dict[str, Any], results_root: Path, shared_cache: Path, 
     split, dropped = scorable(task, dataset, build_split(dataset, spec["seq_len"]))
     valid = capped(split.valid, budget.max_valid_examples, spec["seed"])
     test = capped(split.test, budget.max_test_examples, spec["seed"])
-    ctx = TrialContext(dataset=dataset, task=task, protocol=protocol, split=split,
+    label_visible = task.label_event_is_input
+    fit_view = visible_view(dataset, views.FIT, label_visible)
+    test_view = visible_view(dataset, views.TEST, label_visible)
+    ctx = TrialContext(dataset=fit_view, task=task, protocol=protocol, train=split.train,
                        budget=budget, seed=spec["seed"], device=device, dtype=dtype, workdir=workdir,
                        shared_cache=shared_cache, report=report or (lambda metrics: None),
                        show_progress=show_progress,
-                       validation=Validation(spec["method"], task, protocol, dataset, valid,
-                                             report=report or (lambda progress: None)))
-    return PreparedTrial(method, ctx, valid, test, dropped)
+                       validation=Validation.of(spec["method"], task, protocol, test_view, valid, report))
+    return PreparedTrial(method, ctx, valid, test, dropped, dataset, test_view, split)
 
 
 def run_trial(spec: dict[str, Any], results_root: Path, shared_cache: Path, show_progress: bool = False,
@@ -177,17 +203,19 @@ def run_trial(spec: dict[str, Any], results_root: Path, shared_cache: Path, show
     nothing but the method's files under ``results_root/<suite>/work/<trial_id>``)."""
     trial = prepare_trial(spec, results_root, shared_cache, show_progress, report)
     method, ctx, valid, test = trial.method, trial.ctx, trial.valid, trial.test
-    task, protocol, dataset, budget, split = ctx.task, ctx.protocol, ctx.dataset, ctx.budget, ctx.split
+    task, protocol, budget, split = ctx.task, ctx.protocol, ctx.budget, trial.split
     fit_started = time.perf_counter()
     method.fit(ctx)
     fit_seconds = time.perf_counter() - fit_started
-    valid_values, _ = predict_and_score(trial.predict, spec["method"], task, protocol, dataset, valid)
-    test_values, predict_seconds = predict_and_score(trial.predict, spec["method"], task, protocol, dataset, test)
+    valid_values, _ = predict_and_score(trial.predict_valid, spec["method"], task, protocol, trial.test_view, valid)
+    test_values, predict_seconds = predict_and_score(trial.predict_test, spec["method"], task, protocol,
+                                                     trial.labelled, test)
 
     accounting = dict(method.accounting(ctx))
     if "llm_input_tokens" in accounting:
         stats = token_stats(accounting.pop("llm_input_tokens"))
         accounting["llm_input_tokens_mean"], accounting["llm_input_tokens_max"] = stats["mean"], stats["max"]
+    stopped = ctx.validation.stopped or accounting.get("stopped")
     steps = accounting.get("train_steps") or budget.steps
     loop_seconds = accounting.get("train_seconds", fit_seconds)  # the optimisation loop where the method says
     accounting.update({"fit_seconds": round(fit_seconds, 3), "seconds_per_step": loop_seconds / max(1, steps),
@@ -204,4 +232,6 @@ def run_trial(spec: dict[str, Any], results_root: Path, shared_cache: Path, show
         "per_example": {"test": {name: np.round(values, 4) for name, values in test_values.items()}},
         "accounting": accounting, "device": ctx.device, "device_name": device_name(ctx.device),
         "dtype": compute_dtype(ctx, method.uses_llm),
+        # a run the wall-clock guard stopped did as much work as this machine managed in the time
+        "machine_dependent": stopped == "seconds",
     }

@@ -1,6 +1,7 @@
 """Validation while a method trains, owned by the harness: at each check the harness scores the method's
 own ``predict`` on the (capped) validation set with the task's primary metric, keeps the learning curve
-and says when to stop. The method never scores itself.
+and says when to stop. The method never scores itself, and never holds the labels: they live in a
+closure the harness builds (``Validation.of``), not in an attribute a method could read.
 """
 
 from __future__ import annotations
@@ -16,22 +17,34 @@ from bench.evaluation import Predictions, predict_and_score
 from bench.tasks import Protocol, Task
 
 Predictor = Callable[[Examples], Predictions]
-STOP_REASONS = ("steps", "patience", "seconds", "epochs")
+STOP_REASONS = ("steps", "flops", "patience", "seconds", "epochs")
+
+
+Scorer = Callable[[Predictor], dict[str, Any]]
 
 
 @dataclass
 class Validation:
-    """The validation checks of one trial: the examples they score, the curve so far, why training stopped."""
+    """The validation checks of one trial: the curve so far and why training stopped. ``scorer`` scores a
+    predictor on the validation examples (``Validation.of`` builds it around the labelled data)."""
 
-    method: str
     task: Task
     protocol: Protocol
-    dataset: Dataset
-    examples: Examples
+    scorer: Scorer
     points: list[dict[str, Any]] = field(default_factory=list)
     stopped: str | None = None
     seconds: float = 0.0  # spent in checks, not counted in the training budget
     report: Callable[[dict[str, Any]], None] = lambda progress: None  # each check, as it happens
+
+    @classmethod
+    def of(cls, method: str, task: Task, protocol: Protocol, dataset: Dataset, examples: Examples,
+           report: Callable[[dict[str, Any]], None] | None = None) -> Validation:
+        """The checks of ``method`` on ``examples``, scored against ``dataset`` (which holds their labels)."""
+
+        def scorer(predict: Predictor) -> dict[str, Any]:
+            return predict_and_score(predict, method, task, protocol, dataset, examples)[0]
+
+        return cls(task, protocol, scorer, report=report or (lambda progress: None))
 
     @property
     def metric(self) -> str:
@@ -41,7 +54,7 @@ class Validation:
     def score(self, predict: Predictor) -> dict[str, float]:
         """Mean of every metric of ``predict`` on the validation examples."""
         started = time.perf_counter()
-        values, _ = predict_and_score(predict, self.method, self.task, self.protocol, self.dataset, self.examples)
+        values = self.scorer(predict)
         self.seconds += time.perf_counter() - started
         return {name: float(v.mean()) for name, v in values.items()}
 
@@ -81,5 +94,6 @@ class Validation:
         best = self.best
         return {"curve": self.points, "stopped": self.stopped, "valid_metric": self.metric,
                 "best_step": None if best is None else best["step"], "still_rising": self.still_rising,
+                "examples_at_best": None if best is None else best["examples_seen"],
                 "examples_seen": self.points[-1]["examples_seen"] if self.points else None,
                 "validation_seconds": round(self.seconds, 3)}

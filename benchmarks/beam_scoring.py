@@ -19,7 +19,7 @@ from __future__ import annotations
 from bench.evaluation import evaluate
 from bench.registry import build_params, load_methods
 from bench.report.paired import paired_difference
-from next_item_fit import benchmark_arguments, fit_userllm, next_item_context
+from next_item_fit import benchmark_arguments, fit_userllm, next_item_context, split_of
 
 
 def main() -> None:
@@ -28,7 +28,7 @@ def main() -> None:
 
     ctx = next_item_context(args.steps, args.lr, eval_batch_size=8)
     method = fit_userllm(ctx, args.params)
-    valid = ctx.split.valid.subset(slice(0, args.examples))
+    valid = split_of(ctx).valid.subset(slice(0, args.examples))
     popularity_class = load_methods()["popularity"]
     popularity = popularity_class(build_params(popularity_class, {}, "params"))
     popularity.fit(ctx)

@@ -20,13 +20,13 @@ import torch
 from bench.context import TrialContext
 from bench.evaluation import Predictions, score_examples
 from bench.models.features import event_batch
-from next_item_fit import fit_userllm, next_item_context
+from next_item_fit import fit_userllm, next_item_context, split_of
 
 
 def own_recall_at_10(encoder: torch.nn.Module, ctx: TrialContext) -> float:
     """Validation recall@10 of the AR encoder's own item head at the last event of each validation window."""
     encoder.eval()
-    valid = ctx.split.valid
+    valid = split_of(ctx).valid
     with torch.no_grad():
         hidden = encoder(event_batch(ctx.dataset, valid.positions(slice(None))))[:, -1]
         scores = encoder.feature_logits(hidden)["item"].numpy()

@@ -29,7 +29,7 @@ from bench.models.lm_inputs import lm_batch
 from bench.models.prompts import answer_texts
 from bench.registry import Method, build_params, load_methods
 from bench.trial import seed_everything
-from next_item_fit import next_item_context
+from next_item_fit import next_item_context, split_of
 
 USER_LLM = {"encoder": "ar", "fusion": "cross_attention", "strategy": "enc", "pretrained": False, "encoder_layers": 2,
             "encoder_dim": 64, "encoder_heads": 4, "xattn_every": 4, "user_embeddings": 1, "beams": 10}
@@ -46,11 +46,11 @@ def fitted(name: str, params: dict, ctx) -> Method:
 
 def inputs_of(name: str, method: Method, ctx) -> Callable[[np.ndarray], dict]:
     """The method's training inputs for training examples ``index``, as its own step builds them."""
-    examples = ctx.split.train
+    examples = ctx.train
     labels = ctx.labels(examples)
     if name == "userllm":
         return lambda index: method.lm_inputs(ctx, examples, index, labels)
-    return lambda index: lm_batch(method.tokenizer, method.prompts(examples, index),
+    return lambda index: lm_batch(method.tokenizer, method.prompts(ctx.dataset, examples, index),
                                   answer_texts(ctx.dataset, "next_item", labels[index]))
 
 
@@ -68,7 +68,7 @@ def seconds(run: Callable[[], object], repeats: int) -> float:
 
 
 def decode(name: str, method: Method, ctx, users: int, sizes: list[int]) -> None:
-    valid = ctx.split.valid.subset(slice(0, users))
+    valid = split_of(ctx).valid.subset(slice(0, users))
     reference = None
     for size in sizes:
         sized = replace(ctx, budget=replace(ctx.budget, eval_batch_size=size))
@@ -86,7 +86,7 @@ def train(name: str, method: Method, ctx, sizes: list[int], repeats: int) -> Non
     loss = loss_of(name, method, ctx)
     rng = np.random.default_rng(0)
     for size in sizes:
-        index = rng.choice(len(ctx.split.train), size, replace=False)
+        index = rng.choice(len(ctx.train), size, replace=False)
         loss(index).backward()  # warm-up
         spent = seconds(lambda: loss(index).backward(), repeats)
         with torch.no_grad():  # USER-LLM's inputs include the encoder's forward
@@ -97,7 +97,7 @@ def train(name: str, method: Method, ctx, sizes: list[int], repeats: int) -> Non
 
 def compiled(name: str, method: Method, ctx, repeats: int) -> None:
     loss = loss_of(name, method, ctx)
-    index = np.random.default_rng(0).choice(len(ctx.split.train), ctx.budget.batch_size, replace=False)
+    index = np.random.default_rng(0).choice(len(ctx.train), ctx.budget.batch_size, replace=False)
     loss(index).backward()
     eager = seconds(lambda: loss(index).backward(), repeats)
     module = method.fitted.model.lm if name == "userllm" else method.model

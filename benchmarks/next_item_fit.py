@@ -17,9 +17,14 @@ from bench.trial import seed_everything
 def next_item_context(steps: int, lr: float = 2e-3, eval_batch_size: int = 8) -> TrialContext:
     """ml-100k, next item, N=50, seed 0, ``steps`` of 8 at ``lr``; the shared encoder/LLM cache."""
     dataset, task = load_dataset("ml-100k"), get_task("next_item")
-    return TrialContext(dataset=dataset, task=task, protocol=task.protocol(), split=build_split(dataset, 50),
+    return TrialContext(dataset=dataset, task=task, protocol=task.protocol(), train=build_split(dataset, 50).train,
                         budget=Budget(steps=steps, batch_size=8, lr=lr, eval_batch_size=eval_batch_size), seed=0,
                         shared_cache=cache_root(), show_progress=False)
+
+
+def split_of(ctx: TrialContext):
+    """The whole split of the benchmark's context (built on the full dataset: these scripts score validation)."""
+    return build_split(ctx.dataset, ctx.seq_len)
 
 
 def fit_userllm(ctx: TrialContext, params: dict[str, Any]) -> Method:

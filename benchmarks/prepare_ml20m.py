@@ -93,7 +93,7 @@ def measure_trial(folder: Path, cache: Path, seq_len: int, name: str) -> dict:
         setup = time.perf_counter()
         setup_s, labels_s = round(setup - started, 2), None
         if task == "fav_category":  # the training labels alone, as a method's fit asks for them
-            trial.ctx.labels(trial.ctx.split.train)
+            trial.ctx.labels(trial.ctx.train)
             labels_s = round(time.perf_counter() - setup, 2)
             setup = time.perf_counter()
         trial.method.fit(trial.ctx)
@@ -101,7 +101,7 @@ def measure_trial(folder: Path, cache: Path, seq_len: int, name: str) -> dict:
         values, _ = predict_and_score(trial.predict, method, trial.ctx.task, trial.ctx.protocol, trial.ctx.dataset,
                                       trial.test)
     done = time.perf_counter()
-    return {"train_windows": len(trial.ctx.split.train), "setup_s": setup_s, "labels_s": labels_s,
+    return {"train_windows": len(trial.ctx.train), "setup_s": setup_s, "labels_s": labels_s,
             "fit_s": round(fitted - setup, 2), "test_s": round(done - fitted, 2), "total_s": round(done - started, 2),
             "recall@10": round(values["recall@10"].mean(), 4),
             "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from next_item_fit import benchmark_arguments, fit_userllm, next_item_context
+from next_item_fit import benchmark_arguments, fit_userllm, next_item_context, split_of
 
 
 def main() -> None:
@@ -26,7 +26,7 @@ def main() -> None:
     ctx = next_item_context(args.steps, args.lr, eval_batch_size=32)
     method = fit_userllm(ctx, args.params)
 
-    valid = ctx.split.valid.subset(slice(0, args.examples))
+    valid = split_of(ctx).valid.subset(slice(0, args.examples))
     labels = ctx.labels(valid)
     own, rolled = [], []
     with torch.no_grad():

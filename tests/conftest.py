@@ -64,3 +64,10 @@ def fresh_cache(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "llm").symlink_to(LLM_CACHE / "llm", target_is_directory=True)
     return folder
+
+
+def split_of(ctx):
+    """The whole split of a hand-built context (tests build contexts on the full dataset)."""
+    from bench.data import build_split
+
+    return build_split(ctx.dataset, ctx.seq_len)

@@ -86,7 +86,7 @@ def test_the_encoder_cache_key_includes_the_code_version(ml100k, monkeypatch):
     from bench.models.encoders import EncoderConfig
 
     task = get_task("next_item")
-    ctx = TrialContext(dataset=ml100k, task=task, protocol=task.protocol(), split=build_split(ml100k, 8),
+    ctx = TrialContext(dataset=ml100k, task=task, protocol=task.protocol(), train=build_split(ml100k, 8).train,
                        budget=Budget(), seed=0, shared_cache=Path("/cache"))
     before = checkpoint_path(ctx, "ar", EncoderConfig(), Budget())
     monkeypatch.setattr("userllm.encoders.code_version", lambda: "another-version")

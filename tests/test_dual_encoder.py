@@ -16,13 +16,14 @@ from bench.evaluation import evaluate
 from bench.models.features import FeatureSpace, event_batch
 from bench.registry import build_params, load_methods
 from bench.tasks import get_task
+from conftest import split_of
 
 TINY = {"layers": 1, "dim": 32, "heads": 2, "dropout": 0.0}
 
 
 def context(dataset, task: str, steps: int = 60, seq_len: int = 20) -> TrialContext:
     task_obj = get_task(task)
-    return TrialContext(dataset=dataset, task=task_obj, protocol=task_obj.protocol(), split=build_split(dataset, seq_len),
+    return TrialContext(dataset=dataset, task=task_obj, protocol=task_obj.protocol(), train=build_split(dataset, seq_len).train,
                         budget=Budget(steps=steps, batch_size=64, lr=3e-3, eval_batch_size=256), seed=0,
                         show_progress=False)
 
@@ -32,7 +33,7 @@ def test_dual_encoder_learns_favourite_category(ml100k):
     method = cls(build_params(cls, dict(TINY), "params"))
     ctx = context(ml100k, "fav_category", steps=250)
     method.fit(ctx)
-    metrics, _ = evaluate(ctx.task, ctx.protocol, ml100k, ctx.split.test, method.predict(ctx, ctx.split.test))
+    metrics, _ = evaluate(ctx.task, ctx.protocol, ml100k, split_of(ctx).test, method.predict(ctx, split_of(ctx).test))
     assert method.run.losses[-1] < method.run.losses[0]
     assert metrics["recall@1"]["mean"] > 0.6  # popularity scores ~0.47 here
     assert method.accounting(ctx)["params_trainable"] > 0

@@ -53,9 +53,15 @@ def test_every_built_in_method_passes(method, task, params, tmp_path, cache):
     assert result.examples == 12 and not result.leaks, result
 
 
-def test_a_method_that_reads_the_test_labels_is_caught(tmp_path, cache):
+def test_a_method_that_reads_the_test_labels_reads_hidden_events_and_is_reported(tmp_path, cache):
     result = check_leakage(leakage_spec("test_leaky", "next_item", {}, ("bench_test_methods",)), tmp_path, cache)
-    assert result.leaks and result.changed == 12 and result.first["example"] == 0
+    assert not result.leaks and "1682 is the item of a hidden event" in result.error, result
+
+
+def test_a_method_that_reads_the_data_behind_the_harness_is_caught(tmp_path, cache):
+    """A method that loads the source data itself sees the replaced labels: the refit probe catches it."""
+    result = check_leakage(leakage_spec("test_reads_source", "next_item", {}, ("bench_test_methods",)), tmp_path, cache)
+    assert result.leaks and result.changed == 12 and result.first["example"] == 0, result
 
 
 def test_the_command_names_the_leak_and_exits_1(tmp_path, capsys):
@@ -65,6 +71,7 @@ def test_the_command_names_the_leak_and_exits_1(tmp_path, capsys):
                      "  - {method: popularity}\n")
     assert main(["check-leakage", "Leaky", "--suite", str(suite), "--examples", "8"]) == 1
     out = capsys.readouterr().out
-    assert "[LEAK] Leaky ml-100k/next_item/N=12: 8 of 8 test predictions changed" in out
+    assert "[error] Leaky ml-100k/next_item/N=12: the method failed: PredictionError" in out
+    assert "the method read an event its context hides (a label)" in out
     assert main(["check-leakage", "popularity", "--suite", str(suite), "--examples", "8"]) == 0
     assert "[ok]   popularity ml-100k/next_item/N=12: 8 test predictions unchanged" in capsys.readouterr().out

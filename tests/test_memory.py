@@ -13,6 +13,7 @@ from bench.data import build_split
 from bench.models.decoding import DECODE_MOST, decode_batch_size, decode_bytes
 from bench.models.llm import load_llm
 from bench.tasks import get_task
+from conftest import split_of
 from test_text_prompt import LLM_CACHE, fitted, make_ctx
 
 
@@ -34,7 +35,7 @@ def test_batch_size_is_a_quarter_of_free_memory_between_one_and_the_cap(monkeypa
 
 def test_an_explicit_eval_batch_size_wins(ml100k):
     task = get_task("next_item")
-    ctx = TrialContext(dataset=ml100k, task=task, protocol=task.protocol(), split=build_split(ml100k, 5),
+    ctx = TrialContext(dataset=ml100k, task=task, protocol=task.protocol(), train=build_split(ml100k, 5).train,
                        budget=Budget(eval_batch_size=3), seed=0)
     assert ctx.eval_batch_size(1e12) == 3
     assert ctx.eval_batch_size(1.0, most=7) == 3
@@ -54,10 +55,10 @@ def test_longer_prompts_give_smaller_decode_batches(ml100k, monkeypatch):
     monkeypatch.setattr(memory, "free_bytes", lambda device: 2**30)
     method, ctx = fitted(ml100k, "next_item")
     auto = replace(ctx, budget=replace(ctx.budget, eval_batch_size=None))
-    valid = ctx.split.valid
+    valid = split_of(ctx).valid
 
     def sized(text: str) -> int:
-        prompts = lambda examples, index: [text] * len(index)  # noqa: E731
+        prompts = lambda dataset, examples, index: [text] * len(index)  # noqa: E731
         return decode_batch_size(auto, method.model, method.tokenizer, method.trie, prompts, valid, 8, 48)
 
     short, long = sized("Next?"), sized("Next? " * 2000)
@@ -67,8 +68,28 @@ def test_longer_prompts_give_smaller_decode_batches(ml100k, monkeypatch):
 @pytest.mark.parametrize("task", ["next_item", "fav_category"])
 def test_answers_do_not_depend_on_the_eval_batch_size(ml100k, task):
     method, ctx = fitted(ml100k, task)
-    valid = ctx.split.valid.subset(slice(0, 12))
+    valid = split_of(ctx).valid.subset(slice(0, 12))
     small = method.predict(ctx, valid).ranked  # eval_batch_size 2
     auto = method.predict(replace(ctx, budget=replace(ctx.budget, eval_batch_size=None)), valid).ranked
     assert np.array_equal(small, auto)
     assert make_ctx(ml100k, task).budget.eval_batch_size == 2
+
+
+def test_resident_memory_stays_flat_while_training(ml100k):
+    """The harness's allocator policy (bench.memory): a DualEnc next-item loop freeing a 21 MB logits
+    tensor every step grew ~1 GB every 50 steps under glibc's defaults; now it must stay flat."""
+    from baselines.dual_encoder import DualEncoderBaseline
+
+    memory.pin_mmap_threshold()
+    marks: dict[int, float] = {}
+
+    def report(metrics: dict) -> None:
+        if metrics.get("train_step"):
+            marks[metrics["train_step"]] = int(open("/proc/self/statm").read().split()[1]) * 4096 / 1e6
+
+    task = get_task("next_item")
+    ctx = TrialContext(dataset=ml100k, task=task, protocol=task.protocol(), train=build_split(ml100k, 50).train,
+                       budget=Budget(steps=250, batch_size=64), seed=0, show_progress=False, report=report)
+    DualEncoderBaseline(DualEncoderBaseline.Params(layers=1, dim=16, heads=2, positions="all")).fit(ctx)
+    assert sorted(marks) == [1, 51, 101, 151, 201, 250]
+    assert marks[250] - marks[51] < 60, marks  # MB over 200 steps; glibc's defaults: ~4,000

@@ -18,6 +18,7 @@ from bench.evaluation import evaluate
 from bench.registry import build_params, load_methods
 from bench.tasks import get_task
 from bench.validation import Validation
+from conftest import split_of
 
 SMALL = {"layers": 1, "dim": 16, "heads": 1, "epochs": 2}
 MODELS = [("bert4rec", {}), ("recbole", {"model": "SASRec"}), ("recbole", {"model": "GRU4Rec"})]
@@ -33,9 +34,9 @@ def fit(dataset: Dataset, workdir, method: str, params: dict, seq_len: int = 19)
     task = get_task("next_item")
     protocol = task.protocol(exclude_history=False)
     split = build_split(dataset, seq_len)
-    ctx = TrialContext(dataset=dataset, task=task, protocol=protocol, split=split,
+    ctx = TrialContext(dataset=dataset, task=task, protocol=protocol, train=split.train,
                        budget=Budget(steps=1, batch_size=256, eval_batch_size=256), seed=0, workdir=workdir,
-                       show_progress=False, validation=Validation(method, task, protocol, dataset, split.valid))
+                       show_progress=False, validation=Validation.of(method, task, protocol, dataset, split.valid))
     cls = load_methods()[method]
     model = cls(build_params(cls, {**SMALL, **params}, "params"))
     model.fit(ctx)
@@ -50,8 +51,8 @@ def trained(request, users150, tmp_path_factory):
 
 def test_harness_recall_equals_recboles_own_evaluator(trained):
     method, ctx = trained
-    assert len(ctx.split.test) == 150
-    ours, _ = evaluate(ctx.task, ctx.protocol, ctx.dataset, ctx.split.test, method.predict(ctx, ctx.split.test))
+    assert len(split_of(ctx).test) == 150
+    ours, _ = evaluate(ctx.task, ctx.protocol, ctx.dataset, split_of(ctx).test, method.predict(ctx, split_of(ctx).test))
     with contextlib.chdir(ctx.workdir):
         theirs = method.trainer.evaluate(method.test_data, load_best_model=False, show_progress=False)
     assert round(ours["recall@10"]["mean"], 4) == round(float(theirs["recall@10"]), 4)
@@ -63,11 +64,11 @@ def test_harness_recall_equals_recboles_own_evaluator(trained):
 def test_it_trains_on_exactly_the_harness_windows_and_is_validated_by_the_harness(trained):
     method, ctx = trained
     rows = method.train_data.dataset.inter_feat
-    assert len(rows) == len(ctx.split.train)
+    assert len(rows) == len(ctx.train)
     assert (rows["item_length"] == ctx.seq_len).all()
     back = {int(internal): ours for ours, internal in enumerate(method.internal_ids.tolist())}
     targets = sorted(back[int(i)] for i in rows["item_id"])
-    assert targets == sorted(ctx.labels(ctx.split.train).tolist())  # the same labels, one for one
+    assert targets == sorted(ctx.labels(ctx.train).tolist())  # the same labels, one for one
     curve = ctx.validation.points
     assert [p["step"] for p in curve] == [len(method.train_data) * (i + 1) for i in range(len(curve))]
     assert ctx.validation.stopped in ("epochs", "patience")
@@ -77,7 +78,7 @@ def test_ids_map_back_to_the_whole_catalog(trained):
     method, ctx = trained
     assert len(method.internal_ids) == ctx.dataset.n_items == 1682  # .item file: items nobody here rated too
     assert len(set(method.internal_ids.tolist())) == 1682 and 0 not in method.internal_ids.tolist()  # 0 is [PAD]
-    scores = method.predict(ctx, ctx.split.test.subset(slice(0, 3))).scores
+    scores = method.predict(ctx, split_of(ctx).test.subset(slice(0, 3))).scores
     assert scores.shape == (3, 1682) and np.isfinite(scores).all()
     assert method.accounting(ctx)["train_steps"] > 0
 
@@ -90,8 +91,8 @@ def test_recbole_leaves_autograd_anomaly_detection_off(trained):
 def test_users_without_a_training_window_add_no_training_rows(users150, tmp_path):
     method, ctx = fit(users150, tmp_path, "recbole", {"model": "SASRec", "epochs": 1}, seq_len=60)
     short = np.flatnonzero(np.diff(users150.user_ptr) < 60 + 3)
-    assert len(short) > 0 and not np.isin(ctx.split.train.users, short).any()
-    assert len(method.train_data.dataset.inter_feat) == len(ctx.split.train)
+    assert len(short) > 0 and not np.isin(ctx.train.users, short).any()
+    assert len(method.train_data.dataset.inter_feat) == len(ctx.train)
 
 
 def test_bad_recbole_params():

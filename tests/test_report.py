@@ -47,8 +47,8 @@ def test_table13_picks_the_userllm_variant_by_its_parameters():
     frame = records_frame([record("userllm", "ml-100k", 0.25, strategy="enc", pretrained=True, **base),
                            record("userllm", "ml-100k", 0.11, strategy="enc", pretrained=False, **base)])
     rows = pd.read_csv(__import__("io").StringIO(paper_table(13, frame, "csv"))).set_index("Unnamed: 0")
-    assert rows.loc["MovieLens20M NextItem R@10", "Enc PT ours"] == "0.250 (ml-100k)"
-    assert rows.loc["MovieLens20M NextItem R@10", "Enc RD ours"] == "0.110 (ml-100k)"
+    assert rows.loc["MovieLens20M NextItem R@10", "Enc PT ours"] == "0.250 (ml-100k, s/userllm)"
+    assert rows.loc["MovieLens20M NextItem R@10", "Enc RD ours"] == "0.110 (ml-100k, s/userllm)"
     assert rows.loc["MovieLens20M NextItem R@10", "Full PT ours"] == "—"
 
 
@@ -56,7 +56,7 @@ def test_table2_puts_our_number_beside_the_papers():
     frame = records_frame([record("dual_encoder", "ml-100k", 0.0412)])
     text = paper_table(2, frame, "csv")
     rows = pd.read_csv(__import__("io").StringIO(text)).set_index("Unnamed: 0")
-    assert rows.loc["MovieLens20M NextItem R@10", "DualEnc ours"] == "0.041 (ml-100k)"
+    assert rows.loc["MovieLens20M NextItem R@10", "DualEnc ours"] == "0.041 (ml-100k, s/dual_encoder)"
     assert rows.loc["MovieLens20M NextItem R@10", "DualEnc paper"] == 0.206
     assert rows.loc["MovieLens20M NextItem R@10", "Bert4Rec ours"] == "—"
     assert rows.loc["Amazon Review NextItem R@10", "DualEnc ours"] == "—"
@@ -262,6 +262,41 @@ def test_table3_compares_textprompt_and_userllm_of_the_same_strategy_and_says_wh
     frame = records_frame([costed("text_prompt", "lora", 700, 7e12, prompt_events=50),
                            costed("userllm", "enc", 17, 1e11, **ours), costed("userllm", "lora", 17, 2e11, **ours)])
     rows = pd.read_csv(__import__("io").StringIO(paper_table(3, frame, "csv"))).set_index("Unnamed: 0")
-    assert rows.loc["FLOPs Reduction", "Len50 ours"] == "35.0X [lora]"  # not 7e12 / 1e11 of the enc trial
-    assert rows.loc["# Tokens TP", "Len50 ours"] == "700 (ml-100k) [lora]"
-    assert rows.loc["# Tokens USER-LLM", "Len50 ours"] == "17 (ml-100k) [lora]"
+    assert rows.loc["FLOPs Reduction", "Len50 ours"] == "35.0X [lora; ml-100k, s/text_prompt / ml-100k, s/userllm]"  # not 7e12 / 1e11 of the enc trial
+    assert rows.loc["# Tokens TP", "Len50 ours"] == "700 (ml-100k, s/text_prompt) [lora]"
+    assert rows.loc["# Tokens USER-LLM", "Len50 ours"] == "17 (ml-100k, s/userllm) [lora]"
+
+
+def test_versus_refuses_a_reference_label_on_two_configurations_and_lists_the_unpaired():
+    from bench.report.paired import versus_rows
+
+    short, long = scored("p1", "Popularity", [0, 0, 1, 0]), scored("p2", "Popularity", [0, 1, 1, 0])
+    long["spec"]["budget"] = {"steps": 2400}
+    with pytest.raises(ConfigError, match=r"2 configurations carry that label on ml-100k/next_item/N=50 "
+                                          r"\(budget.steps=100; budget.steps=2400\)"):
+        versus_rows([short, long, scored("m", "Mine", [1, 1, 1, 0])], "Popularity")
+    capped = scored("c", "Capped", [1, 0])
+    capped["test_examples"] = "f2"
+    rows = versus_rows([short, scored("m", "Mine", [1, 1, 1, 0]), capped], "Popularity")
+    assert rows.attrs["unpaired"] == ["Capped (ml-100k/next_item/N=50, seed 0): Popularity differs in test examples "
+                                      "(a different cap)"]
+
+
+def test_a_paper_table_cell_shows_one_configuration_and_says_which():
+    quick, long = record("dual_encoder", "ml-100k", 0.04), record("dual_encoder", "ml-100k", 0.08)
+    quick["trial_id"], long["trial_id"] = "q", "l"
+    long["spec"]["budget"] = {"steps": 3000}
+    quick["examples"] = {"test": [100, 563]}
+    quick["capped"] = True
+    long["examples"] = {"test": [563, 563]}
+    rows = pd.read_csv(__import__("io").StringIO(paper_table(2, records_frame([quick, long]), "csv")))
+    cell = rows.set_index("Unnamed: 0").loc["MovieLens20M NextItem R@10", "DualEnc ours"]
+    assert cell == "0.080 (ml-100k, s/dual_encoder; 1 of 2 configurations)"  # the uncapped one, never a mean
+
+
+def test_a_degenerate_hit_rate_gets_the_exact_binomial_interval():
+    from bench.metrics import summarize
+
+    none = summarize(np.zeros(100))
+    assert none["ci_low"] == 0.0 and none["ci_high"] == pytest.approx(0.0362, abs=1e-4)
+    assert summarize(np.ones(50))["ci_low"] == pytest.approx(0.9289, abs=1e-4)

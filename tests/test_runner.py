@@ -206,3 +206,25 @@ def test_a_dead_worker_leaves_finished_trials_alone(tmp_path, capsys):
     assert read_record(record_path("s", "running1", tmp_path))["status"] == "failed"
     printed = capsys.readouterr().out
     assert "[error]" in printed and " B " in printed and " A " not in printed
+
+
+def test_a_record_made_by_other_sources_is_rerun_unless_kept(tmp_path):
+    path = suite_file(tmp_path, [{"method": "test_constant"}], name="stale")
+    results = tmp_path / "results"
+    assert run_cli(["run", str(path), "--results", str(results), "--no-progress"], tmp_path).returncode == 0
+    (record_file,) = (results / "stale" / "trials").glob("*.json")
+    record = json.loads(record_file.read_text())
+    assert set(record["sources"]) == {"commit", "harness", "method"} and record["peak_rss_gb"] > 0
+    record["sources"]["method"] = "other-code"
+    record_file.write_text(json.dumps(record))
+
+    kept = run_cli(["run", str(path), "--results", str(results), "--no-progress", "--keep-stale"], tmp_path)
+    assert "ran 0 trial(s)" in kept.stdout and "1 finished record(s) were made by other sources: kept" in kept.stdout
+    status = run_cli(["status", str(path), "--results", str(results)], tmp_path)
+    assert status.returncode == 1 and "[stale] test_constant ml-100k/next_item/N=20" in status.stdout
+
+    rerun = run_cli(["run", str(path), "--results", str(results), "--no-progress"], tmp_path)
+    assert "ran 1 trial(s)" in rerun.stdout and "made by other sources: rerun" in rerun.stdout
+    assert json.loads(record_file.read_text())["sources"]["method"] != "other-code"
+    status = run_cli(["status", str(path), "--results", str(results)], tmp_path)
+    assert status.returncode == 0 and "stale: 1 ok" in status.stdout

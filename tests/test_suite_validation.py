@@ -226,4 +226,11 @@ def test_the_example_suite_in_the_docs_is_valid(tmp_path):
     path.write_text("\n".join(kept))
     suite = load_suite(path)
     assert len(suite.trials) == 6 and len(suite.searches) == 6  # 2 grid points x 3 seeds; 2 tasks x 3 seeds
-    assert {t["budget"]["seconds"] for t in suite.trials} == {150}
+    assert {t["budget"]["steps"] for t in suite.trials} == {800}
+
+
+def test_two_labels_with_one_configuration_are_refused_naming_both(tmp_path):
+    path = write(tmp_path, {**GOOD, "methods": [{"method": "popularity", "label": "Pop A"},
+                                                {"method": "popularity", "label": "Pop B"}]})
+    with pytest.raises(ConfigError, match="methods labelled 'Pop A' and 'Pop B' have one configuration"):
+        load_suite(path)

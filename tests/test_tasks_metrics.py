@@ -12,9 +12,9 @@ from bench.tasks import get_task
 from conftest import make_dataset
 
 
-def _one_user(items: list[str], catalog: dict[str, list[str]]):
+def _one_user(items: list[str], catalog: dict[str, list[str]], n: int | None = None):
     data = make_dataset([("u", item, t) for t, item in enumerate(items)], catalog)
-    return data, build_split(data, len(items) - 1).test
+    return data, build_split(data, n or len(items) - 1).test
 
 
 def test_fav_category_most_frequent():
@@ -34,19 +34,32 @@ def test_fav_category_same_event_tie_goes_to_lower_id():
     assert data.categories[get_task("fav_category").labels(data, test)[0]] == "x"
 
 
-def test_fav_category_matches_reference_on_real_data(ml100k):
-    split = build_split(ml100k, 30)
-    labels = get_task("fav_category").labels(ml100k, split.train)
+@pytest.mark.parametrize("scope", ["history", "window"])
+@pytest.mark.parametrize("part", ["train", "test"])
+def test_fav_category_matches_reference_on_real_data(ml100k, scope, part):
+    """The paper's label counts the user's whole history before the label; the window label, N events."""
+    task = get_task("fav_category")
+    examples = build_split(ml100k, 30)[part]
+    labels = task.labels(ml100k, examples, task.protocol(favorite=scope))
     ptr, ids = ml100k.item_categories
     rng = np.random.default_rng(1)
-    for row in rng.choice(len(split.train), 200, replace=False):
+    for row in rng.choice(len(examples), 200, replace=False):
+        first = ml100k.user_ptr[examples.users[row]] if scope == "history" else examples.starts[row]
         counts, last = {}, {}
-        for step, item in enumerate(ml100k.item[split.train.positions()[row]]):
+        for step, item in enumerate(ml100k.item[first:examples.label_positions[row]]):
             for cat in ids[ptr[item]:ptr[item + 1]]:
                 counts[cat] = counts.get(cat, 0) + 1
                 last[cat] = step
         expected = max(sorted(counts), key=lambda c: (counts[c], last[c]))
         assert labels[row] == expected
+
+
+def test_the_default_favourite_is_the_papers_history_label(ml100k):
+    task = get_task("fav_category")
+    test = build_split(ml100k, 20).test
+    history, window = task.labels(ml100k, test), task.labels(ml100k, test, task.protocol(favorite="window"))
+    assert np.array_equal(history, task.labels(ml100k, test, task.protocol()))
+    assert 0.5 < (history == window).mean() < 1.0  # related, not the same label
 
 
 @pytest.mark.parametrize(("items", "catalog", "expected"), [
@@ -115,8 +128,21 @@ def test_history_exclusion_is_identical_for_scores_and_ranked_lists():
     assert by_scores.tolist() == by_list.tolist() == [[3, -1, -1]]
     metrics, _ = evaluate(get_task("next_item"), protocol, data, test, Predictions(scores=scores))
     assert metrics["recall@1"]["mean"] == 1.0
-    kept = ranking(data, test, Predictions(scores=scores), get_task("next_item").protocol(exclude_history=False), 3, 4)
+    kept = ranking(data, test, Predictions(scores=scores), get_task("next_item").protocol(exclude_history="none"), 3, 4)
     assert kept.tolist() == [[0, 1, 2]]
+
+
+def test_history_exclusion_drops_everything_before_the_label_window_only_the_window():
+    """a b c d e f: with N=2 the test window is (d, e) and its label f; a, b, c came before the window."""
+    data, test = _one_user(["a", "b", "c", "d", "e", "f"], {k: ["x"] for k in "abcdef"}, n=2)
+    task, scores = get_task("next_item"), np.array([[6.0, 5.0, 4.0, 3.0, 2.0, 1.0]])
+    for scope, expected in (("history", [5, -1, -1]), ("window", [0, 1, 2]), ("none", [0, 1, 2])):
+        protocol = task.protocol(exclude_history=scope)
+        by_scores = ranking(data, test, Predictions(scores=scores), protocol, 3, 6)
+        by_list = ranking(data, test, Predictions(ranked=np.array([[0, 1, 2, 3, 4, 5]])), protocol, 3, 6)
+        assert by_scores.tolist() == by_list.tolist() == [expected], scope
+    assert task.protocol(exclude_history=True).exclude_history == "history"  # records before 2026-12
+    assert task.protocol(exclude_history=False).exclude_history == "none"
 
 
 @pytest.mark.parametrize(("predictions", "message"), [
@@ -148,3 +174,19 @@ def test_review_gen_cannot_score_an_empty_reference_and_the_harness_drops_it():
     task = get_task("review_gen")
     assert [task.labels(data, split[name]).tolist() for name in ("train", "valid", "test")] == \
         [["ok"], ["nice"], ["great"]]
+
+
+def test_window_count_is_the_window_labels_ceiling_and_below_it_on_the_papers_label(ml100k):
+    from baselines.window_count import WindowCount
+    from bench.context import Budget, TrialContext
+
+    task, split = get_task("fav_category"), build_split(ml100k, 20)
+    scores = {}
+    for scope in ("window", "history"):
+        protocol = task.protocol(favorite=scope)
+        ctx = TrialContext(dataset=ml100k, task=task, protocol=protocol, train=split.train, budget=Budget(), seed=0)
+        method = WindowCount(None)
+        method.fit(ctx)
+        metrics, _ = evaluate(task, protocol, ml100k, split.test, method.predict(ctx, split.test))
+        scores[scope] = metrics["recall@1"]["mean"]
+    assert scores["window"] == 1.0 and 0.3 < scores["history"] < 1.0, scores

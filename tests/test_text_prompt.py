@@ -18,6 +18,7 @@ from bench.errors import ConfigError
 from bench.models.llm import load_llm, load_tokenizer
 from bench.registry import build_params, load_methods
 from bench.tasks import get_task
+from conftest import split_of
 
 LLM_CACHE = Path.home() / ".cache" / "userllm-bench"
 
@@ -29,7 +30,7 @@ def tokenizer():
 
 def make_ctx(dataset, task: str, steps: int = 2) -> TrialContext:
     task_obj = get_task(task)
-    return TrialContext(dataset=dataset, task=task_obj, protocol=task_obj.protocol(), split=build_split(dataset, 20),
+    return TrialContext(dataset=dataset, task=task_obj, protocol=task_obj.protocol(), train=build_split(dataset, 20).train,
                         budget=Budget(steps=steps, batch_size=2, lr=1e-3, eval_batch_size=2), seed=0,
                         shared_cache=LLM_CACHE, show_progress=False)
 
@@ -45,7 +46,7 @@ def fitted(dataset, task: str, **params):
 @pytest.mark.parametrize("task", ["next_item", "fav_category"])
 def test_tiny_text_prompt_predicts_only_real_candidates(ml100k, task):
     method, ctx = fitted(ml100k, task)
-    test = ctx.split.test.subset(slice(0, 3))
+    test = split_of(ctx).test.subset(slice(0, 3))
     ranked = method.predict(ctx, test).ranked
     n = ctx.task.n_candidates(ml100k)
     assert ranked.shape == (3, 10)
@@ -131,9 +132,9 @@ def test_tiny_text_prompt_review_generation_on_amazon(shared_data):
     cls = load_methods()["text_prompt"]
     method = cls(build_params(cls, {"llm": "tiny-random", "prompt_events": 2, "max_new_tokens": 4}, "params"))
     ctx = make_ctx(data, "review_gen")
-    ctx.split = build_split(data, 3)
+    ctx.train = build_split(data, 3).train
     method.fit(ctx)
-    test = ctx.split.test.subset(slice(0, 3))
+    test = split_of(ctx).test.subset(slice(0, 3))
     predictions = method.predict(ctx, test)
     assert len(predictions.texts) == 3
     from bench.evaluation import Predictions

@@ -22,6 +22,7 @@ from bench.models.lm_inputs import encode_prompts
 from bench.registry import build_params, load_methods
 from bench.tasks import get_task
 from userllm.fusion import CrossAttentionFusion, SoftPromptFusion, condition_lm, decoder_layers
+from conftest import split_of
 
 LLM_CACHE = Path.home() / ".cache" / "userllm-bench"
 SMALL = {"llm": TINY, "encoder_layers": 1, "encoder_dim": 16, "encoder_heads": 2, "pretrain_steps": 2,
@@ -39,7 +40,7 @@ def cache(tmp_path_factory) -> Path:
 
 def make_ctx(dataset, task: str, cache: Path, seq_len: int = 12, steps: int = 2) -> TrialContext:
     task_obj = get_task(task)
-    return TrialContext(dataset=dataset, task=task_obj, protocol=task_obj.protocol(), split=build_split(dataset, seq_len),
+    return TrialContext(dataset=dataset, task=task_obj, protocol=task_obj.protocol(), train=build_split(dataset, seq_len).train,
                         budget=Budget(steps=steps, batch_size=2, lr=1e-3, eval_batch_size=2), seed=0,
                         shared_cache=cache, show_progress=False)
 
@@ -72,7 +73,7 @@ def test_every_variant_trains_freezes_the_right_parameters_and_decodes_catalog_i
     assert not any("lora_" in n for n, _ in model.fusion.named_parameters())
     assert (model.perceiver is not None) == perceiver
 
-    test = ctx.split.test.subset(slice(0, 3))
+    test = split_of(ctx).test.subset(slice(0, 3))
     ranked = method.predict(ctx, test).ranked
     assert ranked.shape == (3, 10)
     valid = ranked[ranked >= 0]
@@ -165,7 +166,7 @@ def test_cross_attention_prompt_length_does_not_grow_with_history(ml100k, cache)
     long, ctx_long = fitted(ml100k, cache, "next_item", seq_len=30, strategy="proj")
     index = np.arange(2)
     tokens = [len(ids) for m, c in ((short, ctx_short), (long, ctx_long))
-              for ids in m.fitted.tokenizer(m.fitted.prompts(c.split.test, index))["input_ids"]]
+              for ids in m.fitted.tokenizer(m.fitted.prompts(c.dataset, split_of(c).test, index))["input_ids"]]
     assert len(set(tokens)) == 1 and tokens[0] <= 32
 
 
@@ -173,7 +174,7 @@ def test_cross_attention_prompt_length_does_not_grow_with_history(ml100k, cache)
                          [("ar", None, 12), ("de", None, 1), ("ar", 3, 3), ("de", 3, 3)])
 def test_the_llm_sees_the_encoders_last_k_outputs(ml100k, cache, encoder, kept, expected):
     method, ctx = fitted(ml100k, cache, "fav_category", encoder=encoder, user_embeddings=kept, strategy="proj")
-    batch = event_batch(ml100k, ctx.split.test.positions(np.arange(2)))
+    batch = event_batch(ml100k, split_of(ctx).test.positions(np.arange(2)))
     model = method.fitted.model.eval()
     states = model.user_states(batch)
     assert states.shape == (2, expected, 16) and method.fitted.embedding_tokens == expected
@@ -208,7 +209,7 @@ def test_llm_encoder_and_gate_learning_rates_apply_to_their_own_weights_only(ml1
 
     method, ctx = fitted(ml100k, cache, "fav_category", strategy="full", llm_lr=1e-5, encoder_lr=3e-4,
                          gate_lr=2e-2)
-    optimizer, _ = make_optimizer(method.fitted.model, ctx.budget, lr_of=method.learning_rates(ctx))
+    optimizer = make_optimizer(method.fitted.model, ctx.budget, lr_of=method.learning_rates(ctx))
     by_lr: dict[float, int] = {}
     for group in optimizer.param_groups:
         by_lr[group["lr"]] = by_lr.get(group["lr"], 0) + sum(p.numel() for p in group["params"])

@@ -60,6 +60,24 @@ def test_seconds_caps_the_optimisation_loop_and_still_checks_once(tmp_path):
     training = body["training"]
     assert training["stopped"] == "seconds" and len(training["curve"]) == 1
     assert 0.5 <= training["curve"][0]["seconds"] < 5 and body["accounting"]["train_steps"] < 10_000
+    assert body["machine_dependent"] is True  # the guard fired: as many steps as this machine managed
+    assert body["accounting"]["planned_steps"] == 10_000
+
+
+def test_a_flops_budget_buys_steps_by_the_first_steps_measured_flops(tmp_path):
+    """Machine-independent compute matching: the same FLOPs budget is the same number of steps anywhere."""
+    one = run_trial(spec("dual_encoder", {"steps": 1, "eval_every": None}, TINY_DUAL_ENCODER, "fav_category"),
+                    tmp_path / "a", tmp_path)
+    assert one["accounting"]["train_flops_measured"] is None  # no flops budget: nothing counted
+    probe = run_trial(spec("dual_encoder", {"steps": 10_000, "flops": 1.0}, TINY_DUAL_ENCODER, "fav_category"),
+                      tmp_path / "b", tmp_path)
+    per_step = probe["accounting"]["train_flops_measured"]
+    assert probe["accounting"]["train_steps"] == 1 and per_step > 0
+    body = run_trial(spec("dual_encoder", {"steps": 10_000, "flops": 7.5 * per_step}, TINY_DUAL_ENCODER,
+                          "fav_category"), tmp_path / "c", tmp_path)
+    assert body["accounting"]["train_steps"] == body["accounting"]["planned_steps"] == 8
+    assert body["training"]["stopped"] == "flops" and body["machine_dependent"] is False
+    assert body["accounting"]["train_flops_measured"] == 8 * per_step
 
 
 def test_recbole_is_validated_by_the_harness_with_patience(tmp_path):
@@ -76,7 +94,7 @@ def test_recbole_is_validated_by_the_harness_with_patience(tmp_path):
 def test_validation_scores_with_the_harness_metrics_and_keeps_the_earliest_of_equal_bests(ml100k):
     task = get_task("next_item")
     valid = build_split(ml100k, 20).valid.subset(slice(0, 50))
-    validation = Validation("m", task, task.protocol(), ml100k, valid)
+    validation = Validation.of("m", task, task.protocol(), ml100k, valid)
     labels = task.labels(ml100k, valid)
     oracle = np.zeros((len(valid), ml100k.n_items), dtype=np.float32)
     oracle[np.arange(len(valid)), labels] = 1.0
@@ -98,7 +116,7 @@ def test_budget_rejects_bad_validation_settings():
             Budget(**bad)
 
 
-def test_the_schedule_is_transformers_warmup_cosine_by_steps_and_completes_at_a_time_cap():
+def test_the_schedule_is_transformers_warmup_cosine_by_steps():
     from transformers import get_cosine_schedule_with_warmup
 
     from bench.models.training import WarmupCosine
@@ -106,16 +124,20 @@ def test_the_schedule_is_transformers_warmup_cosine_by_steps_and_completes_at_a_
     def optimizer():
         return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
 
-    budget = Budget(steps=50, warmup=0.1, lr=0.1)
     reference_optimizer = optimizer()
     reference = get_cosine_schedule_with_warmup(reference_optimizer, 5, 50)
     ours_optimizer = optimizer()
-    ours = WarmupCosine(ours_optimizer, budget)
+    ours = WarmupCosine(ours_optimizer, 50, 0.1)
     for step in range(1, 51):
         assert ours_optimizer.param_groups[0]["lr"] == pytest.approx(reference_optimizer.param_groups[0]["lr"])
         reference.step()
-        ours.update(step, 0.0)
-    timed = WarmupCosine(optimizer(), Budget(steps=100_000, warmup=0.1, seconds=10.0))
-    assert timed.factor(3, 0.5) == pytest.approx(0.5)  # half-way through the time warm-up, not step 3 of 10,000
-    assert timed.factor(40, 5.5) == pytest.approx(0.5)  # cosine half-way between warm-up end and the cap
-    assert timed.factor(90, 10.0) == 0.0
+        ours.update(step)
+
+
+def test_two_runs_of_one_step_budget_are_identical_example_by_example(tmp_path):
+    """The schedule follows steps, never the clock: the same spec twice gives the same per-example results."""
+    first = run_trial(spec("dual_encoder", {"steps": 12, "eval_every": 4}, TINY_DUAL_ENCODER), tmp_path / "a", tmp_path)
+    second = run_trial(spec("dual_encoder", {"steps": 12, "eval_every": 4}, TINY_DUAL_ENCODER), tmp_path / "b", tmp_path)
+    for name, values in first["per_example"]["test"].items():
+        assert np.array_equal(values, second["per_example"]["test"][name]), name
+    assert [p["valid"] for p in first["training"]["curve"]] == [p["valid"] for p in second["training"]["curve"]]

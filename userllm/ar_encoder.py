@@ -17,7 +17,6 @@ from bench.evaluation import Predictions
 from bench.memory import score_bytes
 from bench.models.features import FeatureSpace, event_batch
 from bench.registry import Method, register_method
-from bench.precision import autocast
 from userllm.encoders import pretrain
 
 HEAD = {"next_item": "item", "fav_category": "category"}
@@ -44,9 +43,8 @@ class AREncoderAlone(Method):
         size = ctx.eval_batch_size(score_bytes(ctx.task.n_candidates(ctx.dataset)))
         for index in ctx.eval_batches(len(examples), size, desc="rank"):
             batch = event_batch(ctx.dataset, examples.positions(index)).to(ctx.device)
-            with autocast(ctx):
-                last = self.encoder(batch)[:, -1]
-                scores.append(self.encoder.feature_logits(last)[head].float().cpu())
+            last = self.encoder(batch)[:, -1]  # scored in fp32 on every device: bf16 scores tie (issue #28)
+            scores.append(self.encoder.feature_logits(last)[head].float().cpu())
         return Predictions(scores=torch.cat(scores).numpy())
 
     def accounting(self, ctx: TrialContext) -> dict:

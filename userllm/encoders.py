@@ -61,7 +61,7 @@ def checkpoint_path(ctx: TrialContext, kind: str, config: EncoderConfig, budget:
 def pretrain(ctx: TrialContext, encoder: nn.Module, budget: Budget, predict: Predictor | None = None) -> TrainRun:
     """Train ``encoder`` alone on the training windows: AR on every next event of the window and its
     label event, DE with a softmax over the next item. ``predict``: validated training (``bench.models.training``)."""
-    examples = ctx.split.train
+    examples = ctx.train
     if isinstance(encoder, AutoregressiveEncoder):
         def step_loss(index: np.ndarray) -> torch.Tensor:
             positions = examples.starts[index][:, None] + np.arange(ctx.seq_len + 1)
@@ -91,7 +91,8 @@ def pretrained_encoder(ctx: TrialContext, encoder: nn.Module, kind: str, config:
 
 def _pretrain_and_cache(ctx: TrialContext, encoder: nn.Module, budget: Budget, path: Path) -> dict:
     """Pretrain ``encoder`` from its own seeded generator and write its checkpoint to ``path`` atomically."""
-    with torch.random.fork_rng(devices=[]):  # its own generator: a cache hit leaves the trial's RNG as a miss does
+    # its own generator, on the CPU and every GPU: a cache hit leaves the trial's RNG as a miss does
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
         torch.manual_seed(ctx.seed)
         run = pretrain(ctx, encoder, budget)
     path.parent.mkdir(parents=True, exist_ok=True)

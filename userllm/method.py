@@ -156,14 +156,14 @@ class UserLLM(Method):
         answer) and the users' embeddings."""
         model = self.fitted.model
         answers = answer_texts(ctx.dataset, ctx.task.name, labels[index])
-        tokens = lm_batch(self.fitted.tokenizer, self.fitted.prompts(examples, index), answers, ctx.device,
+        tokens = lm_batch(self.fitted.tokenizer, self.fitted.prompts(ctx.dataset, examples, index), answers, ctx.device,
                           slots=model.fusion.slots)
         batch = event_batch(ctx.dataset, examples.positions(index)).to(ctx.device)
         return tokens | {"user_states": model.user_states(batch)}
 
     def fit(self, ctx: TrialContext) -> None:
         self.fitted = fitted = self._build(ctx)
-        examples = ctx.split.train
+        examples = ctx.train
         labels = ctx.labels(examples)
 
         def step_loss(index: np.ndarray) -> torch.Tensor:
@@ -213,7 +213,7 @@ class UserLLM(Method):
         size = decode_batch_size(ctx, fitted.model.lm, fitted.tokenizer, fitted.trie, fitted.prompts, examples,
                                  p.beams, p.max_new_tokens, fitted.model.fusion.slots)
         for index in ctx.eval_batches(len(examples), size, desc="decode"):
-            encoded = encode_prompts(fitted.tokenizer, fitted.prompts(examples, index), ctx.device,
+            encoded = encode_prompts(fitted.tokenizer, fitted.prompts(ctx.dataset, examples, index), ctx.device,
                                      slots=fitted.model.fusion.slots)
             fitted.input_tokens.add(examples.split, encoded["attention_mask"])
             with autocast(ctx, llm=True):

@@ -10,8 +10,9 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from bench.context import TrialContext
+from bench.data.dataset import Dataset
 from bench.data.windows import Examples
-from bench.evaluation import Predictions
+from bench.evaluation import Predictions, excluded
 from bench.models.trie_search import TrieTables, trie_beam_search
 
 DEAD_BEAM = -1e8
@@ -124,11 +125,11 @@ def decode_bytes(model: torch.nn.Module, tokens: int, beams: int) -> float:
 
 
 def decode_batch_size(ctx: TrialContext, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
-                      trie: CandidateTrie | None, prompts: Callable[[Examples, np.ndarray], list[str]],
+                      trie: CandidateTrie | None, prompts: Callable[[Dataset, Examples, np.ndarray], list[str]],
                       examples: Examples, beams: int, max_new_tokens: int, slots: int = 0) -> int:
     """Prompts ``decode_answers`` takes at once: ``budget.eval_batch_size``, or as many as fit in memory
     (at most ``DECODE_MOST``), sized by the longest of the first ``DECODE_MOST`` of ``examples``' prompts."""
-    sample = prompts(examples, np.arange(min(len(examples), DECODE_MOST)))
+    sample = prompts(ctx.dataset, examples, np.arange(min(len(examples), DECODE_MOST)))
     longest = max(map(len, tokenizer(sample)["input_ids"])) + slots if sample else 1
     if trie is None:  # review_gen: greedy, up to max_new_tokens
         return ctx.eval_batch_size(decode_bytes(model, longest + max_new_tokens, 1), most=DECODE_MOST)
@@ -139,12 +140,15 @@ def decode_answers(ctx: TrialContext, examples: Examples, index: np.ndarray, mod
                    tokenizer: PreTrainedTokenizerBase, trie: CandidateTrie | None, encoded: dict[str, torch.Tensor],
                    beams: int, max_new_tokens: int, renormalize: bool = False,
                    **model_kwargs) -> np.ndarray | list[str]:
-    """The task's answers for ``examples[index]``: top-k ids by constrained beam search (items of the
-    input window banned when the protocol excludes history), or generated texts for review_gen."""
+    """The task's answers for ``examples[index]``: top-k ids by constrained beam search (the items
+    the protocol excludes from the ranking banned), or generated texts for review_gen."""
     if ctx.task.name == "review_gen":
         return generate_texts(model, tokenizer, encoded, max_new_tokens, **model_kwargs)
     k = max(ctx.protocol.ks) if ctx.protocol.ks else 1
-    banned = ctx.dataset.item[examples.positions(index)].tolist() if ctx.protocol.exclude_history else None
+    banned = None
+    if ctx.protocol.exclude_history != "none":
+        rows, items = excluded(ctx.dataset, examples.subset(index), ctx.protocol.exclude_history)
+        banned = [part.tolist() for part in np.split(items, np.searchsorted(rows, np.arange(1, len(index))))]
     return constrained_beam_search(model, tokenizer, encoded, trie, k, beams, banned, renormalize, **model_kwargs)
 
 

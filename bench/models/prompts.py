@@ -23,29 +23,30 @@ class PromptWriter:
 
     def __init__(self, dataset: Dataset, task: str, events: int) -> None:
         items = dataset.items
-        self.dataset, self.task, self.events = dataset, task, events
+        self.task, self.events = task, events
         self.item_text = np.array([f"{title} ({', '.join(categories)})"
                                    for title, categories in zip(items["title"], items["categories"])], dtype=object)
 
-    def _ratings(self, positions: np.ndarray) -> np.ndarray:
-        values, inverse = np.unique(self.dataset.rating[positions], return_inverse=True)
+    @staticmethod
+    def _ratings(dataset: Dataset, positions: np.ndarray) -> np.ndarray:
+        values, inverse = np.unique(dataset.rating[positions], return_inverse=True)
         return np.array([f"{value:g}" for value in values], dtype=object)[inverse].reshape(positions.shape)
 
-    def question(self, label_positions: np.ndarray) -> np.ndarray:
+    def question(self, dataset: Dataset, label_positions: np.ndarray) -> np.ndarray:
         """The task's question for each label event [b] (object array of str)."""
         if self.task != "review_gen":
             return np.full(len(label_positions), QUESTIONS[self.task], dtype=object)
         before, after = QUESTIONS["review_gen"].split("{item}")
         rating, end = after.split("{rating}")
-        return (before + self.item_text[self.dataset.item[label_positions]] + rating
-                + self._ratings(label_positions) + end)
+        return (before + self.item_text[dataset.item[label_positions]] + rating
+                + self._ratings(dataset, label_positions) + end)
 
-    def __call__(self, examples: Examples, index: np.ndarray) -> list[str]:
-        """The prompts of ``examples[index]``."""
-        prompts = self.question(examples.label_positions[index])
+    def __call__(self, dataset: Dataset, examples: Examples, index: np.ndarray) -> list[str]:
+        """The prompts of ``examples[index]``, read from ``dataset`` (the view the caller was handed)."""
+        prompts = self.question(dataset, examples.label_positions[index])
         if self.events:
             positions = examples.positions(index)[:, -self.events:]
-            lines = self.item_text[self.dataset.item[positions]] + " rated " + self._ratings(positions) + "\n"
+            lines = self.item_text[dataset.item[positions]] + " rated " + self._ratings(dataset, positions) + "\n"
             prompts = HEADER + np.add.reduce(lines, axis=1) + prompts
         return prompts.tolist()
 

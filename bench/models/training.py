@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,6 +13,7 @@ import torch
 import math
 
 from bench.context import Budget, TrialContext
+from bench.memory import release_free_heap
 from bench.precision import autocast
 from bench.validation import Predictor
 
@@ -19,36 +21,33 @@ NO_DECAY_MARKERS = ("bias", "norm", "gate", "embedding.weight", "position")
 
 
 class WarmupCosine:
-    """Linear warm-up over ``budget.warmup`` of training, then cosine decay to 0 at its end (paper
-    appendix C; transformers' get_cosine_schedule_with_warmup step for step). Training's progress is the
-    larger of steps / ``budget.steps`` and seconds / ``budget.seconds``, so a run capped by wall-clock
-    completes its schedule at the cap instead of stopping in its warm-up."""
+    """Linear warm-up over ``warmup`` of ``total`` steps, then cosine decay to 0 at the last (paper
+    appendix C; transformers' get_cosine_schedule_with_warmup step for step). The schedule follows the
+    declared budget's steps, never the clock: the same budget is the same run on every machine."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, budget: Budget) -> None:
-        self.optimizer, self.budget = optimizer, budget
+    def __init__(self, optimizer: torch.optim.Optimizer, total: int, warmup: float) -> None:
+        self.optimizer, self.total, self.warmup = optimizer, total, warmup
         self.base = [group["lr"] for group in optimizer.param_groups]
-        self.update(0, 0.0)
+        self.update(0)
 
-    def factor(self, step: int, seconds: float) -> float:
-        total = self.budget.steps
-        at = step if self.budget.seconds is None else max(step, total * seconds / self.budget.seconds)
-        warmup = int(self.budget.warmup * total)
-        if at < warmup:
-            return at / max(1, warmup)
-        progress = (at - warmup) / max(1, total - warmup)
+    def factor(self, step: int) -> float:
+        warmup = int(self.warmup * self.total)
+        if step < warmup:
+            return step / max(1, warmup)
+        progress = (step - warmup) / max(1, self.total - warmup)
         return max(0.0, 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
 
-    def update(self, step: int, seconds: float) -> None:
-        """Set every group's learning rate for the step after ``step`` steps and ``seconds`` of training."""
-        factor = self.factor(step, seconds)
+    def update(self, step: int) -> None:
+        """Set every group's learning rate for the step after ``step`` steps."""
+        factor = self.factor(step)
         for group, base in zip(self.optimizer.param_groups, self.base):
             group["lr"] = base * factor
 
 
 def make_optimizer(model: torch.nn.Module, budget: Budget, no_decay: tuple[str, ...] = NO_DECAY_MARKERS,
-                   lr_of: Callable[[str], float] | None = None) -> tuple[torch.optim.Optimizer, WarmupCosine]:
+                   lr_of: Callable[[str], float] | None = None) -> torch.optim.Optimizer:
     """AdamW over trainable parameters (no weight decay on biases, norms, gates and embeddings; learning
-    rate ``lr_of(name)`` where given, else ``budget.lr``) and its warm-up + cosine schedule."""
+    rate ``lr_of(name)`` where given, else ``budget.lr``)."""
     groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if param.requires_grad:
@@ -59,7 +58,7 @@ def make_optimizer(model: torch.nn.Module, budget: Budget, no_decay: tuple[str, 
     on_cuda = all(param.is_cuda for params in groups.values() for param in params)
     optimizer = torch.optim.AdamW([{"params": params, "weight_decay": decay, "lr": lr}
                                    for (decay, lr), params in groups.items()], lr=budget.lr, fused=on_cuda or None)
-    return optimizer, WarmupCosine(optimizer, budget)
+    return optimizer
 
 
 def batch_indices(n: int, batch_size: int, steps: int, seed: int) -> Iterator[np.ndarray]:
@@ -78,60 +77,90 @@ def batch_indices(n: int, batch_size: int, steps: int, seed: int) -> Iterator[np
 @dataclass
 class TrainRun:
     """Per-step losses, the wall-clock seconds of the optimisation loop alone (validation checks not
-    counted) and why it stopped (steps, patience or seconds)."""
+    counted), the steps the budget allowed, the measured FLOPs of one step and why it stopped."""
 
     losses: list[float]
     seconds: float
     stopped: str = "steps"
+    planned_steps: int = 0
+    flops_per_step: int | None = None
 
-    def accounting(self) -> dict[str, float | int | str]:
-        """The run's facts for a trial record: steps taken, loop seconds, final loss, why it stopped."""
-        return {"train_steps": len(self.losses), "train_seconds": self.seconds,
-                "final_train_loss": self.losses[-1] if self.losses else float("nan"), "stopped": self.stopped}
+    def accounting(self) -> dict[str, float | int | str | None]:
+        """The run's facts for a trial record: steps taken and planned, loop seconds, final loss, measured
+        training FLOPs (where a ``flops`` budget measured them), why it stopped."""
+        flops = None if self.flops_per_step is None else self.flops_per_step * len(self.losses)
+        return {"train_steps": len(self.losses), "planned_steps": self.planned_steps, "train_seconds": self.seconds,
+                "final_train_loss": self.losses[-1] if self.losses else float("nan"), "stopped": self.stopped,
+                "train_flops_measured": flops}
 
 
 def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: param.detach().clone() for name, param in model.named_parameters() if param.requires_grad}
 
 
+def planned_steps(budget: Budget, flops_per_step: int | None) -> int:
+    """The steps a budget allows: ``budget.steps``, or fewer where ``budget.flops`` runs out first."""
+    if budget.flops is None or not flops_per_step:
+        return budget.steps
+    return max(1, min(budget.steps, math.ceil(budget.flops / flops_per_step)))
+
+
 def train(ctx: TrialContext, model: torch.nn.Module, step_loss: Callable[[np.ndarray], torch.Tensor],
           n_examples: int, budget: Budget | None = None, desc: str = "train", max_grad_norm: float = 1.0,
           lr_of: Callable[[str], float] | None = None, predict: Predictor | None = None,
           llm: bool = False) -> TrainRun:
-    """Run up to ``budget.steps`` optimisation steps of ``step_loss(batch_indices)``, for at most
-    ``budget.seconds`` of optimisation (under ``bench.precision.autocast(ctx, llm)``).
+    """Run ``budget.steps`` optimisation steps of ``step_loss(batch_indices)`` (under
+    ``bench.precision.autocast(ctx, llm)``), or fewer where ``budget.flops`` is given: the first step's
+    FLOPs are counted and the run gets as many steps as the budget's FLOPs buy. The learning-rate schedule
+    spans those steps. ``budget.seconds`` is a guard only: where it stops the run, the result depends on
+    the machine's speed and the record says so (stopped: seconds).
 
     With ``predict`` (the method's own predict over examples) and a harness validation in ``ctx``, the
     harness scores it every ``budget.eval_every`` steps and after the last step (the curve goes to
     ``ctx.validation``), training stops after ``budget.patience`` checks without improvement, and the
     trainable weights of the best check are restored at the end."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from bench.accounting import cpu_sdpa_mapping
+
     budget = budget or ctx.budget
     validation = ctx.validation if predict is not None else None
-    optimizer, schedule = make_optimizer(model, budget, lr_of=lr_of)
-    every = budget.eval_every or budget.steps
+    optimizer = make_optimizer(model, budget, lr_of=lr_of)
+    total, flops_per_step = budget.steps, None
+    schedule = WarmupCosine(optimizer, total, budget.warmup)
     model.train()
     losses: list[torch.Tensor] = []  # detached on the device: no host sync per step
     best_state, seconds, seen, stopped = None, 0.0, 0, "steps"
     batches = batch_indices(n_examples, budget.batch_size, budget.steps, ctx.seed)
-    for step, index in enumerate(ctx.progress(batches, total=budget.steps, desc=desc), start=1):
+    bar = ctx.progress(batches, total=budget.steps, desc=desc)
+    for step, index in enumerate(bar, start=1):
         tick = time.perf_counter()
-        with autocast(ctx, llm):
-            loss = step_loss(index)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        counter = FlopCounterMode(display=False, custom_mapping=cpu_sdpa_mapping()) if step == 1 and budget.flops else None
+        with counter or nullcontext():
+            with autocast(ctx, llm):
+                loss = step_loss(index)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        if counter is not None:
+            flops_per_step = int(counter.get_total_flops())
+            total = planned_steps(budget, flops_per_step)
+            schedule = WarmupCosine(optimizer, total, budget.warmup)
         torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], max_grad_norm)
         optimizer.step()
         losses.append(loss.detach())
         seconds += time.perf_counter() - tick
-        schedule.update(step, seconds)
+        schedule.update(step)
         seen += len(index)
-        out_of_time = budget.seconds is not None and seconds >= budget.seconds
-        if step % 50 == 1 or step == budget.steps:
+        last = step == total
+        out_of_time = budget.seconds is not None and seconds >= budget.seconds and not last
+        if step % 50 == 1 or last:
             ctx.report({f"{desc}_loss": float(losses[-1]), f"{desc}_step": step})
-        if validation is not None and (step % every == 0 or step == budget.steps or out_of_time):
+            release_free_heap()
+        if validation is not None and (step % (budget.eval_every or total) == 0 or last or out_of_time):
             model.eval()
             with torch.no_grad():
-                improved = validation.check(predict, step, seconds, seen, float(torch.stack(losses[-every:]).mean()))
+                recent = losses[-(budget.eval_every or total):]
+                improved = validation.check(predict, step, seconds, seen, float(torch.stack(recent).mean()))
             model.train()
             if improved:
                 best_state = _trainable_state(model)
@@ -141,6 +170,9 @@ def train(ctx: TrialContext, model: torch.nn.Module, step_loss: Callable[[np.nda
         if out_of_time:
             stopped = "seconds"
             break
+        if last:
+            stopped = "flops" if total < budget.steps else "steps"
+            break
     if best_state is not None and validation.best is not validation.points[-1]:
         with torch.no_grad():
             for name, param in model.named_parameters():
@@ -149,4 +181,4 @@ def train(ctx: TrialContext, model: torch.nn.Module, step_loss: Callable[[np.nda
     if validation is not None:
         validation.stop(stopped)
     model.eval()
-    return TrainRun(torch.stack(losses).float().tolist() if losses else [], seconds, stopped)
+    return TrainRun(torch.stack(losses).float().tolist() if losses else [], seconds, stopped, total, flops_per_step)

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.errors import ConfigError  # noqa: E402
-from bench.report.paper_tables import pick, userllm  # noqa: E402
+from bench.report.paper_tables import one_configuration, pick, userllm  # noqa: E402
 from bench.store import records_frame  # noqa: E402
 
 FIGURE3_LINES = {"Unfrozen LLM": {"TP (full)": {"method": "text_prompt", "param.strategy": "full"},
@@ -42,9 +42,9 @@ def figure3(frame: pd.DataFrame) -> plt.Figure:
                 rows = _line(frame, where)
                 if rows.empty or metric not in rows:
                     continue
-                by_n = rows.groupby("seq_len")[[metric, f"{metric}/ci_low", f"{metric}/ci_high"]].mean().sort_index()
-                errors = [by_n[metric] - by_n[f"{metric}/ci_low"], by_n[f"{metric}/ci_high"] - by_n[metric]]
-                ax.errorbar(by_n.index, by_n[metric], yerr=errors, marker="o", capsize=3, label=name)
+                points = [_point(one_configuration(group)[0], metric) for _, group in rows.groupby("seq_len")]
+                n, mean, low, high = (list(v) for v in zip(*sorted(points)))
+                ax.errorbar(n, mean, yerr=[low, high], marker="o", capsize=3, label=name)
                 drawn += 1
             ax.set_title(f"{panel}: recall@{k}")
             ax.set_xlabel("history length N")
@@ -56,8 +56,18 @@ def figure3(frame: pd.DataFrame) -> plt.Figure:
     if not drawn:
         raise ConfigError("figure 3 needs next_item results of text_prompt and/or userllm (suite seq_length)")
     datasets = ", ".join(sorted(frame["dataset"].unique()))
-    fig.suptitle(f"Figure 3: next item recall vs history length ({datasets}; bars: 95% bootstrap CI)")
+    fig.suptitle(f"Figure 3: next item recall vs history length ({datasets}; one configuration per point; bars: "
+                 "95% bootstrap CI of one seed, or ± std over seeds)")
     return fig
+
+
+def _point(rows: pd.DataFrame, metric: str) -> tuple[int, float, float, float]:
+    """(N, mean, lower error, upper error) of one configuration: its CI with one seed, ± std over several."""
+    mean = float(rows[metric].mean())
+    if len(rows) == 1:
+        return int(rows["seq_len"].iloc[0]), mean, mean - rows[f"{metric}/ci_low"].iloc[0], rows[f"{metric}/ci_high"].iloc[0] - mean
+    std = float(rows[metric].std(ddof=1))
+    return int(rows["seq_len"].iloc[0]), mean, std, std
 
 
 def cost_quality(frame: pd.DataFrame) -> plt.Figure:
@@ -66,10 +76,10 @@ def cost_quality(frame: pd.DataFrame) -> plt.Figure:
     metric, flops = "test/recall@1", "acct.flops_per_train_example_6nd"
     if ok.empty or metric not in ok:
         raise ConfigError("the cost/quality plot needs results with test recall@1")
-    tasks = sorted(ok["task"].dropna().unique())
-    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.5), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        rows = ok[(ok["task"] == task) & ok[metric].notna()]
+    panels = sorted(set(zip(ok["dataset"], ok["task"])))  # one dataset per panel: never mixed
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
+    for ax, (dataset, task) in zip(axes[0], panels):
+        rows = ok[(ok["dataset"] == dataset) & (ok["task"] == task) & ok[metric].notna()]
         with_llm = rows[rows[flops].notna()] if flops in rows else rows.iloc[0:0]
         for label, group in with_llm.groupby("label"):
             ax.scatter(group[flops], group[metric], label=label, s=40)
@@ -82,7 +92,7 @@ def cost_quality(frame: pd.DataFrame) -> plt.Figure:
             ax.legend(fontsize=8)
         ax.set_xlabel("LLM training FLOPs per example (6ND)")
         ax.set_ylabel("test recall@1")
-        ax.set_title(task)
+        ax.set_title(f"{dataset}: {task}")
         ax.grid(alpha=0.3)
     fig.suptitle("Cost vs quality: recall@1 against LLM FLOPs per training example")
     return fig

@@ -76,21 +76,27 @@ def versus_rows(records: list[dict[str, Any]], reference: str) -> pd.DataFrame:
                           f"values were stored need a re-run)")
     params = varying_params(frame)
     frame[params] = frame[params].astype(object).where(frame[params].notna(), None)  # NaN keys never match
+    _refuse_ambiguous(frame[frame["label"] == reference], reference, params)
     runs: dict[Configuration, list[Run]] = {}
+    paired_trials: set[str] = set()
     for key, group in frame.groupby(list(PAIRING), sort=False):
         paired_on = dict(zip(PAIRING, key))
         base = group[group["label"] == reference]
         if base.empty:
             continue
+        paired_trials.update(group["trial_id"])
         base_values = usable[base["trial_id"].iloc[0]]["per_example"]["test"]
         for _, trial in group[group["label"] != reference].iterrows():
             configuration = Configuration(trial["label"], tuple(trial[p] for p in params),
                                           **{k: v for k, v in paired_on.items() if k != "seed"})
             runs.setdefault(configuration, []).append(
                 Run(int(paired_on["seed"]), usable[trial["trial_id"]]["per_example"]["test"], base_values))
+    unpaired = [_why_unpaired(trial, frame, reference) for _, trial in frame.iterrows()
+                if trial["label"] != reference and trial["trial_id"] not in paired_trials]
     if not runs:
         raise ConfigError(f"--versus {reference!r}: no other trial was scored on the same test examples "
-                          f"(same dataset and options, task, history length, seed, protocol and cap)")
+                          f"(same dataset and options, task, history length, seed, protocol and cap): "
+                          + "; ".join(unpaired))
     rows = []
     for configuration, its_runs in runs.items():
         what = {"label": configuration.label, **dict(zip(params, configuration.params)),
@@ -105,7 +111,34 @@ def versus_rows(records: list[dict[str, Any]], reference: str) -> pd.DataFrame:
                 theirs = np.mean([run.reference[metric] for run in pooled], axis=0)
                 rows.append(what | {"seed": seed, "metric": metric} |
                             _paired_row(mine, theirs, reference, bootstrap_seed=pooled[0].seed))
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    out.attrs["unpaired"] = unpaired
+    return out
+
+
+def _refuse_ambiguous(base: pd.DataFrame, reference: str, params: list[str]) -> None:
+    """One configuration may carry the reference label per dataset, task, history length, seed and
+    protocol; several (two budgets, say) would make the comparison depend on which came first."""
+    for _, group in base.groupby(["dataset", "dataset_options", "task", "seq_len", "seed", "protocol"], sort=False):
+        if len(group) > 1:
+            shown = "; ".join(", ".join(f"{p}={row[p]}" for p in params if row[p] is not None) or row["trial_id"]
+                              for _, row in group.iterrows())
+            raise ConfigError(f"--versus {reference!r}: {len(group)} configurations carry that label on "
+                              f"{group['dataset'].iloc[0]}/{group['task'].iloc[0]}/N={group['seq_len'].iloc[0]} "
+                              f"({shown}); expected one: report one suite (--suite) or relabel them")
+
+
+def _why_unpaired(trial: pd.Series, frame: pd.DataFrame, reference: str) -> str:
+    """Why a trial has no reference to pair with: what the nearest reference trial differs in."""
+    what = f"{trial['label']} ({trial['dataset']}/{trial['task']}/N={trial['seq_len']}, seed {trial['seed']})"
+    base = frame[(frame["label"] == reference) & (frame["dataset"] == trial["dataset"])
+                 & (frame["task"] == trial["task"])]
+    if base.empty:
+        return f"{what}: no {reference} trial on that dataset and task"
+    differs = [k for k in ("seq_len", "seed", "protocol", "test_examples")
+               if not (base[k] == trial[k]).any()]
+    names = {"test_examples": "test examples (a different cap)", "seq_len": "history length"}
+    return f"{what}: {reference} differs in {', '.join(names.get(k, k) for k in differs) or 'test examples'}"
 
 
 def _paired_row(values: np.ndarray, base: np.ndarray, reference: str, bootstrap_seed: int) -> dict[str, Any]:

@@ -89,13 +89,52 @@ def pick(frame: pd.DataFrame, **conditions) -> pd.DataFrame:
     return ok
 
 
+CONFIGURATION_KEYS = ("suite", "dataset", "dataset_options", "dtype")
+CONFIGURATION_PREFIXES = ("param.", "budget.", "protocol.")
+DATASET_PREFERENCE = [name for names in FAMILIES.values() for name in names]  # the paper's dataset first
+
+
+def configurations(rows: pd.DataFrame) -> list[pd.DataFrame]:
+    """``rows`` split into configurations (suite, dataset, dtype, every parameter, budget and protocol
+    value; only seeds differ within one), the preferred first: the paper's dataset over a stand-in, then
+    uncapped and larger test sets, then more training examples."""
+    if rows.empty:
+        return []
+    keys = [c for c in rows.columns if c in CONFIGURATION_KEYS or c.startswith(CONFIGURATION_PREFIXES)]
+    keyed = rows.assign(**{c: rows[c].astype(str) for c in keys})
+    groups = [rows.loc[group.index] for _, group in keyed.groupby(keys, dropna=False, sort=False)]
+
+    def preference(group: pd.DataFrame) -> tuple:
+        dataset = group["dataset"].iloc[0]
+        rank = DATASET_PREFERENCE.index(dataset) if dataset in DATASET_PREFERENCE else len(DATASET_PREFERENCE)
+        test_n = group["test_n"].max() if "test_n" in group else 0
+        seen = group["train.examples_seen"].max() if "train.examples_seen" in group else 0
+        return rank, bool(group["capped"].any()) if "capped" in group else False, -(test_n or 0), -(seen or 0)
+
+    return sorted(groups, key=preference)
+
+
+def one_configuration(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The preferred configuration's rows (its seeds) and what the cell should say about the choice."""
+    choices = configurations(rows)
+    if not choices:
+        return rows, ""
+    chosen = choices[0]
+    first = chosen.iloc[0]
+    note = f"{first['dataset']}, {first['suite']}/{first['label']}"
+    if len(chosen) > 1:
+        note += f"; mean of {len(chosen)} seeds"
+    if len(choices) > 1:
+        note += f"; 1 of {len(choices)} configurations"
+    return chosen, note
+
+
 def _value(rows: pd.DataFrame, column: str, fmt: str = "{:.3f}") -> str:
+    """One configuration's value (the mean over its seeds), never a mean over unlike runs."""
     if rows.empty or column not in rows or rows[column].isna().all():
         return MISSING
-    values = rows[column].dropna()
-    label = fmt.format(values.mean())
-    datasets = ", ".join(sorted(rows["dataset"].unique()))
-    return f"{label} ({datasets})" if len(values) == 1 else f"{label} ({datasets}; mean of {len(values)} trials)"
+    chosen, note = one_configuration(rows[rows[column].notna()])
+    return f"{fmt.format(chosen[column].mean())} ({note})"
 
 
 def metric_cell(frame: pd.DataFrame, row: Row, column: Column) -> str:
@@ -123,7 +162,8 @@ def _table3(frame: pd.DataFrame, row: str, column: str) -> str:
         return f"{_value(ours, 'acct.llm_input_tokens_mean', '{:.0f}')} [{strategy}]"
     if column_6nd not in tp or column_6nd not in ours:
         return MISSING
-    return f"{tp[column_6nd].mean() / ours[column_6nd].mean():.1f}X [{strategy}]"
+    (tp, tp_note), (ours, ours_note) = one_configuration(tp), one_configuration(ours)
+    return f"{tp[column_6nd].mean() / ours[column_6nd].mean():.1f}X [{strategy}; {tp_note} / {ours_note}]"
 
 
 def _rows(spec: list[tuple[str, str, list[str]]]) -> list[Row]:

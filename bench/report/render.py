@@ -25,7 +25,10 @@ def render_report(results: Path, suites: list[str] | None = None, table: int | N
     if table is not None:
         text = paper_table(table, frame, fmt)
     elif versus is not None:
-        text = format_frame(versus_rows(records, versus), fmt)
+        rows = versus_rows(records, versus)
+        text = format_frame(rows, fmt)
+        if rows.attrs.get("unpaired") and fmt in ("terminal", "markdown"):
+            text += "\n\nnot paired:\n" + "\n".join(f"- {line}" for line in rows.attrs["unpaired"])
     else:
         if frame.empty:
             raise ConfigError(f"no results under {results}" + (f" for suite(s) {', '.join(suites)}" if suites else ""))

@@ -71,6 +71,7 @@ def summary_rows(frame: pd.DataFrame) -> pd.DataFrame:
     several; costs beside them. Failed trials are listed with their error."""
     ok = best_of_searches(frame[frame["status"] == "ok"])
     keys = IDENTITY + varying_params(frame)
+    mixed = "sources" in ok and ok.groupby("suite")["sources"].nunique().max() > 1  # records of other code
     rows = []
     for key, group in ok.groupby(keys, dropna=False, sort=False):
         row = dict(zip(keys, key))
@@ -89,6 +90,12 @@ def summary_rows(frame: pd.DataFrame) -> pd.DataFrame:
             if column in group and group[column].notna().any():
                 row[label] = style.format(group[column].mean())
         row.update(training_columns(group))
+        row["test n"] = "/".join(str(int(n)) for n in dict.fromkeys(group["test_n"].dropna())) + (
+            " (capped)" if group["capped"].any() else "")
+        if group["machine_dependent"].any():
+            row["note"] = "seconds guard stopped it: depends on the machine's speed"
+        if mixed:
+            row["sources"] = ", ".join(dict.fromkeys(group["sources"]))
         rows.append(row)
     failed = frame[frame["status"] != "ok"]
     for _, trial in failed.iterrows():

@@ -65,3 +65,20 @@ class Leaky(Method):
 
     def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
         return Predictions(ranked=ctx.dataset.item[examples.label_positions][:, None].repeat(10, axis=1))
+
+
+@register_method("test_reads_source")
+class ReadsSource(Method):
+    """Digs past its context: finds the harness's own trial object among the live objects and reads the
+    test labels from its labelled dataset. No view can stop that; ``bench check-leakage``'s refit probe must catch it."""
+
+    def fit(self, ctx: TrialContext) -> None:
+        import gc
+
+        from bench.trial import PreparedTrial
+
+        trial = next(obj for obj in gc.get_objects() if isinstance(obj, PreparedTrial) and obj.ctx is ctx)
+        self.items = trial.labelled.item
+
+    def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
+        return Predictions(ranked=self.items[examples.label_positions][:, None].repeat(10, axis=1))

@@ -29,7 +29,7 @@ class MarkovChain(Method):
                 raise ValueError(f"smoothing must be >= 0, got {self.smoothing}")
 
     def fit(self, ctx: TrialContext) -> None:
-        train = ctx.split.train
+        train = ctx.train
         n = ctx.dataset.n_items
         last = ctx.dataset.item[train.label_positions - 1]
         label = ctx.dataset.item[train.label_positions]

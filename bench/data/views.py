@@ -1,0 +1,50 @@
+"""What a method may see of a dataset: each user's events before a cut, every later event hidden.
+
+A view keeps every row, so an example (an offset into the event arrays) means the same in every view.
+A hidden event's item is ``dataset.n_items`` (one past the catalog: any lookup by it fails loudly
+instead of reading a label), its rating and timestamp are -1 and its review is empty. The harness hands
+``fit`` and the validation checks the view that hides each user's validation and test label events;
+test predictions get the view that hides each user's test label event. A task whose inputs include the
+label event's item by design (review_gen: "write the review of <item>, rated <r>") keeps that event's
+item and rating visible and hides its review.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from bench.data.dataset import Dataset
+
+FIT = 2  # the view fit and validation checks see: the last two events of each user hidden
+TEST = 1  # the view test predictions see: the last event of each user hidden
+
+
+def hidden_item(dataset: Dataset) -> int:
+    """The item id a hidden event holds."""
+    return dataset.n_items
+
+
+def from_end(dataset: Dataset) -> np.ndarray:
+    """Each event's rank from its user's last event (1 for the last), int64 [events]."""
+    ptr = dataset.user_ptr
+    return np.repeat(ptr[1:], np.diff(ptr)) - np.arange(ptr[-1], dtype=np.int64)
+
+
+def visible_view(dataset: Dataset, hide_last: int, label_item_visible: bool = False) -> Dataset:
+    """``dataset`` with each user's last ``hide_last`` events hidden. With ``label_item_visible`` the
+    first hidden event of each user (the label of the examples this view serves) keeps its item and
+    rating; only its review is hidden."""
+    rank = from_end(dataset)
+    hidden = rank <= hide_last
+    keep_item = hidden & (rank == hide_last) if label_item_visible else np.zeros_like(hidden)
+    events = dataset.events.copy()
+    events["item"] = np.where(hidden & ~keep_item, hidden_item(dataset), events["item"].to_numpy()).astype(np.int32)
+    events["rating"] = np.where(hidden & ~keep_item, np.float32(-1), events["rating"].to_numpy()).astype(np.float32)
+    events["timestamp"] = np.where(hidden & ~keep_item, -1, events["timestamp"].to_numpy())
+    if "review" in events.columns:
+        events["review"] = np.where(hidden, "", events["review"].to_numpy()).astype(object)
+    view = replace(dataset, events=events)
+    view.__dict__["categories"] = dataset.categories  # the catalog is shared: no need to rebuild it
+    return view

@@ -1,0 +1,44 @@
+"""The same suite with the same seed on the same machine gives the same numbers, example by example:
+budgets are steps, epochs or FLOPs, and nothing in a trial reads the clock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.models.llm import TINY
+from bench.trial import run_trial
+from conftest import fresh_cache
+from test_leakage import leakage_spec
+
+SMALL = {"layers": 1, "dim": 16, "heads": 2}
+METHODS = [
+    ("popularity", "next_item", {}),
+    ("cooccurrence", "next_item", {}),
+    ("window_count", "fav_category", {}),
+    ("dual_encoder", "next_item", {**SMALL, "positions": "all"}),
+    ("dual_encoder", "fav_category", SMALL),
+    ("ar_encoder", "next_item", SMALL),
+    ("recbole", "next_item", {"model": "SASRec", "layers": 1, "dim": 16, "heads": 1, "epochs": 1}),
+    ("userllm", "fav_category", {"llm": TINY, "pretrain_steps": 2, "xattn_every": 1, "beams": 2,
+                                 "encoder_layers": 1, "encoder_dim": 16, "encoder_heads": 2}),
+]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return fresh_cache(tmp_path_factory.mktemp("determinism-cache"))
+
+
+@pytest.mark.parametrize(("method", "task", "params"), METHODS, ids=[f"{m}-{t}" for m, t, _ in METHODS])
+def test_two_runs_of_one_spec_give_identical_per_example_results(method, task, params, tmp_path, cache):
+    spec = leakage_spec(method, task, params)
+    spec["budget"] = {**spec["budget"], "steps": 4, "eval_every": 2}
+    first = run_trial(spec, tmp_path / "a", cache)
+    second = run_trial(spec, tmp_path / "b", cache)
+    assert first["per_example"]["test"].keys() == second["per_example"]["test"].keys()
+    for name, values in first["per_example"]["test"].items():
+        assert np.array_equal(values, second["per_example"]["test"][name]), name
+    assert first["metrics"] == second["metrics"] and first["machine_dependent"] is False
