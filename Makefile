@@ -19,9 +19,11 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PIP) install -e ".[test]"
 	touch $@
 
+# The report is printed even when a trial failed (it lists the failure); the run's status is kept.
 quickstart: env
-	$(VENV)/bin/bench run suites/quickstart.yaml
-	$(VENV)/bin/bench report --suite quickstart
+	$(VENV)/bin/bench run suites/quickstart.yaml; status=$$?; \
+	$(VENV)/bin/bench report --suite quickstart || status=$$?; \
+	exit $$status
 
 test: env
 	$(PY) -m pytest -q
