@@ -71,7 +71,8 @@ def summary_rows(frame: pd.DataFrame) -> pd.DataFrame:
     several; costs beside them. Failed trials are listed with their error."""
     ok = best_of_searches(frame[frame["status"] == "ok"])
     keys = IDENTITY + varying_params(frame)
-    mixed = "sources" in ok and ok.groupby("suite")["sources"].nunique().max() > 1  # records of other code
+    # records of one method made by different code (kept with --keep-stale)
+    mixed = "sources" in ok and not ok.empty and ok.groupby(["suite", "method"])["sources"].nunique().max() > 1
     rows = []
     for key, group in ok.groupby(keys, dropna=False, sort=False):
         row = dict(zip(keys, key))
