@@ -17,7 +17,8 @@ NOT_CORE = ("cli.py", "runner.py", "profile.py", "leakage.py", "provenance.py", 
 
 
 @cache
-def _hash_files(files: tuple[Path, ...]) -> str:
+def hash_files(files: tuple[Path, ...]) -> str:
+    """Short content hash of source files (their names and bytes, in the order given)."""
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.name.encode())
@@ -32,7 +33,7 @@ def _python_files(folder: Path, exclude: tuple[str, ...] = ()) -> tuple[Path, ..
 
 def harness_hash() -> str:
     """Hash of the harness core: every module under ``bench/`` that a trial runs."""
-    return _hash_files(_python_files(BENCH, NOT_CORE))
+    return hash_files(_python_files(BENCH, NOT_CORE))
 
 
 def method_hash(cls: type) -> str:
@@ -42,9 +43,9 @@ def method_hash(cls: type) -> str:
     path = Path(module.__file__).resolve()
     package = cls.__module__.split(".")[0]
     if package == "bench" or path.name != "__init__.py" and "." not in cls.__module__:
-        return _hash_files((path,))
+        return hash_files((path,))
     root = Path(sys.modules[package].__file__).resolve().parent
-    return _hash_files(_python_files(root))
+    return hash_files(_python_files(root))
 
 
 @cache

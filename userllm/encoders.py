@@ -43,11 +43,10 @@ def code_version() -> str:
     import bench.models.encoders
     import bench.models.features
     import bench.models.training
+    from bench.provenance import hash_files
 
-    digest = hashlib.sha256()
-    for module in (bench.models.encoders, bench.models.features, bench.models.training, sys.modules[__name__]):
-        digest.update(Path(module.__file__).read_bytes())
-    return digest.hexdigest()[:12]
+    modules = (bench.models.encoders, bench.models.features, bench.models.training, sys.modules[__name__])
+    return hash_files(tuple(Path(module.__file__) for module in modules))
 
 
 def checkpoint_path(ctx: TrialContext, kind: str, config: EncoderConfig, budget: Budget) -> Path:
