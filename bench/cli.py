@@ -92,6 +92,7 @@ def _selected_suite(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from bench.lock import results_lock
     from bench.runner import run_suite
     from bench.suite import check_histories
 
@@ -107,8 +108,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     for label, cap in caps:
         print(f"  note: {label} is evaluated on at most {cap} test examples (budget.max_test_examples); "
               "its results are marked capped")
-    summary = run_suite(suite, Path(args.results), _cache(args), address=args.address,
-                        show_progress=not args.no_progress, verbose=args.verbose, keep_stale=args.keep_stale)
+    with results_lock(Path(args.results) / suite.name):
+        summary = run_suite(suite, Path(args.results), _cache(args), address=args.address,
+                            show_progress=not args.no_progress, verbose=args.verbose, keep_stale=args.keep_stale)
+    if summary.interrupted:
+        print(f"stopped by {summary.interrupted}: {summary.finished} trial(s) finished (records kept), "
+              f"{summary.running} stopped while running and {summary.not_started} not started; nothing is left "
+              f"running; bench run {args.suite} runs the {summary.running + summary.not_started} without a record")
+        return summary.exit_code
     print(f"ran {summary.ran} trial(s); {summary.skipped_done} already had a finished record")
     if summary.stale:
         print(f"{summary.stale} finished record(s) were made by other sources: "
@@ -121,17 +128,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """One line per trial of the suite: ok, stale (other sources made it), failed or missing; exit 1 unless
+    """One line per trial of the suite: ok, stale (other sources made it), failed, damaged or missing; exit 1 unless
     every trial has a finished record made by these sources."""
     from bench.provenance import same_sources
     from bench.registry import get_method
-    from bench.store import read_record, record_path
+    from bench.store import read_checked, record_path
 
     suite = _selected_suite(args)
     counts: dict[str, int] = {}
     for spec in suite.trials:
-        record = read_record(record_path(suite.name, spec["trial_id"], Path(args.results)))
-        if record is None:
+        record, problem = read_checked(record_path(suite.name, spec["trial_id"], Path(args.results)))
+        if problem:
+            state = "damaged"
+        elif record is None:
             state = "missing"
         elif record.get("status") != "ok":
             state = "failed"
@@ -269,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands.add_parser("list", help="the datasets the harness can load").set_defaults(func=cmd_data_list)
     describe = data_commands.add_parser("describe", help="prepare a dataset and print its statistics")
     describe.add_argument("dataset")
-    describe.add_argument("--seq-len", type=int, default=50, help="history length N (default 50)")
+    describe.add_argument("--seq-len", type=_positive, default=50, help="history length N (default 50)")
     describe.add_argument("--path", help="folder with the dataset's files (external datasets)")
     describe.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                           help="dataset option, e.g. category=Movies_and_TV")
@@ -340,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C outside a run (a run stops itself: bench.runner)
+        print("stopped by SIGINT (Ctrl-C)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ class Budget:
     flops: float | None = None  # training FLOPs (counted on the first step): fewer steps where they run out first
     seconds: float | None = None  # a guard, not a budget: a wall-clock cap on the optimisation loop (validation
     # not counted); a run it stops depends on the machine's speed, and its record says so
+    timeout: float | None = None  # a guard on the whole trial's wall clock: the harness stops a trial that runs
+    # longer and records it as failed (None: 2 x seconds + 30 minutes where seconds is set, else no limit)
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size"):
@@ -52,7 +54,7 @@ class Budget:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 or null, got {value}")
-        for name in ("flops", "seconds"):
+        for name in ("flops", "seconds", "timeout"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be > 0 or null, got {value}")

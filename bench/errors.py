@@ -11,3 +11,7 @@ class DataError(BenchError):
 
 class ConfigError(BenchError):
     """A suite, method parameter or CLI option has a bad key, type or value."""
+
+
+class MethodError(BenchError):
+    """A method broke its contract with the harness (returned something other than what it must)."""

@@ -102,6 +102,9 @@ def evaluate(task: Task, protocol: Protocol, dataset: Dataset, examples: Example
 def score_examples(task: Task, protocol: Protocol, dataset: Dataset, examples: Examples,
                    predictions: Predictions) -> dict[str, np.ndarray]:
     """Per-example metric values for one batch of predictions."""
+    if not isinstance(predictions, Predictions):
+        raise PredictionError(f"predict returned {type(predictions).__name__}; expected "
+                              "bench.evaluation.Predictions(scores=..., ranked=... or texts=...)")
     labels = task.labels(dataset, examples, protocol)
     if protocol.metric == "recall":
         if predictions.texts is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.metadata
+import traceback
 import types
 import typing
 from abc import ABC, abstractmethod
@@ -77,7 +78,8 @@ def register_method(name: str) -> Callable[[type[Method]], type[Method]]:
         if not (isinstance(cls, type) and issubclass(cls, Method)):
             raise TypeError(f"@register_method({name!r}) needs a subclass of bench.registry.Method")
         if not dataclasses.is_dataclass(cls.Params):
-            raise TypeError(f"{cls.__name__}.Params must be a dataclass")
+            raise ConfigError(f"method {name!r}: {cls.__module__}.{cls.__name__}.Params is "
+                              f"{cls.Params!r}; expected a dataclass (@dataclasses.dataclass(frozen=True))")
         existing = METHODS.get(name)
         if existing is not None and existing.__qualname__ != cls.__qualname__:
             raise ConfigError(f"method name {name!r} is registered twice ({existing.__module__}, {cls.__module__})")
@@ -88,8 +90,18 @@ def register_method(name: str) -> Callable[[type[Method]], type[Method]]:
     return decorate
 
 
+def _failure(exc: BaseException) -> str:
+    """An import failure as one line: the exception and where it was raised."""
+    if isinstance(exc, SyntaxError):
+        return f"SyntaxError: {exc.msg} ({exc.filename}:{exc.lineno})"
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
 def import_plugin(module: str, where: str = "plugins") -> None:
-    """Import a module that registers methods; a missing module is one ConfigError."""
+    """Import a module that registers methods; any failure (no such module, a missing dependency, an
+    exception or a syntax error in it, a bad ``Params``) is one ConfigError naming the module."""
     if module in _loaded_sources:
         return
     try:
@@ -97,8 +109,27 @@ def import_plugin(module: str, where: str = "plugins") -> None:
     except ModuleNotFoundError as exc:
         if exc.name and module.startswith(exc.name):
             raise ConfigError(f"{where}: cannot import plugin module {module!r}: no such module") from None
-        raise
+        raise ConfigError(f"{where}: plugin module {module!r} needs {exc.name!r}, which is not installed "
+                          f"({_failure(exc)})") from None
+    except ConfigError as exc:  # it registered a method the registry refuses
+        raise ConfigError(f"{where}: plugin module {module!r}: {exc}") from None
+    except Exception as exc:  # the plugin's own code failed while importing
+        raise ConfigError(f"{where}: plugin module {module!r} failed to import: {_failure(exc)}") from None
     _loaded_sources.add(module)
+
+
+def _load_entry_point(entry: importlib.metadata.EntryPoint) -> None:
+    """Register the Method class an installed package names in the ``userllm_bench.methods`` group."""
+    where = f"entry point {entry.name} = {entry.value} (group {ENTRY_POINT_GROUP}, package " \
+            f"{entry.dist.name if entry.dist else '?'})"
+    try:
+        loaded = entry.load()
+    except Exception as exc:  # a missing dependency, an exception or a syntax error in the plugin
+        raise ConfigError(f"{where}: failed to import: {_failure(exc)}") from None
+    if not (isinstance(loaded, type) and issubclass(loaded, Method)):
+        raise ConfigError(f"{where}: names {loaded!r}; expected a subclass of bench.registry.Method")
+    if entry.name not in METHODS:
+        register_method(entry.name)(loaded)
 
 
 def load_methods(plugins: tuple[str, ...] = ()) -> dict[str, type[Method]]:
@@ -107,9 +138,7 @@ def load_methods(plugins: tuple[str, ...] = ()) -> dict[str, type[Method]]:
         import_plugin(module, "built-in methods")
     for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         if f"ep:{entry.value}" not in _loaded_sources:
-            loaded = entry.load()
-            if isinstance(loaded, type) and issubclass(loaded, Method) and entry.name not in METHODS:
-                register_method(entry.name)(loaded)
+            _load_entry_point(entry)
             _loaded_sources.add(f"ep:{entry.value}")
     for module in plugins:
         import_plugin(module)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -19,9 +20,10 @@ from typing import Any
 
 from bench.data.cache import cache_root
 from bench.errors import BenchError
+from bench.interrupt import Interrupted, check, descendants, install, signals_interrupt, stop_processes, stopping
 from bench.nodes import node_id, trial_files_root
 from bench.paper_budgets import paper_examples
-from bench.store import jsonable, load_records, read_record, record_path, write_json_atomically
+from bench.store import jsonable, load_records, read_checked, read_record, record_path, write_json_atomically
 from bench.suite import Suite, SearchSpec, trial_hash
 from bench.trial import execute_trial
 
@@ -29,6 +31,7 @@ MAX_SOCKET_DIR = 60  # Ray's unix socket paths must stay under ~107 characters
 RECORD_KEY = "record_json"  # the Tune result field that carries a trial's whole record to the driver
 PROGRESS_KEY = "progress_json"  # ... and the one that carries a progress report (a validation check, a loss)
 PROGRESS_EVERY = 30.0  # seconds between two progress lines of one trial
+TIMEOUT_GRACE = 1800.0  # seconds on top of twice the seconds guard (validation and prediction are not in it)
 
 
 @dataclass
@@ -37,12 +40,29 @@ class RunSummary:
     skipped_done: int
     failed: list[str]
     stale: int = 0  # finished records made by other sources, rerun (or kept with keep_stale)
+    interrupted: str | None = None  # the signal that stopped the run (SIGINT, SIGTERM)
+    exit_code: int = 0
+    finished: int = 0  # of the trials this run was to run: with a record now
+    running: int = 0  # ... stopped while they ran (no record: run again next time)
+    not_started: int = 0
+
+
+def trial_timeout(spec: dict[str, Any]) -> float | None:
+    """The wall-clock seconds after which the harness stops a trial: ``budget.timeout``, else twice the
+    ``budget.seconds`` guard plus half an hour, else none."""
+    budget = spec["budget"]
+    if budget.get("timeout"):
+        return float(budget["timeout"])
+    return 2 * float(budget["seconds"]) + TIMEOUT_GRACE if budget.get("seconds") else None
 
 
 def _finished(suite: Suite, spec: dict[str, Any], root: Path) -> dict[str, Any] | None:
-    """The trial's ok record, or None."""
-    record = read_record(record_path(suite.name, spec["trial_id"], root))
-    return record if record is not None and record.get("status") == "ok" else None
+    """The trial's ok record, or None (a damaged record is said and run again)."""
+    path = record_path(suite.name, spec["trial_id"], root)
+    record, problem = read_checked(path)
+    if problem:
+        print(f"[damaged] {path}: {problem}; running the trial again", flush=True)
+    return record if record is not None and record["status"] == "ok" else None
 
 
 def _stale(record: dict[str, Any], spec: dict[str, Any]) -> bool:
@@ -122,22 +142,41 @@ def _tune_space(search: SearchSpec) -> dict[str, Any]:
     return {key: builders[kind](*args) for key, dist in search.space.items() for kind, args in dist.items()}
 
 
-def _callback(results_root: Path, show_progress: bool = True) -> Any:
+def _callback(results_root: Path, show_progress: bool = True, started: set[str] | None = None) -> Any:
     from ray import tune
 
     class TrialLines(tune.Callback):
         """On the driver: one line per trial start and finish; each finished trial's record written into
-        the driver's results folder; a trial whose worker died recorded as failed."""
+        the driver's results folder; a trial whose worker died recorded as failed; a trial past its
+        timeout stopped and recorded as failed."""
 
         def __init__(self) -> None:
-            self.started: set[str] = set()
+            self.started: set[str] = started if started is not None else set()  # trial ids, this run
             self.last_progress: dict[str, float] = {}
+            self.deadlines: dict[str, tuple[float, float]] = {}  # Tune trial id -> (started, timeout)
+            self.timed_out: dict[str, float] = {}  # Tune trial id -> seconds it ran when stopped
 
         def on_trial_start(self, iteration, trials, trial, **info):
             spec = _sampled_spec(trial.config)
             self.started.add(spec["trial_id"])
+            timeout = trial_timeout(spec)
+            if timeout is not None:
+                self.deadlines[trial.trial_id] = (time.monotonic(), timeout)
             print(f"[start] {spec['label']} {spec['dataset']['name']}/{spec['task']}/N={spec['seq_len']} "
                   f"seed={spec['seed']}", flush=True)
+
+        def on_step_begin(self, iteration, trials, **info):
+            import ray
+
+            check()  # a stop signal arrived: leave Tune's loop here
+            now = time.monotonic()
+            for trial in trials:
+                started, timeout = self.deadlines.get(trial.trial_id, (now, None))
+                actor = trial.temporary_state.ray_actor
+                if timeout is None or now - started <= timeout or trial.trial_id in self.timed_out or actor is None:
+                    continue
+                self.timed_out[trial.trial_id] = now - started
+                ray.kill(actor, no_restart=True)
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             if PROGRESS_KEY not in result or not show_progress:
@@ -159,8 +198,15 @@ def _callback(results_root: Path, show_progress: bool = True) -> Any:
             print(f"[done]  {result['describe']}: {result['headline']}", flush=True)
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            _record_worker_death(_sampled_spec(trial.config), results_root,
-                                 f"the trial's worker died: {_ray_error(trial)}")
+            spec = _sampled_spec(trial.config)
+            if trial.trial_id in self.timed_out:
+                ran, limit = self.timed_out[trial.trial_id], self.deadlines[trial.trial_id][1]
+                _record_failure(spec, results_root, "TimedOut",
+                                f"stopped by the harness after {ran:.0f} s: over its time limit of {limit:.0f} s "
+                                "(budget.timeout, else 2 x budget.seconds + 30 min); a fit or predict that never "
+                                "returns, or a budget too large for this machine")
+            else:
+                _record_failure(spec, results_root, "WorkerDied", f"the trial's worker died: {_ray_error(trial)}")
 
     return TrialLines()
 
@@ -174,29 +220,31 @@ def _ray_error(trial: Any) -> str:
         return f"no error text from Ray (error file: {trial.error_file})"
 
 
-def _record_worker_death(spec: dict[str, Any], root: Path, message: str) -> None:
-    """A failure record for a trial whose worker died before it could send its own (a trial that already
-    has its record finished before the worker died: it is left as it is, and not reported again)."""
+def _record_failure(spec: dict[str, Any], root: Path, kind: str, message: str) -> None:
+    """A failure record for a trial that could not send its own (its worker died, or the harness stopped
+    it). A trial that already has its record finished before: it is left as it is and not reported
+    again; nothing is recorded while a signal stops the run (those trials simply run again)."""
     path = record_path(spec["suite"], spec["trial_id"], root)
-    if read_record(path) is not None:
+    if stopping() or read_record(path) is not None:
         return
     write_json_atomically(path, {"trial_id": spec["trial_id"], "suite": spec["suite"], "spec": spec,
-                                 "status": "failed", "error": {"type": "WorkerDied", "message": message}})
+                                 "status": "failed", "error": {"type": kind, "message": message}})
     print(f"[error] {_describe(spec)}: {message}", flush=True)
 
 
 def start_ray(run_dir: Path, address: str | None, cpus: int | None, verbose: bool = False,
-              cache: Path | None = None) -> None:
+              cache: Path | None = None) -> bool:
     """Connect to ``address`` (or $RAY_ADDRESS), else start a local Ray with its temp folder in ``run_dir``.
     Quiet unless ``verbose``: Ray's and Tune's own banners, warnings and the workers' output (progress
     bars, library warnings) are shown only then. A ``cache``
-    given here is every node's cache ($USERLLM_BENCH_CACHE in every worker)."""
+    given here is every node's cache ($USERLLM_BENCH_CACHE in every worker). True when this call
+    connected (False: this process had already joined a Ray)."""
     import logging
 
     import ray
 
     if ray.is_initialized():
-        return
+        return False
     env = {"PYTHONPATH": os.pathsep.join(p for p in [os.getcwd(), *sys.path] if p)}
     if cache is not None:
         env["USERLLM_BENCH_CACHE"] = os.environ["USERLLM_BENCH_CACHE"] = str(cache.resolve())
@@ -205,11 +253,14 @@ def start_ray(run_dir: Path, address: str | None, cpus: int | None, verbose: boo
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no experiment box, no TensorBoard hint
         os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # records are the results
         logging.getLogger("ray").setLevel(logging.CRITICAL)
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # the harness stops the run itself (bench.interrupt)
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         check_address(address)
         ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=verbose, logging_level=level)
-        return
+        if not verbose:
+            _ray_messages_to(run_dir / "ray-messages.log")
+        return True
     temp = (run_dir / ".ray").resolve()
     if len(str(temp)) > MAX_SOCKET_DIR:
         import tempfile
@@ -219,6 +270,26 @@ def start_ray(run_dir: Path, address: str | None, cpus: int | None, verbose: boo
     temp.mkdir(parents=True, exist_ok=True)
     ray.init(num_cpus=cpus, include_dashboard=False, _temp_dir=str(temp), runtime_env={"env_vars": env},
              log_to_driver=verbose, configure_logging=True, logging_level=level)
+    if not verbose:
+        _ray_messages_to(run_dir / "ray-messages.log")
+    # stops what this run started if it dies without stopping Ray (kill -9); a session of its own, so a
+    # Ctrl-C in the terminal does not reach it
+    subprocess.Popen([sys.executable, "-m", "bench.reaper", str(os.getpid())], start_new_session=True,
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return True
+
+
+def _ray_messages_to(log: Path) -> None:
+    """Ray's driver prints the errors its raylets publish ("(raylet) A worker died ...") whatever
+    ``log_to_driver`` says; quiet runs append them to ``log`` instead (the harness's own [error] line
+    says what happened to the trial)."""
+    import ray._private.worker as ray_worker
+
+    def to_log(data: dict[str, Any], ignore_prefix: bool) -> None:
+        with open(log, "a") as out:
+            out.writelines(f"({data.get('pid')}) {line}\n" for line in data.get("lines", []))
+
+    ray_worker.print_to_stdstream = to_log
 
 
 def check_address(address: str, timeout: float = 5.0) -> None:
@@ -296,7 +367,7 @@ def _tune(trainable: Any, param_space: dict[str, Any], run_dir: Path, name: str,
 
 
 def _tune_grid(trainable: Any, common: dict[str, Any], pending: list[dict[str, Any]], run_dir: Path, name: str,
-               results_root: Path, show_progress: bool = True) -> None:
+               results_root: Path, show_progress: bool = True, started: set[str] | None = None) -> None:
     """Run ``pending`` as one Tune grid. Tune aborts the whole experiment when Ray's memory monitor kills
     a worker (it raises instead of failing the trial): record the trials then in flight as failed and
     go on with the others."""
@@ -304,7 +375,7 @@ def _tune_grid(trainable: Any, common: dict[str, Any], pending: list[dict[str, A
     from ray.exceptions import RayError
 
     while pending:
-        lines = _callback(results_root, show_progress)
+        lines = _callback(results_root, show_progress, started)
         try:
             _tune(trainable, {**common, "spec": tune.grid_search(pending)}, run_dir, name, lines=lines)
             return
@@ -314,7 +385,7 @@ def _tune_grid(trainable: Any, common: dict[str, Any], pending: list[dict[str, A
             message = f"Ray stopped the trial's worker: {str(exc.__cause__).splitlines()[0]}"
             for spec in pending:
                 if spec["trial_id"] in lines.started:
-                    _record_worker_death(spec, results_root, message)
+                    _record_failure(spec, results_root, "WorkerDied", message)
             pending = [s for s in pending if read_record(record_path(s["suite"], s["trial_id"], results_root)) is None]
 
 
@@ -324,9 +395,6 @@ def run_suite(suite: Suite, results_root: Path, shared_cache: Path | None = None
     """Run every trial of ``suite`` that has no ok record, or whose ok record other sources made (unless
     ``keep_stale``), wherever the cluster puts it; write every record into ``results_root`` on this (the
     driver's) machine; return what happened. ``shared_cache`` None: each node uses its own default cache."""
-    from ray import tune
-    from ray.tune.search.basic_variant import BasicVariantGenerator
-
     run_dir = results_root / suite.name
     finished = {spec["trial_id"]: _finished(suite, spec, results_root) for spec in suite.trials}
     stale = {spec["trial_id"] for spec in suite.trials
@@ -347,17 +415,24 @@ def run_suite(suite: Suite, results_root: Path, shared_cache: Path | None = None
 
     if shared_cache is not None:
         check_cache(shared_cache)
-    start_ray(run_dir, address, cpus, verbose, shared_cache)
-    common["driver_node"] = node_id()
-    resources = trial_resources(suite)
-    print(cluster_line(resources), flush=True)
-    trainable = tune.with_resources(_trainable, resources)
-    _tune_grid(trainable, common, pending, run_dir, f"{suite.name}-grid", results_root, show_progress)
-    for spec, search, remaining in searches:
-        _tune(trainable, {**common, "spec": spec, "sample": _tune_space(search)}, run_dir,
-              f"{suite.name}-search-{spec['search_group']}", samples=remaining,
-              search=BasicVariantGenerator(random_state=spec["seed"] + remaining),
-              lines=_callback(results_root, show_progress))
+    started_at, started = time.time(), set()
+    before = {p.pid for p in descendants()}
+    with signals_interrupt():
+        try:
+            joined = start_ray(run_dir, address, cpus, verbose, shared_cache)
+            install()
+            check()
+            _run_trials(suite, common, pending, searches, results_root, show_progress, started)
+            check()
+            if joined:
+                stop_ray(before)
+        except Interrupted as stop:
+            stop_ray(before)
+            ids = [spec["trial_id"] for spec in pending]
+            done = sum(1 for i in ids if _written_since(record_path(suite.name, i, results_root), started_at))
+            running = max(0, len(started & set(ids)) - done)
+            return RunSummary(len(pending), skipped, [], len(stale), stop.signal, stop.exit_code, done, running,
+                              len(ids) - done - running)
 
     ids = {spec["trial_id"] for spec in pending}
     finished = {r["trial_id"]: r for r in load_records(results_root, [suite.name])}
@@ -366,3 +441,42 @@ def run_suite(suite: Suite, results_root: Path, shared_cache: Path | None = None
         group = [r for r in finished.values() if r["spec"].get("search_group") == spec["search_group"]]
         failed += [r["trial_id"] for r in group if r["status"] != "ok"]
     return RunSummary(len(pending) + sum(n for _, _, n in searches), skipped, sorted(failed), len(stale))
+
+
+def _run_trials(suite: Suite, common: dict[str, Any], pending: list[dict[str, Any]], searches: list[tuple],
+                results_root: Path, show_progress: bool, started: set[str]) -> None:
+    """The grid, then each search, as Tune experiments on the Ray this process joined."""
+    from ray import tune
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    run_dir = results_root / suite.name
+    common["driver_node"] = node_id()
+    resources = trial_resources(suite)
+    print(cluster_line(resources), flush=True)
+    trainable = tune.with_resources(_trainable, resources)
+    _tune_grid(trainable, common, pending, run_dir, f"{suite.name}-grid", results_root, show_progress, started)
+    for spec, search, remaining in searches:
+        check()
+        _tune(trainable, {**common, "spec": spec, "sample": _tune_space(search)}, run_dir,
+              f"{suite.name}-search-{spec['search_group']}", samples=remaining,
+              search=BasicVariantGenerator(random_state=spec["seed"] + remaining),
+              lines=_callback(results_root, show_progress, started))
+
+
+def _written_since(path: Path, since: float) -> bool:
+    try:
+        return path.stat().st_mtime >= since
+    except OSError:
+        return False
+
+
+def stop_ray(before: set[int]) -> None:
+    """Disconnect from Ray; a local Ray is shut down, and every process started since ``before`` (the
+    pids of this process's descendants then) is stopped, workers by their process group: nothing of
+    this run is left running. A cluster's own processes are not this process's descendants."""
+    import ray
+
+    processes = [p for p in descendants() if p.pid not in before]
+    if ray.is_initialized():
+        ray.shutdown()
+    stop_processes([p for p in processes if p.is_running()])

@@ -11,7 +11,6 @@ from typing import Any
 
 import pandas as pd
 
-from bench.errors import DataError
 
 RESULTS_ROOT = Path("results")
 
@@ -48,32 +47,86 @@ def jsonable(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def read_record(path: Path) -> dict[str, Any] | None:
+SPEC_FIELDS = {"method": str, "dataset": dict, "task": str, "seq_len": int, "seed": int, "params": dict}
+
+
+def record_problem(record: Any, path: Path) -> str | None:
+    """Why ``record``, read from ``path``, is not a well-formed trial record (None when it is). The one
+    schema ``bench run``, ``status`` and ``report`` share: a record is well-formed or treated as missing."""
+    if not isinstance(record, dict):
+        return f"a JSON {type(record).__name__} instead of an object"
+    for key, kind in (("trial_id", str), ("suite", str), ("spec", dict), ("status", str)):
+        if not isinstance(record.get(key), kind):
+            return f"no {key} (expected a {kind.__name__})"
+    if record["trial_id"] != path.stem:
+        return f"trial_id {record['trial_id']!r} is not its file's name"
+    spec = record["spec"]
+    for key, kind in SPEC_FIELDS.items():
+        if not isinstance(spec.get(key), kind):
+            return f"no spec.{key} (expected a {kind.__name__})"
+    if not isinstance(spec["dataset"].get("name"), str):
+        return "no spec.dataset.name"
+    if record["status"] == "failed":
+        return None if isinstance((record.get("error") or {}).get("message"), str) else "a failure without error.message"
+    if record["status"] != "ok":
+        return f"status {record['status']!r} (expected ok or failed)"
+    test = (record.get("metrics") or {}).get("test")
+    if not isinstance(test, dict) or not test:
+        return "a finished trial without test metrics"
+    for name, stats in test.items():
+        if not (isinstance(stats, dict) and all(isinstance(stats.get(k), (int, float)) for k in ("mean", "ci_low", "ci_high"))):
+            return f"metric test/{name} without mean, ci_low and ci_high"
+    counts = (record.get("examples") or {}).get("test")
+    if not (isinstance(counts, list) and len(counts) == 2 and all(isinstance(n, int) for n in counts)):
+        return "no examples.test [used, total]"
+    return None
+
+
+def read_checked(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """(the record, None) when ``path`` holds a well-formed one; (None, why not) when it holds something
+    else; (None, None) when there is no file."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        return None, f"unreadable ({exc.strerror or exc})"
+    try:
+        record = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return None, f"bytes that are not UTF-8 (at byte {exc.start})"
+    except json.JSONDecodeError as exc:
+        return None, f"not JSON ({exc})"
+    problem = record_problem(record, path)
+    return (None, problem) if problem else (record, None)
 
 
-def load_records(root: Path = RESULTS_ROOT, suites: list[str] | None = None) -> list[dict[str, Any]]:
-    """Every trial record under ``root`` (optionally only some suites); an unreadable one is a DataError
-    naming its path, never skipped."""
+def read_record(path: Path) -> dict[str, Any] | None:
+    """The well-formed record at ``path``, or None (no file, or a damaged one)."""
+    return read_checked(path)[0]
+
+
+class Records(list):
+    """Well-formed trial records, and ``damaged``: "path (why)" for each file that is not one."""
+
+    def __init__(self, records: list[dict[str, Any]], damaged: list[str]) -> None:
+        super().__init__(records)
+        self.damaged = damaged
+
+
+def load_records(root: Path = RESULTS_ROOT, suites: list[str] | None = None) -> Records:
+    """Every well-formed trial record under ``root`` (optionally only some suites), and which files are
+    damaged (never silently: ``bench run`` reruns those trials, ``bench report`` names them)."""
     folders = [root / s for s in suites] if suites else sorted(p for p in root.glob("*") if p.is_dir())
-    records, unreadable = [], []
+    records, damaged = [], []
     for folder in folders:
         for path in sorted((folder / "trials").glob("*.json")):
-            try:
-                record = json.loads(path.read_text())
-                if not isinstance(record, dict) or "spec" not in record or "status" not in record:
-                    raise ValueError("not a trial record (no spec or status)")
-            except (OSError, ValueError) as exc:
-                unreadable.append(f"{path} ({type(exc).__name__}: {exc})")
-                continue
-            records.append(record)
-    if unreadable:
-        raise DataError(f"unreadable trial record(s): {'; '.join(unreadable)}; delete them (bench run then "
-                        "re-runs those trials) or restore them")
-    return records
+            record, problem = read_checked(path)
+            if record is None:
+                damaged.append(f"{path} ({problem})")
+            else:
+                records.append(record)
+    return Records(records, damaged)
 
 
 def dataset_options(dataset: dict[str, Any]) -> str:

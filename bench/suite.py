@@ -80,6 +80,8 @@ def trial_hash(spec: dict[str, Any]) -> str:
     """Stable content hash of a trial's resolved configuration (what it computes, not where it runs)."""
     keep = {k: v for k, v in spec.items()
             if k not in ("suite", "label", "plugins", "search_group", "search_metric", "trial_id")}
+    if "budget" in keep:  # a timeout stops a hung trial; it does not change what a finished one computed
+        keep["budget"] = {k: v for k, v in keep["budget"].items() if k != "timeout"}
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -390,6 +392,10 @@ def check_histories(suite: Suite) -> None:
         dataset = load_dataset(name, path, **json.loads(options))
         longest = int(np.diff(dataset.user_ptr).max(initial=0))
         too_long = sorted(n for n in seq_lens if n + 3 > longest)
+        if too_long and longest < 4:
+            raise ConfigError(f"{suite.path}: dataset {name} has no user with the 4 events a training example "
+                              f"needs at N=1 (an input, the label, then the validation and test events); its "
+                              f"longest history has {longest} event(s); expected a dataset with longer histories")
         if too_long:
             raise ConfigError(f"{suite.path}: seq_lens: N={too_long[0]} leaves no training example on {name}: its "
                               f"longest user history has {longest} events and a training window needs N + 3 "

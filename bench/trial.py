@@ -8,6 +8,7 @@ copy in the trial's working folder on the node that ran it.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import platform
 import random
@@ -26,14 +27,14 @@ from bench.data import build_split, load_dataset, views
 from bench.data.dataset import Dataset
 from bench.data.views import visible_view
 from bench.data.windows import SPLITS, Examples, Split
-from bench.errors import DataError
+from bench.errors import DataError, MethodError
 from bench.evaluation import predict_and_score, summarize_all
 from bench.registry import Method, build_params, get_method, load_methods
 from bench.nodes import device_name, node_id
 from bench.precision import compute_dtype, resolve_dtype
 from bench.memory import peak_rss_bytes, pin_mmap_threshold
 from bench.provenance import sources
-from bench.store import write_json_atomically
+from bench.store import jsonable, write_json_atomically
 from bench.tasks import Protocol, Task, get_task
 from bench.validation import Validation
 
@@ -134,6 +135,21 @@ def check_dataset_path(dataset: dict[str, Any]) -> None:
                         f"(Ray node {node_id()}); every node that runs trials needs the dataset at that path")
 
 
+def checked_accounting(method: Method, ctx: TrialContext) -> dict[str, Any]:
+    """The method's cost facts: a dict of names to numbers, texts or lists of numbers, else a
+    MethodError naming the method and what it must return."""
+    facts = method.accounting(ctx)
+    expected = "expected a dict of names to numbers, texts, or lists of numbers (llm_input_tokens)"
+    if not isinstance(facts, dict) or not all(isinstance(key, str) for key in facts):
+        raise MethodError(f"method {method.name}: accounting returned {type(facts).__name__}; {expected}")
+    try:
+        json.dumps(facts, default=jsonable)
+    except (TypeError, ValueError) as exc:
+        raise MethodError(f"method {method.name}: accounting holds a value that is not a number or text "
+                          f"({exc}); {expected}") from None
+    return dict(facts)
+
+
 @dataclasses.dataclass
 class PreparedTrial:
     """A trial ready to fit: its method, the context handed to ``fit`` (the fit view), the (capped)
@@ -211,7 +227,7 @@ def run_trial(spec: dict[str, Any], results_root: Path, shared_cache: Path, show
     test_values, predict_seconds = predict_and_score(trial.predict_test, spec["method"], task, protocol,
                                                      trial.labelled, test)
 
-    accounting = dict(method.accounting(ctx))
+    accounting = checked_accounting(method, ctx)
     if "llm_input_tokens" in accounting:
         stats = token_stats(accounting.pop("llm_input_tokens"))
         accounting["llm_input_tokens_mean"], accounting["llm_input_tokens_max"] = stats["mean"], stats["max"]

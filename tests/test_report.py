@@ -19,7 +19,8 @@ def record(method: str, dataset: str, recall10: float, **params) -> dict:
     return {"trial_id": method, "suite": "s", "status": "ok", "protocol": PROTOCOL,
             "spec": {"method": method, "label": method, "dataset": {"name": dataset}, "task": "next_item",
                      "seq_len": 50, "seed": 0, "params": params, "budget": {"steps": 100}, "protocol": PROTOCOL},
-            "metrics": {"valid": {"recall@10": stats}, "test": {"recall@10": stats}}, "accounting": {}}
+            "metrics": {"valid": {"recall@10": stats}, "test": {"recall@10": stats}}, "accounting": {},
+            "examples": {"test": [10, 10]}}
 
 
 # cells the paper leaves empty: DualEnc cannot generate reviews; table 6's NextItem row has three values
@@ -240,15 +241,63 @@ def test_the_best_searched_trial_is_picked_by_the_searchs_own_metric():
     assert list(best_of_searches(frame)["trial_id"]) == ["a"]
 
 
-def test_an_unreadable_record_is_an_error_naming_its_path(tmp_path):
-    from bench.errors import DataError
+DAMAGED = {  # file content -> what the report says about it
+    b'{"trial_id": "bad", "spe': "not JSON",
+    b'{"trial_id": "\xff\xfe"}': "bytes that are not UTF-8",
+    b'["a", "list"]': "a JSON list instead of an object",
+    b'"a string"': "a JSON str instead of an object",
+    b'{"status": "ok"}': "no trial_id",
+    b'{"trial_id": "bad", "suite": "s", "spec": {}, "status": "ok"}': "no spec.method",
+}
+
+
+@pytest.mark.parametrize("content", list(DAMAGED))
+def test_a_damaged_record_is_skipped_by_the_report_and_named(tmp_path, capsys, content):
+    from bench.report.render import render_report
     from bench.store import load_records, record_path, write_json_atomically
 
-    write_json_atomically(record_path("s", "good", tmp_path), record("popularity", "ml-100k", 0.1))
+    write_json_atomically(record_path("s", "popularity", tmp_path), record("popularity", "ml-100k", 0.1))
     bad = record_path("s", "bad", tmp_path)
-    bad.write_text('{"trial_id": "bad", "spe')
-    with pytest.raises(DataError, match=f"{bad}.*JSONDecodeError"):
-        load_records(tmp_path)
+    bad.write_bytes(content)
+    records = load_records(tmp_path)
+    assert [r["trial_id"] for r in records] == ["popularity"]
+    assert records.damaged == [f"{bad} ({records.damaged[0].split(' (', 1)[1][:-1]})"]
+    assert DAMAGED[content] in records.damaged[0]
+    assert "popularity" in render_report(tmp_path)
+    assert f"note: skipped a damaged record, {bad}" in capsys.readouterr().err
+
+
+def test_a_finished_record_without_test_metrics_is_damaged_not_a_dash(tmp_path):
+    from bench.store import load_records, record_path, write_json_atomically
+
+    empty = {**record("popularity", "ml-100k", 0.1), "metrics": {"valid": {}, "test": {}}}
+    write_json_atomically(record_path("s", "popularity", tmp_path), empty)
+    assert "a finished trial without test metrics" in load_records(tmp_path).damaged[0]
+
+
+def test_report_out_and_suite_mistakes_are_one_error_each(tmp_path, capsys):
+    from bench.cli import main
+    from bench.store import record_path, write_json_atomically
+
+    write_json_atomically(record_path("s", "popularity", tmp_path), record("popularity", "ml-100k", 0.1))
+    results = ["--results", str(tmp_path)]
+    (tmp_path / "a_file").write_text("")
+    cases = {
+        ("--out", str(tmp_path)): "is a folder",
+        ("--out", str(tmp_path / "a_file" / "table.txt")): "cannot make its folder",
+        ("--figure", "3", "--out", str(tmp_path / "fig.xyz")): "matplotlib cannot write .xyz files",
+        ("--figure", "3", "--out", str(tmp_path)): "is a folder",
+        ("--suite", "no_such_suite", "--table", "2"): "--suite no_such_suite: no results under",
+    }
+    for args, expected in cases.items():
+        assert main(["report", *args, *results]) == 2, args
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and expected in err and "Traceback" not in err, (args, err)
+    drawn = {**seq_record("text_prompt", 50, 0.05, strategy="lora", prompt_events=50), "trial_id": "tp50"}
+    write_json_atomically(record_path("s", "tp50", tmp_path), drawn)
+    assert main(["report", "--figure", "3", "--out", str(tmp_path / "fig"), *results]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote {tmp_path / 'fig.png'}"
+    assert (tmp_path / "fig.png").stat().st_size > 0
 
 
 def test_table3_compares_textprompt_and_userllm_of_the_same_strategy_and_says_which():

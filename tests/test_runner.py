@@ -63,7 +63,9 @@ def test_failing_trial_is_recorded_and_others_finish(tmp_path):
     assert all(r["protocol"]["metric"] == "recall" for r in ok)
 
 
-def test_rerun_after_kill_9_runs_only_missing_trials(tmp_path):
+def test_rerun_after_kill_9_leaves_nothing_running_and_runs_only_missing_trials(tmp_path):
+    from test_interruptions import left_running
+
     path = suite_file(tmp_path, [{"method": "test_constant", "grid": {"seconds": [0.0, 0.01, 20.0, 20.01]}}])
     results = tmp_path / "results"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS), os.environ.get("PYTHONPATH", "")])}
@@ -72,8 +74,9 @@ def test_rerun_after_kill_9_runs_only_missing_trials(tmp_path):
     deadline = time.time() + 240
     while time.time() < deadline and len(list((results / "t" / "trials").glob("*.json"))) < 2:
         time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)
+    os.kill(proc.pid, signal.SIGKILL)  # the run alone: the watcher it started stops Ray and its workers
     proc.wait()
+    assert left_running(proc.pid) == []
     finished = {p.stem for p in (results / "t" / "trials").glob("*.json")}
     assert len(finished) == 2, "the two fast trials should have finished before the kill"
     assert not list((results / "t" / "trials").glob("*.tmp"))
@@ -133,6 +136,7 @@ def test_a_worker_killed_by_rays_memory_monitor_fails_only_its_trial(tmp_path, m
     monkeypatch.setattr(runner, "_tune", fake_tune)
     monkeypatch.setattr(runner, "start_ray", lambda *args: None)
     monkeypatch.setattr(runner, "trial_resources", lambda suite: {"cpu": 1, "gpu": 0})
+    monkeypatch.setattr(runner, "cluster_line", lambda resources: "cluster: none (Tune is faked)")
     runner.run_suite(suite, tmp_path / "results", tmp_path / "cache", show_progress=False)
     assert len(calls) == 2 and calls[1] == calls[0][1:]
     records = load_records(tmp_path / "results", ["t"])
@@ -193,16 +197,19 @@ def test_profile_of_an_llm_trial_gives_tokens_per_second_and_its_share_of_the_me
 def test_a_dead_worker_leaves_finished_trials_alone(tmp_path, capsys):
     """When Ray stops the run (a node out of memory), the trials that finished before keep their records
     and are not reported as errors; only the unfinished one gets a failure record."""
-    from bench.runner import _record_worker_death
+    from bench.runner import _record_failure
     from bench.store import read_record, record_path, write_json_atomically
 
-    done = {"suite": "s", "trial_id": "done1", "label": "A", "dataset": {"name": "ml-100k"}, "task": "next_item",
-            "seq_len": 5, "seed": 0}
+    done = {"suite": "s", "trial_id": "done1", "label": "A", "method": "popularity", "params": {},
+            "dataset": {"name": "ml-100k"}, "task": "next_item", "seq_len": 5, "seed": 0}
     running = {**done, "trial_id": "running1", "label": "B"}
-    write_json_atomically(record_path("s", "done1", tmp_path), {"trial_id": "done1", "status": "ok"})
+    stats = {"mean": 0.1, "ci_low": 0.0, "ci_high": 0.2}
+    DONE = {"trial_id": "done1", "suite": "s", "spec": done, "status": "ok", "metrics": {"test": {"recall@10": stats}},
+            "examples": {"test": [5, 5]}}
+    write_json_atomically(record_path("s", "done1", tmp_path), DONE)
     for spec in (done, running):
-        _record_worker_death(spec, tmp_path, "Ray stopped the trial's worker: out of memory")
-    assert read_record(record_path("s", "done1", tmp_path)) == {"trial_id": "done1", "status": "ok"}
+        _record_failure(spec, tmp_path, "WorkerDied", "Ray stopped the trial's worker: out of memory")
+    assert read_record(record_path("s", "done1", tmp_path)) == DONE
     assert read_record(record_path("s", "running1", tmp_path))["status"] == "failed"
     printed = capsys.readouterr().out
     assert "[error]" in printed and " B " in printed and " A " not in printed

@@ -5,11 +5,10 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from bench.data.dataset import RawSource
-from bench.data.sources import find_one, read_json_lines
+from bench.data.sources import event_columns, find_one, read_json_lines
 from bench.errors import DataError
 
 REVIEWS = "Amazon 2018 <Category>_5.json(.gz): JSON lines with reviewerID, asin, overall, unixReviewTime, reviewText, summary"
@@ -48,16 +47,8 @@ def read_amazon(sources: list[Path], review_field: str = "summary") -> RawSource
     reviews_path, meta_path = sources
     reviews = read_json_lines(reviews_path, ["reviewerID", "asin", "overall", "unixReviewTime"], REVIEWS,
                               optional=(review_field,))
-    try:
-        events = pd.DataFrame({
-            "user_key": reviews["reviewerID"].astype(str),
-            "item_key": reviews["asin"].astype(str),
-            "timestamp": reviews["unixReviewTime"].astype(np.int64),
-            "rating": reviews["overall"].astype(np.float32),
-            "review": reviews[review_field].fillna("").astype(str),
-        })
-    except (ValueError, TypeError) as exc:
-        raise DataError(f"{reviews_path}: bad overall or unixReviewTime ({exc}); expected {REVIEWS}") from None
+    fields = {"user": "reviewerID", "item": "asin", "rating": "overall", "timestamp": "unixReviewTime"}
+    events, dropped = event_columns(reviews, fields, reviews_path, REVIEWS, texts={"review": review_field})
 
     meta = read_json_lines(meta_path, ["asin", "title", "category"], META, optional=("brand",))
     duplicate_rows = int(meta["asin"].duplicated().sum())
@@ -70,6 +61,7 @@ def read_amazon(sources: list[Path], review_field: str = "summary") -> RawSource
                           "categories": meta["category"].map(_level2_category)})
     reviewed = items["item_key"].isin(events["item_key"])
     notes = {
+        **dropped,
         "duplicate_item_rows": duplicate_rows,
         "titles_from_brand": int((from_brand & reviewed).sum()),
         "duplicate_user_item_events": int(events.duplicated(["user_key", "item_key"]).sum()),

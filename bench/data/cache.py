@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -58,8 +60,14 @@ def write_frames_atomically(folder: Path, frames: dict[str, pd.DataFrame]) -> No
 
 
 def read_frames(folder: Path, names: list[str]) -> dict[str, pd.DataFrame] | None:
-    """The cached frames, or None when the folder is not complete."""
-    paths = {name: folder / f"{name}.parquet" for name in names}
-    if not all(path.exists() for path in paths.values()):
+    """The cached frames, or None when the folder is not there. A folder that is incomplete or holds a
+    damaged file (truncated, overwritten) is removed, with a note, so that the caller rebuilds it."""
+    if not folder.exists():
         return None
-    return {name: pd.read_parquet(path) for name, path in paths.items()}
+    try:
+        return {name: pd.read_parquet(folder / f"{name}.parquet") for name in names}
+    except Exception as exc:  # pyarrow raises its own types (ArrowInvalid, OSError, ...) on damaged bytes
+        print(f"note: the prepared-data cache {folder} is damaged ({type(exc).__name__}: {str(exc)[:120]}); "
+              "rebuilding it", file=sys.stderr)
+        shutil.rmtree(folder, ignore_errors=True)
+        return None

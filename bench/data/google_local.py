@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from bench.data.dataset import RawSource
-from bench.data.sources import find_one, read_json_lines
+from bench.data.sources import event_columns, find_one, read_json_lines
 from bench.errors import DataError
 
 REVIEWS = "Google Local 2021 review-<State>.json(.gz): JSON lines with user_id, gmap_id, rating, time (ms), text"
@@ -28,18 +27,12 @@ def google_local_sources(path: Path | None, state: str | None = None) -> list[Pa
 def read_google_local(sources: list[Path]) -> RawSource:
     reviews_path, meta_path = sources
     reviews = read_json_lines(reviews_path, ["user_id", "gmap_id", "rating", "time", "text"], REVIEWS)
-    try:
-        events = pd.DataFrame({
-            "user_key": reviews["user_id"].astype(str),
-            "item_key": reviews["gmap_id"].astype(str),
-            "timestamp": reviews["time"].astype(np.int64) // 1000,
-            "rating": reviews["rating"].astype(np.float32),
-            "review": reviews["text"].fillna("").astype(str),
-        })
-    except (ValueError, TypeError) as exc:
-        raise DataError(f"{reviews_path}: bad rating or time ({exc}); expected {REVIEWS}") from None
+    fields = {"user": "user_id", "item": "gmap_id", "rating": "rating", "timestamp": "time"}
+    events, dropped = event_columns(reviews, fields, reviews_path, REVIEWS, texts={"review": "text"})
+    events["timestamp"] //= 1000  # milliseconds
     meta = read_json_lines(meta_path, ["gmap_id", "name", "category"], META)
     categories = meta["category"].map(lambda c: [str(x) for x in c] if isinstance(c, list) else [])
     items = pd.DataFrame({"item_key": meta["gmap_id"].astype(str), "title": meta["name"].fillna("").astype(str),
                           "categories": categories})
-    return RawSource(events=events, items=items, notes={"reviews_without_text": int((events["review"] == "").sum())})
+    notes = {**dropped, "reviews_without_text": int((events["review"] == "").sum())}
+    return RawSource(events=events, items=items, notes=notes)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from bench.data.dataset import RawSource
-from bench.data.sources import read_table, require_file
+from bench.data.sources import event_columns, read_table, require_file
 from bench.errors import DataError
 
 ML100K_INTER = "RecBole atomic .inter (tab-separated; header user_id:token, item_id:token, rating:float, timestamp:float)"
@@ -38,19 +38,13 @@ def ml100k_sources(path: Path | None) -> list[Path]:
 def read_ml100k(sources: list[Path]) -> RawSource:
     inter_path, item_path = sources
     inter = read_table(inter_path, ["user_id:token", "item_id:token", "rating:float", "timestamp:float"],
-                       ML100K_INTER, sep="\t")
+                       ML100K_INTER, sep="\t", dtype=str, keep_default_na=False)
     item = read_table(item_path, ["item_id:token", "movie_title:token_seq", "release_year:token", "class:token_seq"],
                       ML100K_ITEM, sep="\t", dtype=str, keep_default_na=False)
-    try:
-        events = pd.DataFrame({
-            "user_key": inter["user_id:token"].astype(np.int64),
-            "item_key": inter["item_id:token"].astype(np.int64),
-            "timestamp": inter["timestamp:float"].astype(np.int64),
-            "rating": inter["rating:float"].astype(np.float32),
-        })
-        keys = item["item_id:token"].astype(np.int64)
-    except (ValueError, TypeError) as exc:
-        raise DataError(f"{inter_path}: non-numeric id, rating or timestamp ({exc}); expected {ML100K_INTER}") from None
+    fields = {"user": "user_id:token", "item": "item_id:token", "rating": "rating:float",
+              "timestamp": "timestamp:float"}
+    events, dropped = event_columns(inter, fields, inter_path, ML100K_INTER, first_line=2)
+    keys = item["item_id:token"].str.strip()
 
     names = item["movie_title:token_seq"].str.strip()
     years = item["release_year:token"].str.strip()
@@ -59,7 +53,8 @@ def read_ml100k(sources: list[Path]) -> RawSource:
     titles = names.where(~years.str.match(_YEAR), names + " (" + years + ")")
     titles = titles.where(~placeholder, "")
     genres = item["class:token_seq"].str.split()
-    notes = {"items_with_placeholder_title": int(placeholder.sum()), "items_with_bad_year": int(bad_year.sum())}
+    notes = {**dropped, "items_with_placeholder_title": int(placeholder.sum()),
+             "items_with_bad_year": int(bad_year.sum())}
     items = pd.DataFrame({"item_key": keys, "title": titles, "categories": genres})
     return RawSource(events=events, items=items, notes=notes)
 
@@ -73,13 +68,13 @@ def ml20m_sources(path: Path | None) -> list[Path]:
 def read_ml20m(sources: list[Path]) -> RawSource:
     ratings_path, movies_path = sources
     ratings = read_table(ratings_path, ["userId", "movieId", "rating", "timestamp"], ML20M_RATINGS,
-                         dtype={"userId": np.int64, "movieId": np.int64, "rating": np.float32, "timestamp": np.int64},
-                         engine="c")
+                         dtype={"userId": np.float64, "movieId": np.float64, "rating": np.float32,
+                                "timestamp": np.float64}, engine="c")  # floats: a missing value is NaN
     movies = read_table(movies_path, ["movieId", "title", "genres"], ML20M_MOVIES,
                         dtype={"movieId": np.int64, "title": str, "genres": str}, keep_default_na=False)
-    events = ratings.rename(columns={"userId": "user_key", "movieId": "item_key"})[
-        ["user_key", "item_key", "timestamp", "rating"]]
+    fields = {"user": "userId", "item": "movieId", "rating": "rating", "timestamp": "timestamp"}
+    events, dropped = event_columns(ratings, fields, ratings_path, ML20M_RATINGS, first_line=2)
     no_genre = movies["genres"].isin(["(no genres listed)", ""])
     genres = movies["genres"].where(~no_genre, "").str.split("|").map(lambda g: [x for x in g if x])
     items = pd.DataFrame({"item_key": movies["movieId"], "title": movies["title"], "categories": genres})
-    return RawSource(events=events, items=items, notes={"items_without_genre_listed": int(no_genre.sum())})
+    return RawSource(events=events, items=items, notes={**dropped, "items_without_genre_listed": int(no_genre.sum())})

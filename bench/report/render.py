@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 from bench.errors import ConfigError
@@ -12,15 +14,61 @@ from bench.report.summary import summary_rows
 from bench.store import load_records, records_frame
 
 
+def check_suites(results: Path, suites: list[str] | None) -> None:
+    """Each ``--suite`` must have results under ``results``."""
+    missing = [name for name in suites or [] if not (results / name / "trials").is_dir()]
+    if missing:
+        have = sorted(p.parent.name for p in results.glob("*/trials") if p.is_dir())
+        raise ConfigError(f"--suite {missing[0]}: no results under {results / missing[0]}; expected one of: "
+                          f"{', '.join(have) or f'none ({results} holds no results yet; bench run a suite first)'}")
+
+
+def figure_path(out: Path) -> Path:
+    """Where ``--out`` puts a figure: as given, with .png added when it has no extension; a folder or an
+    extension matplotlib cannot write is a ConfigError."""
+    from matplotlib.figure import Figure
+
+    if out.is_dir():
+        raise ConfigError(f"--out {out}: is a folder; expected a file name such as {out / 'figure.png'}")
+    if not out.suffix:
+        return out.with_suffix(".png")
+    kinds = Figure().canvas.get_supported_filetypes()
+    if out.suffix[1:].lower() not in kinds:
+        raise ConfigError(f"--out {out}: matplotlib cannot write {out.suffix} files; expected one of "
+                          f"{', '.join('.' + k for k in sorted(kinds))}")
+    return out
+
+
+def check_writable(out: Path) -> None:
+    """``--out`` must name a file in a folder this user can write to (checked before any work)."""
+    if out.is_dir():
+        raise ConfigError(f"--out {out}: is a folder; expected a file name")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot make its folder ({exc.strerror or exc})") from None
+    if not os.access(out.parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise ConfigError(f"--out {out}: not writable by this user; expected a path you can write to")
+
+
 def render_report(results: Path, suites: list[str] | None = None, table: int | None = None,
                   figure: str | None = None, fmt: str = "terminal", out: Path | None = None,
                   versus: str | None = None) -> str:
+    check_suites(results, suites)
+    if out is not None:
+        out = figure_path(out) if figure is not None else out
+        check_writable(out)
     records = load_records(results, suites)
+    for damaged in records.damaged:
+        print(f"note: skipped a damaged record, {damaged}; bench run reruns its trial", file=sys.stderr)
     frame = records_frame(records)
     if figure is not None:
         from bench.report.figures import draw_figure  # matplotlib only when a figure is asked for
 
-        path = draw_figure(figure, records, out or results / f"figure-{figure}.png")
+        try:
+            path = draw_figure(figure, records, out or results / f"figure-{figure}.png")
+        except OSError as exc:
+            raise ConfigError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
         return f"wrote {path}"
     if table is not None:
         text = paper_table(table, frame, fmt)
@@ -34,6 +82,8 @@ def render_report(results: Path, suites: list[str] | None = None, table: int | N
             raise ConfigError(f"no results under {results}" + (f" for suite(s) {', '.join(suites)}" if suites else ""))
         text = format_frame(summary_rows(frame), fmt)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
+        try:
+            out.write_text(text)
+        except OSError as exc:
+            raise ConfigError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
     return text

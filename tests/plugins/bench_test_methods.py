@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,12 +16,14 @@ from bench.registry import Method, register_method
 
 @register_method("test_constant")
 class Constant(Method):
-    """Ranks candidates by id after sleeping ``seconds``; raises in fit when ``fail`` is set."""
+    """Ranks candidates by id after sleeping ``seconds`` (and until the file ``until`` exists, if given);
+    raises in fit when ``fail`` is set."""
 
     @dataclass(frozen=True)
     class Params:
         seconds: float = 0.0
         fail: bool = False
+        until: str = ""
 
         def __post_init__(self) -> None:
             if self.seconds < 0:
@@ -28,6 +31,8 @@ class Constant(Method):
 
     def fit(self, ctx: TrialContext) -> None:
         time.sleep(self.params.seconds)
+        while self.params.until and not Path(self.params.until).exists():
+            time.sleep(0.1)
         if self.params.fail:
             raise RuntimeError("injected failure")
 
@@ -82,3 +87,28 @@ class ReadsSource(Method):
 
     def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
         return Predictions(ranked=self.items[examples.label_positions][:, None].repeat(10, axis=1))
+
+
+@register_method("test_faulty")
+class Faulty(Method):
+    """Breaks its contract one way (``kind``): predict returns None or a bare array, accounting returns a set,
+    or fit never returns."""
+
+    @dataclass(frozen=True)
+    class Params:
+        kind: str = "none"
+
+    def fit(self, ctx: TrialContext) -> None:
+        while self.params.kind == "hang":
+            time.sleep(1)
+
+    def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
+        n = ctx.task.n_candidates(ctx.dataset)
+        if self.params.kind == "none":
+            return None
+        if self.params.kind == "array":
+            return np.zeros((len(examples), n))
+        return Predictions(scores=np.zeros((len(examples), n), np.float32))
+
+    def accounting(self, ctx: TrialContext) -> dict:
+        return {"train_steps", "params_total"} if self.params.kind == "set" else {}
