@@ -93,6 +93,9 @@ def test_an_empty_csv_rating_is_dropped_not_read_as_nan(tmp_path):
     data = load_dataset("ml-20m", tmp_path)
     assert len(data.events) == 2 and data.notes["rows_without_rating"] == 1 and data.notes["rows_without_user"] == 1
     assert data.events["rating"].notna().all()
+    (tmp_path / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,2,3.5,1112486027\n1,29,abc,1112484676\n")
+    with pytest.raises(DataError, match=r"ratings\.csv: not readable: line 3: rating='abc' is not a number"):
+        load_dataset("ml-20m", tmp_path)
 
 
 def test_a_damaged_cache_file_is_rebuilt(tmp_path, capsys):

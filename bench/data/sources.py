@@ -96,12 +96,30 @@ def read_table(path: Path, columns: list[str], expected: str, **kwargs: Any) -> 
     try:
         frame = pd.read_csv(path, **kwargs)
     except READ_FAILURES as exc:
-        where = _first_bad_line(path, lambda text: None) or f"{type(exc).__name__}: {exc}"
+        where = (_first_bad_line(path, lambda text: None) or _first_bad_number(path, kwargs)
+                 or f"{type(exc).__name__}: {exc}")
         raise DataError(f"{path}: not readable: {where}; expected {expected}") from None
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}; expected {expected}")
     return frame
+
+
+def _first_bad_number(path: Path, options: dict[str, Any]) -> str:
+    """The first cell of a column read as numbers that holds something else, as "line N: column=value
+    ..." (the slow path: the file read again as text, only after the fast read failed)."""
+    dtypes = options.get("dtype")
+    numeric = [n for n, kind in dtypes.items() if pd.api.types.is_numeric_dtype(kind)] if isinstance(dtypes, dict) else []
+    try:
+        text = pd.read_csv(path, **{**options, "dtype": str, "keep_default_na": False})
+    except READ_FAILURES:
+        return ""
+    for name in (n for n in numeric if n in text.columns):
+        values = text[name].str.strip()
+        bad = np.flatnonzero((values != "") & pd.to_numeric(values, errors="coerce").isna())
+        if len(bad):
+            return f"line {int(bad[0]) + 2}: {name}={text[name].iat[bad[0]]!r} is not a number"
+    return ""
 
 
 def _missing(column: pd.Series) -> np.ndarray:
