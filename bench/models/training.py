@@ -3,6 +3,7 @@ C), seeded batch sampling over training windows, and a loop with progress, clipp
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
@@ -10,14 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import math
 
 from bench.context import Budget, TrialContext
 from bench.memory import release_free_heap
 from bench.precision import autocast
 from bench.validation import Predictor
-
-NO_DECAY_MARKERS = ("bias", "norm", "gate", "embedding.weight", "position")
 
 
 class WarmupCosine:
@@ -44,14 +42,24 @@ class WarmupCosine:
             group["lr"] = base * factor
 
 
-def make_optimizer(model: torch.nn.Module, budget: Budget, no_decay: tuple[str, ...] = NO_DECAY_MARKERS,
+def without_decay(model: torch.nn.Module) -> set[int]:
+    """The ids of the parameters AdamW leaves without weight decay, by a declared rule: every parameter
+    with fewer than 2 dimensions (biases, norm scales, the fusion blocks' tanh gates) and every
+    ``nn.Embedding`` table (items, categories, positions, labels, an LLM's token embedding). Linear
+    weights decay, LoRA's included, whatever their names (Llama's ``mlp.gate_proj`` among them)."""
+    ids = {id(param) for param in model.parameters() if param.ndim < 2}
+    return ids | {id(module.weight) for module in model.modules() if isinstance(module, torch.nn.Embedding)}
+
+
+def make_optimizer(model: torch.nn.Module, budget: Budget,
                    lr_of: Callable[[str], float] | None = None) -> torch.optim.Optimizer:
-    """AdamW over trainable parameters (no weight decay on biases, norms, gates and embeddings; learning
-    rate ``lr_of(name)`` where given, else ``budget.lr``)."""
+    """AdamW over trainable parameters (no weight decay where ``without_decay`` says; learning rate
+    ``lr_of(name)`` where given, else ``budget.lr``)."""
+    no_decay = without_decay(model)
     groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if param.requires_grad:
-            decay = 0.0 if any(marker in name.lower() for marker in no_decay) else budget.weight_decay
+            decay = 0.0 if id(param) in no_decay else budget.weight_decay
             groups.setdefault((decay, lr_of(name) if lr_of else budget.lr), []).append(param)
     if not groups:
         raise ValueError("the model has no trainable parameters")
