@@ -14,14 +14,15 @@ import torch
 
 from bench.context import Budget, TrialContext
 from bench.data import build_split
-from bench.models.decoding import CandidateTrie, constrained_beam_search
 from bench.errors import ConfigError
+from bench.models.decoding import CandidateTrie, constrained_beam_search
 from bench.models.features import event_batch
 from bench.models.llm import TINY, load_llm
 from bench.models.lm_inputs import encode_prompts
 from bench.registry import build_params, load_methods
 from bench.tasks import get_task
 from userllm.fusion import CrossAttentionFusion, SoftPromptFusion, condition_lm, decoder_layers
+
 from conftest import split_of
 
 LLM_CACHE = Path.home() / ".cache" / "userllm-bench"
@@ -262,3 +263,16 @@ def test_catalog_alignment_runs_first_and_shares_the_wall_clock(ml100k, cache, t
     assert len(method.fitted.input_tokens.of("align")) == 3 * ctx.budget.batch_size
     with pytest.raises(ConfigError, match="align_steps needs encoder 'ar' and user_embeddings 1"):
         build_params(load_methods()["userllm"], {"llm": TINY, "align_steps": 10}, "methods[0].params")
+
+
+def test_decoder_layers_come_from_the_architecture_table_or_the_configs_own_path():
+    lm, _ = load_llm(TINY, LLM_CACHE)
+    assert decoder_layers(lm) is lm.model.layers
+    lm.config.model_type = "unheard_of"
+    with pytest.raises(ValueError, match="does not know where a 'unheard_of' model .*set config.decoder_layers_attr"):
+        decoder_layers(lm)
+    lm.config.decoder_layers_attr = "model.layers"
+    assert decoder_layers(lm) is lm.model.layers
+    lm.config.decoder_layers_attr = "model.norm"
+    with pytest.raises(ValueError, match="model.norm is not an nn.ModuleList"):
+        decoder_layers(lm)

@@ -153,13 +153,29 @@ def _conditioned_class(base: type) -> type:
     return type(f"UserConditioned{base.__name__}", (UserConditionedLM, base), {})
 
 
+# where each architecture (config.model_type) keeps its decoder layers, as open_flamingo's
+# _infer_decoder_layers_attr_name does; another LLM names its own in config.decoder_layers_attr
+DECODER_LAYERS = {"llama": "model.layers", "mistral": "model.layers", "qwen2": "model.layers", "qwen3": "model.layers",
+                  "gemma": "model.layers", "gemma2": "model.layers", "phi3": "model.layers", "olmo": "model.layers",
+                  "gpt2": "transformer.h", "gptj": "transformer.h", "gpt_neox": "gpt_neox.layers",
+                  "opt": "model.decoder.layers", "mpt": "transformer.blocks", "falcon": "transformer.h"}
+
+
 def decoder_layers(model: nn.Module) -> nn.ModuleList:
-    """The LM's list of decoder layers (model.layers, transformer.h, ...)."""
-    count = model.config.num_hidden_layers
-    for module in model.modules():
-        if isinstance(module, nn.ModuleList) and len(module) == count:
-            return module
-    raise ValueError(f"cannot find the {count} decoder layers of {type(model).__name__}")
+    """The LM's list of decoder layers: the path ``config.decoder_layers_attr`` names, else the one the
+    table above gives for its ``config.model_type``."""
+    kind = getattr(model.config, "model_type", None)
+    path = getattr(model.config, "decoder_layers_attr", None) or DECODER_LAYERS.get(kind)
+    if path is None:
+        raise ValueError(f"USER-LLM does not know where a {kind!r} model ({type(model).__name__}) keeps its decoder "
+                         f"layers (known: {', '.join(sorted(DECODER_LAYERS))}); set config.decoder_layers_attr on "
+                         "the LLM's config.json to the dotted path of its nn.ModuleList of decoder layers, e.g. "
+                         "'model.layers'")
+    layers = functools.reduce(lambda module, name: getattr(module, name, None), path.split("."), model)
+    if not isinstance(layers, nn.ModuleList):
+        raise ValueError(f"{type(model).__name__}.{path} is not an nn.ModuleList of decoder layers; set "
+                         "config.decoder_layers_attr to the dotted path of the one that is")
+    return layers
 
 
 def condition_lm(model: nn.Module, fusion: UserFusion) -> nn.Module:
