@@ -71,3 +71,42 @@ def split_of(ctx):
     from bench.data import build_split
 
     return build_split(ctx.dataset, ctx.seq_len)
+
+
+WORDS = ("great", "fine", "boring", "loved", "story", "issue", "paper", "price", "recipes", "photos", "late", "gift")
+
+
+def write_review_sources(folder: Path, users: int = 24, events: int = 8, items: int = 30, seed: int = 0) -> Path:
+    """Small review datasets in the published formats, made here so review generation runs on a clean
+    clone: Amazon 2018 (``Tiny_5.json.gz``, ``meta_Tiny.json.gz``) and Google Local 2021
+    (``review-Tiny.json.gz``, ``meta-Tiny.json.gz``); every user reviews ``events`` items, in time order."""
+    import gzip
+    import json
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def write(name: str, rows: list[dict]) -> None:
+        (folder / name).write_bytes(gzip.compress("\n".join(json.dumps(r) for r in rows).encode()))
+
+    picks = [(u, int(i), 1_500_000_000 + 3600 * (u * events + k)) for u in range(users)
+             for k, i in enumerate(rng.choice(items, events, replace=False))]
+    text = [" ".join(rng.choice(WORDS, 5)) for _ in picks]
+    write("Tiny_5.json.gz", [{"reviewerID": f"U{u}", "asin": f"A{i}", "overall": float(1 + (u + i) % 5),
+                              "unixReviewTime": t, "summary": s, "reviewText": s + " indeed"}
+                             for (u, i, t), s in zip(picks, text)])
+    write("meta_Tiny.json.gz", [{"asin": f"A{i}", "title": f"Magazine {i}", "brand": "",
+                                 "category": ["Magazines", f"Kind {i % 4}"]} for i in range(items)])
+    write("review-Tiny.json.gz", [{"user_id": f"g{u}", "gmap_id": f"P{i}", "rating": 1 + (u + i) % 5, "time": 1000 * t,
+                                   "text": s, "name": "x", "pics": None, "resp": None}
+                                  for (u, i, t), s in zip(picks, text)])
+    write("meta-Tiny.json.gz", [{"gmap_id": f"P{i}", "name": f"Place {i}", "category": [f"Kind {i % 4}"]}
+                                for i in range(items)])
+    return folder
+
+
+@pytest.fixture(scope="session")
+def review_sources(tmp_path_factory) -> Path:
+    return write_review_sources(tmp_path_factory.mktemp("review-sources"))

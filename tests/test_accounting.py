@@ -13,17 +13,19 @@ from bench.accounting import flop_sample
 from bench.models.llm import TINY, tiny_llama
 from bench.tasks import get_task
 from bench.trial import run_trial
-from conftest import fresh_cache
 from userllm.encoders import checkpoint_path, code_version
+
+from conftest import fresh_cache
 
 SMALL = {"llm": TINY, "encoder_layers": 1, "encoder_dim": 16, "encoder_heads": 2, "pretrain_steps": 3,
          "pretrain_batch_size": 4, "xattn_every": 1, "beams": 2}
 
 
-def userllm_spec(params: dict, task: str = "next_item") -> dict:
+def userllm_spec(params: dict, task: str = "next_item", dataset: dict | None = None) -> dict:
     protocol = get_task(task).protocol().to_dict()
     return {"suite": "acct", "plugins": [], "label": "u", "method": "userllm", "params": {**SMALL, **params},
-            "dataset": {"name": "ml-100k", "path": None, "options": {}}, "task": task, "seq_len": 8, "seed": 3,
+            "dataset": dataset or {"name": "ml-100k", "path": None, "options": {}}, "task": task,
+            "seq_len": 8 if dataset is None else 3, "seed": 3,
             "trial_id": "u", "protocol": {k: list(v) if isinstance(v, tuple) else v for k, v in protocol.items()},
             "budget": {"steps": 4, "batch_size": 2, "lr": 1e-3, "weight_decay": 0.0, "warmup": 0.0,
                        "eval_batch_size": 4, "max_valid_examples": 5, "max_test_examples": 7,
@@ -92,3 +94,14 @@ def test_the_encoder_cache_key_includes_the_code_version(ml100k, monkeypatch):
     monkeypatch.setattr("userllm.encoders.code_version", lambda: "another-version")
     assert checkpoint_path(ctx, "ar", EncoderConfig(), Budget()) != before
     assert len(code_version()) == 12
+
+
+def test_userllm_generates_reviews_scored_by_rouge(tmp_path, review_sources):
+    """USER-LLM end to end on review generation (Amazon's format, made by the tests), both fusions."""
+    dataset = {"name": "amazon-2018", "path": str(review_sources), "options": {"category": "Tiny"}}
+    for fusion in ("cross_attention", "soft_prompt"):
+        body = run_trial(userllm_spec({"fusion": fusion, "max_new_tokens": 4}, "review_gen", dataset),
+                         tmp_path / fusion, fresh_cache(tmp_path / f"cache-{fusion}"))
+        rouge = body["metrics"]["test"]["rouge_lsum"]
+        assert 0 <= rouge["mean"] <= 100 and body["examples"]["test"][0] == 7
+        assert body["training"]["curve"] and "rouge_lsum" in body["training"]["curve"][-1]["valid"]

@@ -14,6 +14,7 @@ from bench.data import build_split, views
 from bench.data.views import hidden_item, visible_view
 from bench.leakage import check_leakage
 from bench.trial import execute_trial, prepare_trial
+
 from test_leakage import leakage_spec
 
 sys.path.insert(0, str(Path(__file__).parent / "plugins"))
@@ -37,10 +38,10 @@ def test_the_fit_view_hides_validation_and_test_labels_and_keeps_offsets(ml100k)
     assert (fit.rating[hidden] == -1).all() and (fit.events["timestamp"].to_numpy()[hidden] == -1).all()
 
 
-def test_review_gen_keeps_the_label_events_item_and_hides_its_review(shared_data):
+def test_review_gen_keeps_the_label_events_item_and_hides_its_review(review_sources):
     from bench.data import load_dataset
 
-    data = load_dataset("amazon-2018", shared_data / "amazon2018", category="Magazine_Subscriptions")
+    data = load_dataset("amazon-2018", review_sources, category="Tiny")
     split = build_split(data, 2)
     view = visible_view(data, views.TEST, label_item_visible=True)
     labels = split.test.label_positions

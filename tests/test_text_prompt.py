@@ -12,12 +12,13 @@ import torch
 
 from bench.context import Budget, TrialContext
 from bench.data import build_split
-from bench.models.decoding import CandidateTrie, constrained_beam_search
-from bench.models.lm_inputs import encode_prompts, lm_batch
 from bench.errors import ConfigError
+from bench.models.decoding import CandidateTrie, constrained_beam_search
 from bench.models.llm import load_llm, load_tokenizer
+from bench.models.lm_inputs import encode_prompts, lm_batch
 from bench.registry import build_params, load_methods
 from bench.tasks import get_task
+
 from conftest import split_of
 
 LLM_CACHE = Path.home() / ".cache" / "userllm-bench"
@@ -124,11 +125,13 @@ def test_real_llm_constrained_decoding_returns_real_titles(ml100k):
     assert np.array_equal(single[0], top[1])  # batched rows equal single rows
 
 
-def test_tiny_text_prompt_review_generation_on_amazon(shared_data):
+@pytest.mark.parametrize("dataset", ["amazon-2018", "google-local-2021"])
+def test_tiny_text_prompt_review_generation(review_sources, dataset):
     from bench.data import load_dataset
     from bench.evaluation import evaluate
 
-    data = load_dataset("amazon-2018", shared_data / "amazon2018", category="Magazine_Subscriptions")
+    option = {"amazon-2018": "category", "google-local-2021": "state"}[dataset]
+    data = load_dataset(dataset, review_sources, **{option: "Tiny"})
     cls = load_methods()["text_prompt"]
     method = cls(build_params(cls, {"llm": "tiny-random", "prompt_events": 2, "max_new_tokens": 4}, "params"))
     ctx = make_ctx(data, "review_gen")
