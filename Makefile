@@ -26,6 +26,7 @@ quickstart: env
 	exit $$status
 
 test: env
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
 clean-env:

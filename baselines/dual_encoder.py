@@ -12,12 +12,12 @@ import torch
 from bench.accounting import count_parameters
 from bench.context import TrialContext
 from bench.data.windows import Examples
-from bench.models.encoders import DualEncoder, EncoderParams, LabelSoftmax
 from bench.evaluation import Predictions
 from bench.memory import score_bytes
+from bench.models.encoders import DualEncoder, EncoderParams, LabelSoftmax
 from bench.models.features import FeatureSpace, event_batch, to_device
-from bench.registry import Method, register_method
 from bench.models.training import train
+from bench.registry import Method, register_method
 
 
 @register_method("dual_encoder")

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from baselines.recbole_compat import sequential_models  # (must precede recbole)
 import numpy as np
 import pandas as pd
 import torch
 
+from baselines.recbole_compat import sequential_models  # (must precede recbole)
 from bench.accounting import count_parameters
 from bench.context import TrialContext
 from bench.data.views import hidden_item

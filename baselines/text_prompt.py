@@ -10,17 +10,18 @@ from typing import Literal
 
 import numpy as np
 import torch
+
 from bench.accounting import InputTokens, analytic_train_flops, count_parameters, flop_sample, measure_flops
 from bench.context import TrialContext
 from bench.data.windows import Examples
-from bench.models.decoding import candidate_trie, decode_answers, decode_batch_size, gather_predictions
-from bench.models.lm_inputs import encode_prompts, lm_batch
 from bench.evaluation import Predictions
+from bench.models.decoding import candidate_trie, decode_answers, decode_batch_size, gather_predictions
 from bench.models.llm import EMBEDDED, attention_projection_names, check_llm_name, load_llm
-from bench.precision import autocast, fp32_trainables, llm_storage_dtype
+from bench.models.lm_inputs import encode_prompts, lm_batch
 from bench.models.prompts import PromptWriter, answer_texts
-from bench.registry import Method, register_method
 from bench.models.training import train
+from bench.precision import autocast, fp32_trainables, llm_storage_dtype
+from bench.registry import Method, register_method
 
 
 @register_method("text_prompt")

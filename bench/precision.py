@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+
 import torch
 
 from bench.context import TrialContext

@@ -13,7 +13,8 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 # harness modules that never change a trial's numbers: the driver side, reports and hand-run tools
-NOT_CORE = ("cli.py", "runner.py", "profile.py", "leakage.py", "provenance.py", "report")
+NOT_CORE = ("cli.py", "runner.py", "profile.py", "leakage.py", "provenance.py", "lock.py", "interrupt.py", "reaper.py",
+            "report")
 
 
 @cache

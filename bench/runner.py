@@ -24,7 +24,7 @@ from bench.interrupt import Interrupted, check, descendants, install, signals_in
 from bench.nodes import node_id, trial_files_root
 from bench.paper_budgets import paper_examples
 from bench.store import jsonable, load_records, read_checked, read_record, record_path, write_json_atomically
-from bench.suite import Suite, SearchSpec, trial_hash
+from bench.suite import SearchSpec, Suite, trial_hash
 from bench.trial import execute_trial
 
 MAX_SOCKET_DIR = 60  # Ray's unix socket paths must stay under ~107 characters

@@ -11,7 +11,6 @@ from typing import Any
 
 import pandas as pd
 
-
 RESULTS_ROOT = Path("results")
 
 

@@ -17,7 +17,6 @@ from bench.data.favorites import history_favorites, window_favorites
 from bench.data.windows import Examples
 from bench.errors import ConfigError
 
-
 EXCLUDE = ("history", "window", "none")
 FAVORITE_SCOPES = ("history", "window")
 

@@ -29,11 +29,11 @@ from bench.data.views import visible_view
 from bench.data.windows import SPLITS, Examples, Split
 from bench.errors import DataError, MethodError
 from bench.evaluation import predict_and_score, summarize_all
-from bench.registry import Method, build_params, get_method, load_methods
+from bench.memory import peak_rss_bytes, pin_mmap_threshold
 from bench.nodes import device_name, node_id
 from bench.precision import compute_dtype, resolve_dtype
-from bench.memory import peak_rss_bytes, pin_mmap_threshold
 from bench.provenance import sources
+from bench.registry import Method, build_params, get_method, load_methods
 from bench.store import jsonable, write_json_atomically
 from bench.tasks import Protocol, Task, get_task
 from bench.validation import Validation

@@ -16,10 +16,11 @@ the defaults):
 
 from __future__ import annotations
 
+from next_item_fit import benchmark_arguments, fit_userllm, next_item_context, split_of
+
 from bench.evaluation import evaluate
 from bench.registry import build_params, load_methods
 from bench.report.paired import paired_difference
-from next_item_fit import benchmark_arguments, fit_userllm, next_item_context, split_of
 
 
 def main() -> None:

@@ -16,11 +16,11 @@ import copy
 
 import numpy as np
 import torch
+from next_item_fit import fit_userllm, next_item_context, split_of
 
 from bench.context import TrialContext
 from bench.evaluation import Predictions, score_examples
 from bench.models.features import event_batch
-from next_item_fit import fit_userllm, next_item_context, split_of
 
 
 def own_recall_at_10(encoder: torch.nn.Module, ctx: TrialContext) -> float:

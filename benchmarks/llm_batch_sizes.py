@@ -24,12 +24,12 @@ from dataclasses import replace
 
 import numpy as np
 import torch
+from next_item_fit import next_item_context, split_of
 
 from bench.models.lm_inputs import lm_batch
 from bench.models.prompts import answer_texts
 from bench.registry import Method, build_params, load_methods
 from bench.trial import seed_everything
-from next_item_fit import next_item_context, split_of
 
 USER_LLM = {"encoder": "ar", "fusion": "cross_attention", "strategy": "enc", "pretrained": False, "encoder_layers": 2,
             "encoder_dim": 64, "encoder_heads": 4, "xattn_every": 4, "user_embeddings": 1, "beams": 10}

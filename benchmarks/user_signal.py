@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
 from next_item_fit import benchmark_arguments, fit_userllm, next_item_context, split_of
 
 

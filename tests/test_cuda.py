@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from bench.trial import run_trial
+
 from conftest import fresh_cache
 from test_accounting import userllm_spec
 

@@ -10,6 +10,7 @@ import pytest
 
 from bench.models.llm import TINY
 from bench.trial import run_trial
+
 from conftest import fresh_cache
 from test_leakage import leakage_spec
 

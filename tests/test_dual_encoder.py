@@ -10,12 +10,13 @@ import torch
 
 from bench.context import Budget, TrialContext
 from bench.data import build_split
-from bench.models.encoders import AutoregressiveEncoder, DualEncoder, EncoderConfig, LabelSoftmax
 from bench.errors import ConfigError
 from bench.evaluation import evaluate
+from bench.models.encoders import AutoregressiveEncoder, DualEncoder, EncoderConfig, LabelSoftmax
 from bench.models.features import FeatureSpace, event_batch
 from bench.registry import build_params, load_methods
 from bench.tasks import get_task
+
 from conftest import split_of
 
 TINY = {"layers": 1, "dim": 32, "heads": 2, "dropout": 0.0}

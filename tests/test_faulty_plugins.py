@@ -15,6 +15,7 @@ import yaml
 from bench.cli import main
 from bench.errors import ConfigError
 from bench.registry import _load_entry_point
+
 from test_runner import run_cli, suite_file
 
 FAULTY_MODULES = {

@@ -16,6 +16,7 @@ import pytest
 
 from bench.cli import main
 from bench.lock import results_lock
+
 from test_runner import BENCH, PLUGINS, run_cli, suite_file
 
 
@@ -118,8 +119,8 @@ def test_a_lock_left_by_a_dead_run_is_taken_over(tmp_path, capsys):
                                               (b'{"status": "ok"}', "no trial_id")])
 def test_status_calls_a_damaged_record_damaged(tmp_path, capsys, content, problem):
     path = suite_file(tmp_path, [{"method": "popularity"}], name="st", plugins=[])
-    from bench.suite import load_suite
     from bench.store import record_path
+    from bench.suite import load_suite
 
     (spec,) = load_suite(path).trials
     record = record_path("st", spec["trial_id"], tmp_path / "results")

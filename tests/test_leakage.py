@@ -12,6 +12,7 @@ from bench.cli import main
 from bench.leakage import check_leakage
 from bench.models.llm import TINY
 from bench.tasks import get_task
+
 from conftest import fresh_cache
 
 sys.path.insert(0, str(Path(__file__).parent / "plugins"))

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from test_text_prompt import LLM_CACHE, fitted, make_ctx
 
 from bench import memory
 from bench.context import Budget, TrialContext
@@ -13,8 +14,8 @@ from bench.data import build_split
 from bench.models.decoding import DECODE_MOST, decode_batch_size, decode_bytes
 from bench.models.llm import load_llm
 from bench.tasks import get_task
+
 from conftest import split_of
-from test_text_prompt import LLM_CACHE, fitted, make_ctx
 
 
 def test_host_memory_free_is_positive_and_at_most_the_machine():

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_suite_validation import GOOD, write
+from test_validation import TINY_DUAL_ENCODER, spec
 
 from bench import precision, trial
 from bench.errors import ConfigError
 from bench.precision import resolve_dtype
 from bench.suite import load_suite
+
 from conftest import fresh_cache
 from test_accounting import userllm_spec
-from test_suite_validation import GOOD, write
-from test_validation import TINY_DUAL_ENCODER, spec
 
 
 def test_auto_is_bf16_only_where_the_cpu_has_it(monkeypatch):

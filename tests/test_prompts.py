@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from bench.data import build_split
-from bench.models.lm_inputs import encode_prompts, lm_batch
 from bench.models.llm import load_tokenizer
+from bench.models.lm_inputs import encode_prompts, lm_batch
 from bench.models.prompts import PromptWriter, answer_texts
+
 from conftest import make_dataset
 
 

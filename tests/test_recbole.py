@@ -18,6 +18,7 @@ from bench.evaluation import evaluate
 from bench.registry import build_params, load_methods
 from bench.tasks import get_task
 from bench.validation import Validation
+
 from conftest import split_of
 
 SMALL = {"layers": 1, "dim": 16, "heads": 1, "epochs": 2}

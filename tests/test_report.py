@@ -10,7 +10,6 @@ from bench.errors import ConfigError
 from bench.report.paper_tables import LAYOUTS, paper_numbers, paper_table
 from bench.store import records_frame
 
-
 PROTOCOL = {"metric": "recall", "ks": [10], "candidates": "catalog", "exclude_history": True}
 
 

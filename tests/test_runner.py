@@ -187,6 +187,7 @@ def test_a_dataset_path_missing_on_the_node_fails_the_trial_naming_node_and_path
 
 def test_profile_of_an_llm_trial_gives_tokens_per_second_and_its_share_of_the_measured_matmul_peak(tmp_path):
     from bench.profile import profile_trial
+
     from conftest import fresh_cache
     from test_accounting import userllm_spec
 

@@ -6,10 +6,9 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
-
-import numpy as np
 
 from bench.cli import main
 from bench.errors import ConfigError

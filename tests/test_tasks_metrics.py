@@ -9,6 +9,7 @@ from bench.data import build_split
 from bench.evaluation import Predictions, evaluate, ranking
 from bench.metrics import bootstrap_ci, recall_at_k, rouge_lsum
 from bench.tasks import get_task
+
 from conftest import make_dataset
 
 

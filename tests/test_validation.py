@@ -3,10 +3,9 @@ patience and wall-clock stops, the best state restored, the curve and the stop r
 
 from __future__ import annotations
 
-
 import numpy as np
-import torch
 import pytest
+import torch
 
 from bench.context import Budget
 from bench.data import build_split

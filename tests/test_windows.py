@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from bench.data import build_split
+
 from conftest import make_dataset
 
 

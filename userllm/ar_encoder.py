@@ -12,9 +12,9 @@ import torch
 from bench.accounting import count_parameters
 from bench.context import TrialContext
 from bench.data.windows import Examples
-from bench.models.encoders import AutoregressiveEncoder, EncoderParams
 from bench.evaluation import Predictions
 from bench.memory import score_bytes
+from bench.models.encoders import AutoregressiveEncoder, EncoderParams
 from bench.models.features import FeatureSpace, event_batch
 from bench.registry import Method, register_method
 from userllm.encoders import pretrain

@@ -11,20 +11,26 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from bench.accounting import (FLOP_SAMPLE, InputTokens, analytic_train_flops, count_parameters, flop_sample,
-                              measure_flops)
+from bench.accounting import (
+    FLOP_SAMPLE,
+    InputTokens,
+    analytic_train_flops,
+    count_parameters,
+    flop_sample,
+    measure_flops,
+)
 from bench.context import Budget, TrialContext
 from bench.data.windows import Examples
+from bench.evaluation import Predictions
 from bench.models.decoding import candidate_trie, decode_answers, decode_batch_size, gather_predictions
 from bench.models.encoders import EncoderConfig
-from bench.evaluation import Predictions
 from bench.models.features import FeatureSpace, event_batch
 from bench.models.llm import EMBEDDED, attention_projection_names, check_llm_name, llm_layer_count, load_llm
 from bench.models.lm_inputs import encode_prompts, lm_batch
 from bench.models.prompts import PromptWriter, answer_texts
-from bench.registry import Method, register_method
-from bench.precision import autocast, fp32_trainables, llm_storage_dtype
 from bench.models.training import TrainRun, train
+from bench.precision import autocast, fp32_trainables, llm_storage_dtype
+from bench.registry import Method, register_method
 from userllm.alignment import align_to_catalog
 from userllm.encoders import build_user_encoder, pretrained_encoder
 from userllm.fusion import CrossAttentionFusion, SoftPromptFusion, condition_lm, decoder_layers
