@@ -14,7 +14,7 @@ from bench.context import TrialContext
 from bench.data.windows import Examples
 from bench.evaluation import Predictions
 from bench.memory import score_bytes
-from bench.models.encoders import DualEncoder, EncoderParams, LabelSoftmax
+from bench.models.event_encoders import DualEncoder, EncoderParams, LabelSoftmax
 from bench.models.features import FeatureSpace, event_batch, to_device
 from bench.models.training import train
 from bench.registry import Method, register_method

@@ -30,7 +30,7 @@ BUILTIN_MODULES = (
     "baselines.dual_encoder",
     "baselines.text_prompt",
     "baselines.recbole_adapter",
-    "userllm.ar_encoder",
+    "userllm.encoder_alone",
     "userllm.method",
 )
 

@@ -13,7 +13,7 @@ from bench.accounting import flop_sample
 from bench.models.llm import TINY, tiny_llama
 from bench.tasks import get_task
 from bench.trial import run_trial
-from userllm.encoders import checkpoint_path, code_version
+from userllm.pretraining import checkpoint_path, code_version
 
 from conftest import fresh_cache
 
@@ -85,13 +85,13 @@ def test_building_the_tiny_llm_leaves_the_global_rng_alone():
 def test_the_encoder_cache_key_includes_the_code_version(ml100k, monkeypatch):
     from bench.context import Budget, TrialContext
     from bench.data import build_split
-    from bench.models.encoders import EncoderConfig
+    from bench.models.event_encoders import EncoderConfig
 
     task = get_task("next_item")
     ctx = TrialContext(dataset=ml100k, task=task, protocol=task.protocol(), train=build_split(ml100k, 8).train,
                        budget=Budget(), seed=0, shared_cache=Path("/cache"))
     before = checkpoint_path(ctx, "ar", EncoderConfig(), Budget())
-    monkeypatch.setattr("userllm.encoders.code_version", lambda: "another-version")
+    monkeypatch.setattr("userllm.pretraining.code_version", lambda: "another-version")
     assert checkpoint_path(ctx, "ar", EncoderConfig(), Budget()) != before
     assert len(code_version()) == 12
 

@@ -12,7 +12,7 @@ from bench.context import Budget, TrialContext
 from bench.data import build_split
 from bench.errors import ConfigError
 from bench.evaluation import evaluate
-from bench.models.encoders import AutoregressiveEncoder, DualEncoder, EncoderConfig, LabelSoftmax
+from bench.models.event_encoders import AutoregressiveEncoder, DualEncoder, EncoderConfig, LabelSoftmax
 from bench.models.features import FeatureSpace, event_batch
 from bench.registry import build_params, load_methods
 from bench.tasks import get_task

@@ -239,7 +239,7 @@ def test_batched_search_returns_what_generate_returns_with_user_context(ml100k, 
 
 
 def test_candidate_states_are_read_by_the_encoders_own_head_as_that_candidate(ml100k):
-    from bench.models.encoders import AutoregressiveEncoder, EncoderConfig
+    from bench.models.event_encoders import AutoregressiveEncoder, EncoderConfig
     from bench.models.features import FeatureSpace
     from userllm.alignment import candidate_states
 

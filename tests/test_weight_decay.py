@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from bench.context import Budget
-from bench.models.encoders import AutoregressiveEncoder, DualEncoder, EncoderParams
+from bench.models.event_encoders import AutoregressiveEncoder, DualEncoder, EncoderParams
 from bench.models.features import FeatureSpace
 from bench.models.llm import attention_projection_names, load_llm
 from bench.models.training import make_optimizer, without_decay

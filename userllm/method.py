@@ -23,7 +23,7 @@ from bench.context import Budget, TrialContext
 from bench.data.windows import Examples
 from bench.evaluation import Predictions
 from bench.models.decoding import candidate_trie, decode_answers, decode_batch_size, gather_predictions
-from bench.models.encoders import EncoderConfig
+from bench.models.event_encoders import EncoderConfig
 from bench.models.features import FeatureSpace, event_batch
 from bench.models.llm import EMBEDDED, attention_projection_names, check_llm_name, llm_layer_count, load_llm
 from bench.models.lm_inputs import encode_prompts, lm_batch
@@ -32,10 +32,10 @@ from bench.models.training import TrainRun, train
 from bench.precision import autocast, fp32_trainables, llm_storage_dtype
 from bench.registry import Method, register_method
 from userllm.alignment import align_to_catalog
-from userllm.encoders import build_user_encoder, pretrained_encoder
+from userllm.conditioned_lm import UserLLMModel, apply_strategy
 from userllm.fusion import CrossAttentionFusion, SoftPromptFusion, condition_lm, decoder_layers
-from userllm.model import UserLLMModel, apply_strategy
 from userllm.perceiver import PerceiverResampler
+from userllm.pretraining import build_user_encoder, pretrained_encoder
 
 
 @dataclass

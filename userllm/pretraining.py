@@ -1,5 +1,5 @@
 """USER-LLM's user encoders (paper section 3.1): the autoregressive encoder (one embedding per event)
-or the dual encoder's user tower (one output per event too), built on ``bench.models.encoders``, and their
+or the dual encoder's user tower (one output per event too), built on ``bench.models.event_encoders``, and their
 pretraining on the training windows, cached per (dataset, N, encoder config, seed, pretraining budget)
 so that every trial that asks for the same pretrained encoder reuses one checkpoint."""
 
@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from bench.context import Budget, TrialContext
-from bench.models.encoders import AutoregressiveEncoder, DualEncoder, EncoderConfig, LabelSoftmax
+from bench.models.event_encoders import AutoregressiveEncoder, DualEncoder, EncoderConfig, LabelSoftmax
 from bench.models.features import FeatureSpace, event_batch
 from bench.models.training import TrainRun, train
 from bench.validation import Predictor
@@ -40,12 +40,12 @@ def build_user_encoder(kind: str, space: FeatureSpace, config: EncoderConfig) ->
 def code_version() -> str:
     """Hash of the source that decides what a pretrained encoder holds (architecture, features, objective,
     training loop), so a changed encoder never loads a checkpoint the old code wrote."""
-    import bench.models.encoders
+    import bench.models.event_encoders
     import bench.models.features
     import bench.models.training
     from bench.provenance import hash_files
 
-    modules = (bench.models.encoders, bench.models.features, bench.models.training, sys.modules[__name__])
+    modules = (bench.models.event_encoders, bench.models.features, bench.models.training, sys.modules[__name__])
     return hash_files(tuple(Path(module.__file__) for module in modules))
 
 

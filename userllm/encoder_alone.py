@@ -14,10 +14,10 @@ from bench.context import TrialContext
 from bench.data.windows import Examples
 from bench.evaluation import Predictions
 from bench.memory import score_bytes
-from bench.models.encoders import AutoregressiveEncoder, EncoderParams
+from bench.models.event_encoders import AutoregressiveEncoder, EncoderParams
 from bench.models.features import FeatureSpace, event_batch
 from bench.registry import Method, register_method
-from userllm.encoders import pretrain
+from userllm.pretraining import pretrain
 
 HEAD = {"next_item": "item", "fav_category": "category"}
 
