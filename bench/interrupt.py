@@ -79,6 +79,19 @@ def descendants() -> list[psutil.Process]:
         return []
 
 
+def marked(marker: str) -> list[psutil.Process]:
+    """Every process whose command line names ``marker`` (a run's Ray temp folder: its GCS, raylet, log
+    monitor and any worker still starting, before it renames itself ``ray::...``)."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            if process.pid != os.getpid() and marker in " ".join(process.info["cmdline"] or ()):
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
+
+
 def stop_processes(processes: list[psutil.Process], grace: float = 2.0) -> list[psutil.Process]:
     """SIGTERM the ``processes`` that still run (each worker with its own process group), SIGKILL what is
     left after ``grace`` seconds; return those still alive after that (none, normally)."""
