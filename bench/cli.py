@@ -103,8 +103,8 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"results in {Path(args.results) / suite.name}")
     for note in sorted(set(suite.skipped)):
         print(f"  skipped: {note}")
-    caps = sorted({(s["label"], s["budget"]["max_test_examples"]) for s in suite.trials + [x for x, _ in suite.searches]
-                   if s["budget"]["max_test_examples"] is not None})
+    caps = sorted({(s.label, s.budget.max_test_examples) for s in suite.trials + [x for x, _ in suite.searches]
+                   if s.budget.max_test_examples is not None})
     for label, cap in caps:
         print(f"  note: {label} is evaluated on at most {cap} test examples (budget.max_test_examples); "
               "its results are marked capped")
@@ -137,7 +137,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     suite = _selected_suite(args)
     counts: dict[str, int] = {}
     for spec in suite.trials:
-        record, problem = read_checked(record_path(suite.name, spec["trial_id"], Path(args.results)))
+        record, problem = read_checked(record_path(suite.name, spec.trial_id, Path(args.results)))
         if problem:
             state = "damaged"
         elif record is None:
@@ -145,10 +145,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         elif record.get("status") != "ok":
             state = "failed"
         else:
-            state = "ok" if same_sources(record, get_method(spec["method"])) else "stale"
+            state = "ok" if same_sources(record, get_method(spec.method)) else "stale"
         counts[state] = counts.get(state, 0) + 1
-        print(f"[{state}] {spec['label']} {spec['dataset']['name']}/{spec['task']}/N={spec['seq_len']} "
-              f"seed={spec['seed']} [{spec['trial_id']}]")
+        print(f"[{state}] {spec.describe()} [{spec.trial_id}]")
     print(f"{suite.name}: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
     return 0 if set(counts) <= {"ok"} else 1
 
@@ -186,11 +185,8 @@ def cmd_check_leakage(args: argparse.Namespace) -> int:
     leaks = 0
     with tempfile.TemporaryDirectory(prefix="bench-leakage-") as scratch:
         for spec in specs:
-            budget = {**spec["budget"], "max_test_examples": args.examples, "max_valid_examples": args.examples}
-            if args.steps:
-                budget["steps"] = args.steps
-            result = check_leakage({**spec, "budget": budget}, Path(scratch), _cache(args) or cache_root())
-            what = f"{spec['label']} {spec['dataset']['name']}/{spec['task']}/N={spec['seq_len']}"
+            result = check_leakage(spec.shortened(args.examples, args.steps), Path(scratch), _cache(args) or cache_root())
+            what = f"{spec.label} {spec.dataset.name}/{spec.task}/N={spec.seq_len}"
             if result.error:
                 leaks += 1
                 print(f"[error] {what}: the method failed: {result.error}", flush=True)

@@ -8,6 +8,7 @@ reads the data some other way than through its context, say). A method that fail
 from __future__ import annotations
 
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import numpy as np
 
 from bench.data.dataset import Dataset
 from bench.evaluation import Predictions, score_examples
+from bench.spec import TrialSpec
 from bench.trial import prepare_trial
 
 CORRUPT_REVIEW = "zzz leakage probe"
@@ -64,9 +66,10 @@ def _same(a: Any, b: Any) -> bool:
     return np.array_equal(a, b)
 
 
-def check_leakage(spec: dict[str, Any], workdir: Path, shared_cache: Path) -> LeakageResult:
+def check_leakage(spec: TrialSpec | Mapping[str, Any], workdir: Path, shared_cache: Path) -> LeakageResult:
     """Fit the trial ``spec`` and predict its test examples, then again on data whose test label events
     were replaced; compare the predictions."""
+    spec = TrialSpec.of(spec)
     trial = prepare_trial(spec, workdir, shared_cache)
     test = trial.test
     try:
@@ -74,17 +77,17 @@ def check_leakage(spec: dict[str, Any], workdir: Path, shared_cache: Path) -> Le
         predictions = trial.predict_test(test)
         score_examples(trial.ctx.task, trial.ctx.protocol, trial.labelled, test, predictions)  # scorable at all?
         honest = _rows(predictions)
-        source = corrupted(trial.labelled, trial.split.test.label_positions, spec["task"], spec["seed"])
+        source = corrupted(trial.labelled, trial.split.test.label_positions, spec.task, spec.seed)
         probe = prepare_trial(spec, workdir, shared_cache, dataset=source)
         probe.method.fit(probe.ctx)
         probed = _rows(probe.predict_test(test))
     except Exception as exc:  # the method's own failure: reported, not a traceback
         where = traceback.extract_tb(exc.__traceback__)[-1]
-        return LeakageResult(spec["method"], len(test), 0, None,
+        return LeakageResult(spec.method, len(test), 0, None,
                              f"{type(exc).__name__}: {exc} ({Path(where.filename).name}:{where.lineno})")
     changed = [i for i, (a, b) in enumerate(zip(honest, probed, strict=True)) if not _same(a, b)]
     first = None
     if changed:
         i = changed[0]
         first = {"example": i, "user": int(test.users[i]), "label_position": int(test.label_positions[i])}
-    return LeakageResult(spec["method"], len(test), len(changed), first)
+    return LeakageResult(spec.method, len(test), len(changed), first)

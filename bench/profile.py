@@ -20,6 +20,7 @@ from tabulate import tabulate
 
 from bench.data.cache import cache_root
 from bench.runner import start_ray, trial_resources
+from bench.spec import TrialSpec
 from bench.suite import Suite
 from bench.trial import run_trial
 
@@ -31,14 +32,12 @@ def _cap(cap: int | None, count: int) -> int:
     return count if cap is None else min(cap, count)
 
 
-def profile_trial(spec: dict[str, Any], steps: int, examples: int, shared_cache: str | None) -> dict[str, Any]:
+def profile_trial(spec: TrialSpec, steps: int, examples: int, shared_cache: str | None) -> dict[str, Any]:
     """Run ``spec`` shortened to ``steps`` steps and ``examples`` evaluated examples; its costs."""
     import torch
 
-    budget = spec["budget"]
-    short = {**spec, "budget": {**budget, "steps": steps,
-                                "max_valid_examples": _cap(budget["max_valid_examples"], examples),
-                                "max_test_examples": _cap(budget["max_test_examples"], examples)}}
+    budget = spec.budget
+    short = spec.shortened(examples, steps)
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as scratch:
         body = run_trial(short, Path(scratch), Path(shared_cache) if shared_cache else cache_root())
     costs = body["accounting"]
@@ -46,18 +45,18 @@ def profile_trial(spec: dict[str, Any], steps: int, examples: int, shared_cache:
     setup = max(0.0, costs["fit_seconds"] - costs.get("train_seconds", costs["fit_seconds"]))
     follows_steps = costs.get("train_steps") == steps
     # a method that trains for budget.steps scales with the budget; any other trained here as it will for real
-    loop = budget["steps"] * costs["seconds_per_step"]
-    if budget.get("seconds") is not None:
-        loop = min(loop, budget["seconds"])  # a wall-clock cap ends the loop first
+    loop = budget.steps * costs["seconds_per_step"]
+    if budget.seconds is not None:
+        loop = min(loop, budget.seconds)  # a wall-clock cap ends the loop first
     fit = setup + loop if follows_steps else costs["fit_seconds"]
     evaluated = sum(_cap(cap, total) for cap, total in
-                    ((budget["max_valid_examples"], body["examples"]["valid"][1]),
-                     (budget["max_test_examples"], body["examples"]["test"][1])))
+                    ((budget.max_valid_examples, body["examples"]["valid"][1]),
+                     (budget.max_test_examples, body["examples"]["test"][1])))
     step = costs["seconds_per_step"]
     flops, tokens = costs.get("flops_per_train_example_measured"), costs.get("train_tokens_mean")
-    achieved = flops * budget["batch_size"] / step if flops and follows_steps else None
+    achieved = flops * budget.batch_size / step if flops and follows_steps else None
     return {"setup_seconds": setup, "seconds_per_step": step, "seconds_per_example": per_example,
-            "tokens_per_second": tokens * budget["batch_size"] / step if tokens and follows_steps else None,
+            "tokens_per_second": tokens * budget.batch_size / step if tokens and follows_steps else None,
             "tflops": achieved / 1e12 if achieved else None,
             "of_peak": achieved / matmul_peak(body["device"], body["dtype"]) if achieved else None,
             "device": body["device"], "dtype": body["dtype"],
@@ -107,8 +106,8 @@ def _profile_trials(suite: Suite, shared_cache: Path | None, steps: int, example
     remote = ray.remote(max_calls=1)(profile_trial).options(num_cpus=resources["cpu"], num_gpus=resources["gpu"])
     rows = []
     for spec in suite.trials + [spec for spec, _ in suite.searches]:
-        row = {"label": spec["label"], "dataset": spec["dataset"]["name"], "task": spec["task"],
-               "seq_len": spec["seq_len"], "seed": spec["seed"], "trial_id": spec.get("trial_id", spec.get("search_group"))}
+        row = {"label": spec.label, "dataset": spec.dataset.name, "task": spec.task, "seq_len": spec.seq_len,
+               "seed": spec.seed, "trial_id": spec.search_group or spec.trial_id}
         try:
             row |= ray.get(remote.remote(spec, steps, examples, str(shared_cache.resolve()) if shared_cache else None))
         except ray.exceptions.RayError as exc:  # a failing trial is a row, never the end of the profile

@@ -20,17 +20,28 @@ from typing import Any
 
 from bench.data.cache import cache_root
 from bench.errors import BenchError
-from bench.interrupt import Interrupted, check, descendants, install, signals_interrupt, stop_processes, stopping
+from bench.interrupt import (
+    Interrupted,
+    check,
+    descendants,
+    install,
+    marked,
+    signals_interrupt,
+    stop_processes,
+    stopping,
+)
 from bench.nodes import node_id, trial_files_root
 from bench.paper_budgets import paper_examples
+from bench.spec import TrialSpec
 from bench.store import jsonable, load_records, read_checked, read_record, record_path, write_json_atomically
-from bench.suite import SearchSpec, Suite, trial_hash
+from bench.suite import BUDGET_PREFIX, SearchSpec, Suite
 from bench.trial import execute_trial
 
 MAX_SOCKET_DIR = 60  # Ray's unix socket paths must stay under ~107 characters
 RECORD_KEY = "record_json"  # the Tune result field that carries a trial's whole record to the driver
 PROGRESS_KEY = "progress_json"  # ... and the one that carries a progress report (a validation check, a loss)
 PROGRESS_EVERY = 30.0  # seconds between two progress lines of one trial
+_local_ray_temp: str | None = None  # the temp folder of the local Ray this process started, if any
 TIMEOUT_GRACE = 1800.0  # seconds on top of twice the seconds guard (validation and prediction are not in it)
 
 
@@ -47,35 +58,34 @@ class RunSummary:
     not_started: int = 0
 
 
-def trial_timeout(spec: dict[str, Any]) -> float | None:
+def trial_timeout(spec: TrialSpec) -> float | None:
     """The wall-clock seconds after which the harness stops a trial: ``budget.timeout``, else twice the
     ``budget.seconds`` guard plus half an hour, else none."""
-    budget = spec["budget"]
-    if budget.get("timeout"):
-        return float(budget["timeout"])
-    return 2 * float(budget["seconds"]) + TIMEOUT_GRACE if budget.get("seconds") else None
+    budget = spec.budget
+    if budget.timeout:
+        return float(budget.timeout)
+    return 2 * float(budget.seconds) + TIMEOUT_GRACE if budget.seconds else None
 
 
-def _finished(suite: Suite, spec: dict[str, Any], root: Path) -> dict[str, Any] | None:
+def _finished(suite: Suite, spec: TrialSpec, root: Path) -> dict[str, Any] | None:
     """The trial's ok record, or None (a damaged record is said and run again)."""
-    path = record_path(suite.name, spec["trial_id"], root)
+    path = record_path(suite.name, spec.trial_id, root)
     record, problem = read_checked(path)
     if problem:
         print(f"[damaged] {path}: {problem}; running the trial again", flush=True)
     return record if record is not None and record["status"] == "ok" else None
 
 
-def _stale(record: dict[str, Any], spec: dict[str, Any]) -> bool:
+def _stale(record: dict[str, Any], spec: TrialSpec) -> bool:
     """Whether a finished record was made by other sources than the ones here (``bench.provenance``)."""
     from bench.provenance import same_sources
     from bench.registry import get_method
 
-    return not same_sources(record, get_method(spec["method"]))
+    return not same_sources(record, get_method(spec.method))
 
 
-def _describe(spec: dict[str, Any]) -> str:
-    return (f"{spec['label']} {spec['dataset']['name']}/{spec['task']}/N={spec['seq_len']} "
-            f"seed={spec['seed']} [{spec['trial_id']}]")
+def _describe(spec: TrialSpec) -> str:
+    return f"{spec.describe()} [{spec.trial_id}]"
 
 
 def _headline(record: dict[str, Any]) -> str:
@@ -107,15 +117,14 @@ def _training_line(record: dict[str, Any]) -> str:
     return line
 
 
-def _sampled_spec(config: dict[str, Any]) -> dict[str, Any]:
-    """The trial's spec with a search's sampled parameters and budget fields filled in (and its new id)."""
-    spec = dict(config["spec"])
+def _sampled_spec(config: dict[str, Any]) -> TrialSpec:
+    """The trial's spec (Tune carries its JSON) with a search's sampled parameters and budget fields
+    filled in (its id follows)."""
+    spec = TrialSpec.from_json(config["spec"])
     sampled = config.get("sample") or {}
-    if sampled:
-        spec["params"] = {**spec["params"], **{k: v for k, v in sampled.items() if not k.startswith("budget.")}}
-        spec["budget"] = {**spec["budget"], **{k[7:]: v for k, v in sampled.items() if k.startswith("budget.")}}
-        spec["trial_id"] = trial_hash(spec)
-    return spec
+    budget = {k.removeprefix(BUDGET_PREFIX): v for k, v in sampled.items() if k.startswith(BUDGET_PREFIX)}
+    params = {k: v for k, v in sampled.items() if not k.startswith(BUDGET_PREFIX)}
+    return spec.with_params(**params).with_budget(**budget) if sampled else spec
 
 
 def _trainable(config: dict[str, Any]) -> None:
@@ -127,7 +136,7 @@ def _trainable(config: dict[str, Any]) -> None:
     files = trial_files_root(Path(config["results_root"]), config["driver_node"])
     record = execute_trial(spec, files, cache, show_progress=config["verbose"],
                            report=lambda progress: tune.report({PROGRESS_KEY: json.dumps(progress)}))
-    result = {"ok": record["status"] == "ok", "trial_id": spec["trial_id"], "headline": _headline(record),
+    result = {"ok": record["status"] == "ok", "trial_id": spec.trial_id, "headline": _headline(record),
               "describe": _describe(spec), RECORD_KEY: json.dumps(record, default=jsonable)}
     for split, metrics in record.get("metrics", {}).items():
         result.update({f"{split}/{name}": stats["mean"] for name, stats in metrics.items()})
@@ -158,12 +167,11 @@ def _callback(results_root: Path, show_progress: bool = True, started: set[str] 
 
         def on_trial_start(self, iteration, trials, trial, **info):
             spec = _sampled_spec(trial.config)
-            self.started.add(spec["trial_id"])
+            self.started.add(spec.trial_id)
             timeout = trial_timeout(spec)
             if timeout is not None:
                 self.deadlines[trial.trial_id] = (time.monotonic(), timeout)
-            print(f"[start] {spec['label']} {spec['dataset']['name']}/{spec['task']}/N={spec['seq_len']} "
-                  f"seed={spec['seed']}", flush=True)
+            print(f"[start] {spec.describe()}", flush=True)
 
         def on_step_begin(self, iteration, trials, **info):
             import ray
@@ -187,7 +195,7 @@ def _callback(results_root: Path, show_progress: bool = True, started: set[str] 
                 spec = _sampled_spec(trial.config)
                 shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                   for k, v in json.loads(result[PROGRESS_KEY]).items())
-                print(f"[...]   {spec['label']} {spec['task']} seed={spec['seed']}: {shown}", flush=True)
+                print(f"[...]   {spec.label} {spec.task} seed={spec.seed}: {shown}", flush=True)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             result = trial.last_result or {}
@@ -220,14 +228,14 @@ def _ray_error(trial: Any) -> str:
         return f"no error text from Ray (error file: {trial.error_file})"
 
 
-def _record_failure(spec: dict[str, Any], root: Path, kind: str, message: str) -> None:
+def _record_failure(spec: TrialSpec, root: Path, kind: str, message: str) -> None:
     """A failure record for a trial that could not send its own (its worker died, or the harness stopped
     it). A trial that already has its record finished before: it is left as it is and not reported
     again; nothing is recorded while a signal stops the run (those trials simply run again)."""
-    path = record_path(spec["suite"], spec["trial_id"], root)
+    path = record_path(spec.suite, spec.trial_id, root)
     if stopping() or read_record(path) is not None:
         return
-    write_json_atomically(path, {"trial_id": spec["trial_id"], "suite": spec["suite"], "spec": spec,
+    write_json_atomically(path, {"trial_id": spec.trial_id, "suite": spec.suite, "spec": spec.to_json(),
                                  "status": "failed", "error": {"type": kind, "message": message}})
     print(f"[error] {_describe(spec)}: {message}", flush=True)
 
@@ -268,13 +276,15 @@ def start_ray(run_dir: Path, address: str | None, cpus: int | None, verbose: boo
         temp = Path(tempfile.mkdtemp(prefix="bench-ray-"))
         print(f"note: {run_dir}/.ray is too long a path for Ray's sockets; Ray's temp folder is {temp}")
     temp.mkdir(parents=True, exist_ok=True)
+    global _local_ray_temp
+    _local_ray_temp = str(temp)
     ray.init(num_cpus=cpus, include_dashboard=False, _temp_dir=str(temp), runtime_env={"env_vars": env},
              log_to_driver=verbose, configure_logging=True, logging_level=level)
     if not verbose:
         _ray_messages_to(run_dir / "ray-messages.log")
     # stops what this run started if it dies without stopping Ray (kill -9); a session of its own, so a
     # Ctrl-C in the terminal does not reach it
-    subprocess.Popen([sys.executable, "-m", "bench.reaper", str(os.getpid())], start_new_session=True,
+    subprocess.Popen([sys.executable, "-m", "bench.reaper", str(os.getpid()), str(temp)], start_new_session=True,
                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return True
 
@@ -377,16 +387,17 @@ def _tune_grid(trainable: Any, common: dict[str, Any], pending: list[dict[str, A
     while pending:
         lines = _callback(results_root, show_progress, started)
         try:
-            _tune(trainable, {**common, "spec": tune.grid_search(pending)}, run_dir, name, lines=lines)
+            _tune(trainable, {**common, "spec": tune.grid_search([spec.to_json() for spec in pending])}, run_dir,
+                  name, lines=lines)
             return
         except RuntimeError as exc:
             if not isinstance(exc.__cause__, RayError):
                 raise
             message = f"Ray stopped the trial's worker: {str(exc.__cause__).splitlines()[0]}"
             for spec in pending:
-                if spec["trial_id"] in lines.started:
+                if spec.trial_id in lines.started:
                     _record_failure(spec, results_root, "WorkerDied", message)
-            pending = [s for s in pending if read_record(record_path(s["suite"], s["trial_id"], results_root)) is None]
+            pending = [s for s in pending if read_record(record_path(s.suite, s.trial_id, results_root)) is None]
 
 
 def run_suite(suite: Suite, results_root: Path, shared_cache: Path | None = None, address: str | None = None,
@@ -396,18 +407,18 @@ def run_suite(suite: Suite, results_root: Path, shared_cache: Path | None = None
     ``keep_stale``), wherever the cluster puts it; write every record into ``results_root`` on this (the
     driver's) machine; return what happened. ``shared_cache`` None: each node uses its own default cache."""
     run_dir = results_root / suite.name
-    finished = {spec["trial_id"]: _finished(suite, spec, results_root) for spec in suite.trials}
-    stale = {spec["trial_id"] for spec in suite.trials
-             if finished[spec["trial_id"]] is not None and _stale(finished[spec["trial_id"]], spec)}
+    finished = {spec.trial_id: _finished(suite, spec, results_root) for spec in suite.trials}
+    stale = {spec.trial_id for spec in suite.trials
+             if finished[spec.trial_id] is not None and _stale(finished[spec.trial_id], spec)}
     pending = [spec for spec in suite.trials
-               if finished[spec["trial_id"]] is None or (spec["trial_id"] in stale and not keep_stale)]
+               if finished[spec.trial_id] is None or (spec.trial_id in stale and not keep_stale)]
     skipped = len(suite.trials) - len(pending)
     common = {"results_root": str(results_root.resolve()), "verbose": verbose,
               "shared_cache": str(shared_cache.resolve()) if shared_cache else None}
     searches = []
     records = load_records(results_root, [suite.name]) if suite.searches else []
     for spec, search in suite.searches:
-        done = sum(1 for r in records if r["spec"].get("search_group") == spec["search_group"] and r["status"] == "ok")
+        done = sum(1 for r in records if r["spec"].get("search_group") == spec.search_group and r["status"] == "ok")
         if done < search.samples:
             searches.append((spec, search, search.samples - done))
     if not pending and not searches:
@@ -428,17 +439,17 @@ def run_suite(suite: Suite, results_root: Path, shared_cache: Path | None = None
                 stop_ray(before)
         except Interrupted as stop:
             stop_ray(before)
-            ids = [spec["trial_id"] for spec in pending]
+            ids = [spec.trial_id for spec in pending]
             done = sum(1 for i in ids if _written_since(record_path(suite.name, i, results_root), started_at))
             running = max(0, len(started & set(ids)) - done)
             return RunSummary(len(pending), skipped, [], len(stale), stop.signal, stop.exit_code, done, running,
                               len(ids) - done - running)
 
-    ids = {spec["trial_id"] for spec in pending}
+    ids = {spec.trial_id for spec in pending}
     finished = {r["trial_id"]: r for r in load_records(results_root, [suite.name])}
     failed = [trial_id for trial_id in ids if finished.get(trial_id, {}).get("status") != "ok"]
     for spec, _, _ in searches:
-        group = [r for r in finished.values() if r["spec"].get("search_group") == spec["search_group"]]
+        group = [r for r in finished.values() if r["spec"].get("search_group") == spec.search_group]
         failed += [r["trial_id"] for r in group if r["status"] != "ok"]
     return RunSummary(len(pending) + sum(n for _, _, n in searches), skipped, sorted(failed), len(stale))
 
@@ -457,9 +468,9 @@ def _run_trials(suite: Suite, common: dict[str, Any], pending: list[dict[str, An
     _tune_grid(trainable, common, pending, run_dir, f"{suite.name}-grid", results_root, show_progress, started)
     for spec, search, remaining in searches:
         check()
-        _tune(trainable, {**common, "spec": spec, "sample": _tune_space(search)}, run_dir,
-              f"{suite.name}-search-{spec['search_group']}", samples=remaining,
-              search=BasicVariantGenerator(random_state=spec["seed"] + remaining),
+        _tune(trainable, {**common, "spec": spec.to_json(), "sample": _tune_space(search)}, run_dir,
+              f"{suite.name}-search-{spec.search_group}", samples=remaining,
+              search=BasicVariantGenerator(random_state=spec.seed + remaining),
               lines=_callback(results_root, show_progress, started))
 
 
@@ -472,11 +483,12 @@ def _written_since(path: Path, since: float) -> bool:
 
 def stop_ray(before: set[int]) -> None:
     """Disconnect from Ray; a local Ray is shut down, and every process started since ``before`` (the
-    pids of this process's descendants then) is stopped, workers by their process group: nothing of
-    this run is left running. A cluster's own processes are not this process's descendants."""
+    pids of this process's descendants then) or naming the local Ray's temp folder is stopped, workers
+    by their process group: nothing of this run is left running. A cluster's own processes are neither."""
     import ray
 
     processes = [p for p in descendants() if p.pid not in before]
     if ray.is_initialized():
         ray.shutdown()
-    stop_processes([p for p in processes if p.is_running()])
+    marker = [] if _local_ray_temp is None else marked(_local_ray_temp)
+    stop_processes([p for p in {*processes, *marker} if p.is_running()])

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import inspect
 import itertools
 import json
@@ -26,7 +25,8 @@ from bench.errors import ConfigError
 from bench.paper_budgets import PRESETS, paper_budget, paper_pretraining
 from bench.precision import DTYPES
 from bench.registry import build_params, coerce, get_method, load_methods
-from bench.tasks import TASKS, get_task
+from bench.spec import DatasetRef, TrialSpec, trial_hash
+from bench.tasks import TASKS, Protocol, get_task
 
 TOP_KEYS = {"name": str, "description": str, "feeds": list, "plugins": list, "datasets": list, "tasks": list,
             "seq_lens": list, "seeds": list, "budget": dict, "protocol": dict, "resources": dict, "methods": list}
@@ -35,6 +35,7 @@ METHOD_KEYS = {"method": str, "label": str, "params": dict, "grid": dict, "searc
 DATASET_KEYS = {"name": str, "path": str, "options": dict}
 PROTOCOL_KEYS = {"ks": list, "exclude_history": (bool, str), "favorite": str}
 RESOURCE_KEYS = {"cpu": int, "gpu": (int, float, str), "memory_gb": (int, float)}
+BUDGET_PREFIX = "budget."  # a search space key that samples a budget field, not a method parameter
 DEFAULT_MEMORY_GB = 4  # host memory a trial asks Ray for: trials are packed onto a node only where they fit
 SEARCH_KEYS = {"space": dict, "samples": int, "metric": str}
 DISTRIBUTIONS = {"loguniform": 2, "uniform": 2, "randint": 2, "choice": None}
@@ -57,8 +58,8 @@ class Suite:
     feeds: list[str]
     plugins: list[str]
     resources: dict[str, Any]
-    trials: list[dict[str, Any]] = field(default_factory=list)
-    searches: list[tuple[dict[str, Any], SearchSpec]] = field(default_factory=list)
+    trials: list[TrialSpec] = field(default_factory=list)
+    searches: list[tuple[TrialSpec, SearchSpec]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
 
@@ -67,22 +68,13 @@ def select(suite: Suite, only: list[str]) -> Suite:
     if not only:
         return suite
     keep = set(only)
-    known = {spec[key] for spec in suite.trials + [s for s, _ in suite.searches] for key in ("label", "method")}
+    known = {name for spec in suite.trials + [s for s, _ in suite.searches] for name in (spec.label, spec.method)}
     unknown = sorted(keep - known)
     if unknown:
         raise ConfigError(f"--only {', '.join(unknown)}: no such label or method in suite {suite.name}; "
                           f"expected some of {', '.join(sorted(known))}")
-    return dataclasses.replace(suite, trials=[s for s in suite.trials if {s["label"], s["method"]} & keep],
-                               searches=[(s, x) for s, x in suite.searches if {s["label"], s["method"]} & keep])
-
-
-def trial_hash(spec: dict[str, Any]) -> str:
-    """Stable content hash of a trial's resolved configuration (what it computes, not where it runs)."""
-    keep = {k: v for k, v in spec.items()
-            if k not in ("suite", "label", "plugins", "search_group", "search_metric", "trial_id")}
-    if "budget" in keep:  # a timeout stops a hung trial; it does not change what a finished one computed
-        keep["budget"] = {k: v for k, v in keep["budget"].items() if k != "timeout"}
-    return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return dataclasses.replace(suite, trials=[s for s in suite.trials if {s.label, s.method} & keep],
+                               searches=[(s, x) for s, x in suite.searches if {s.label, s.method} & keep])
 
 
 def _fail(where: str, message: str) -> ConfigError:
@@ -301,12 +293,11 @@ def _validate(raw: dict[str, Any], path: Path, budget_scale: float | None, prese
                                "method that does one of the suite's tasks")
     labels: dict[str, str] = {}
     for spec in suite.trials:
-        spec["trial_id"] = trial_hash(spec)
-        other = labels.setdefault(spec["trial_id"], spec["label"])
-        if other != spec["label"]:
-            raise ConfigError(f"{path}: methods labelled {other!r} and {spec['label']!r} have one configuration "
-                              f"({spec['method']} on {spec['dataset']['name']}/{spec['task']}/N={spec['seq_len']} "
-                              f"seed {spec['seed']}): one trial would stand for both; expected distinct "
+        other = labels.setdefault(spec.trial_id, spec.label)
+        if other != spec.label:
+            raise ConfigError(f"{path}: methods labelled {other!r} and {spec.label!r} have one configuration "
+                              f"({spec.method} on {spec.dataset.name}/{spec.task}/N={spec.seq_len} "
+                              f"seed {spec.seed}): one trial would stand for both; expected distinct "
                               "configurations or one label")
     return suite
 
@@ -324,11 +315,11 @@ def _budget(base: dict[str, Any], override: dict[str, Any], scale: float | None,
     return budget.to_dict()
 
 
-def _protocol_for(task_name: str, overrides: dict[str, Any]) -> dict[str, Any]:
+def _protocol_for(task_name: str, overrides: dict[str, Any]) -> Protocol:
     task = get_task(task_name)
     accepted = inspect.signature(task.protocol).parameters
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if k in accepted}
-    return task.protocol(**kwargs).to_dict()
+    return task.protocol(**kwargs)
 
 
 def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str, Any]], tasks: list[str],
@@ -362,20 +353,19 @@ def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str
             if preset == "paper":
                 trial_params = paper_pretraining(resolved, dataset["name"], where)
                 trial_budget = paper_budget(budget, dataset["name"], task, where)
-            spec = {"suite": suite.name, "plugins": suite.plugins, "label": entry.get("label", cls.name),
-                    "method": cls.name, "params": trial_params, "dataset": dataset, "task": task,
-                    "seq_len": seq_len, "seed": seed, "budget": trial_budget, "protocol": _protocol_for(task, protocol),
-                    **({"dtype": dtype} if dtype != "auto" else {})}
+            spec = TrialSpec(suite.name, entry.get("label", cls.name), cls.name, trial_params,
+                             DatasetRef(dataset["name"], dataset["path"], dataset["options"]), task, seq_len, seed,
+                             Budget(**trial_budget), _protocol_for(task, protocol), tuple(suite.plugins), dtype)
             if search is None:
                 suite.trials.append(spec)
             else:
-                metrics = metric_names(spec["protocol"])
+                metrics = metric_names(spec.protocol)
                 if search.metric not in metrics:
                     raise _fail(f"{where}.search.metric", f"got {search.metric!r}; task {task} reports "
                                                            f"{', '.join(metrics)}")
-                spec["search_group"] = trial_hash({**spec, "search": dataclasses.asdict(search)})
-                spec["search_metric"] = search.metric
-                suite.searches.append((spec, search))
+                group = trial_hash({**spec.to_json(with_id=False), "search": dataclasses.asdict(search)})
+                suite.searches.append((dataclasses.replace(spec, search_group=group, search_metric=search.metric),
+                                       search))
 
 
 def check_histories(suite: Suite) -> None:
@@ -385,9 +375,9 @@ def check_histories(suite: Suite) -> None:
 
     lengths: dict[tuple[str, str | None, str], set[int]] = {}
     for spec in suite.trials + [spec for spec, _ in suite.searches]:
-        dataset = spec["dataset"]
-        key = (dataset["name"], dataset["path"], json.dumps(dataset["options"], sort_keys=True))
-        lengths.setdefault(key, set()).add(spec["seq_len"])
+        dataset = spec.dataset
+        key = (dataset.name, dataset.path, json.dumps(dict(dataset.options), sort_keys=True))
+        lengths.setdefault(key, set()).add(spec.seq_len)
     for (name, path, options), seq_lens in lengths.items():
         dataset = load_dataset(name, path, **json.loads(options))
         longest = int(np.diff(dataset.user_ptr).max(initial=0))
@@ -402,11 +392,11 @@ def check_histories(suite: Suite) -> None:
                               f"(N inputs, the label, then the validation and test events); expected N <= {longest - 3}")
 
 
-def metric_names(protocol: dict[str, Any]) -> list[str]:
+def metric_names(protocol: Protocol) -> list[str]:
     """The metrics a task's protocol reports (what a search may select on)."""
-    if protocol["metric"] == "recall":
-        return [f"recall@{k}" for k in protocol["ks"]]
-    return [protocol["metric"]]
+    if protocol.metric == "recall":
+        return [f"recall@{k}" for k in protocol.ks]
+    return [protocol.metric]
 
 
 def _search_spec(raw: Any, cls: type, where: str) -> SearchSpec | None:
@@ -418,8 +408,8 @@ def _search_spec(raw: Any, cls: type, where: str) -> SearchSpec | None:
     budget_fields = {f.name for f in dataclasses.fields(Budget)}
     param_fields = {f.name for f in dataclasses.fields(cls.Params)}
     for key, dist in raw["space"].items():
-        target = key.removeprefix("budget.")
-        if not (target in param_fields or (key.startswith("budget.") and target in budget_fields)):
+        target = key.removeprefix(BUDGET_PREFIX)
+        if not (target in param_fields or (key.startswith(BUDGET_PREFIX) and target in budget_fields)):
             raise _fail(f"{where}.space.{key}", f"not a parameter of {cls.name} ({', '.join(sorted(param_fields))}) "
                                                  "nor budget.<field>")
         if not isinstance(dist, dict) or len(dist) != 1 or next(iter(dist)) not in DISTRIBUTIONS:

@@ -14,6 +14,7 @@ import platform
 import random
 import time
 import traceback
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from bench.accounting import token_stats
-from bench.context import Budget, TrialContext
+from bench.context import TrialContext
 from bench.data import build_split, load_dataset, views
 from bench.data.dataset import Dataset
 from bench.data.views import visible_view
@@ -34,8 +35,9 @@ from bench.nodes import device_name, node_id
 from bench.precision import compute_dtype, resolve_dtype
 from bench.provenance import sources
 from bench.registry import Method, build_params, get_method, load_methods
+from bench.spec import DatasetRef, TrialSpec
 from bench.store import jsonable, write_json_atomically
-from bench.tasks import Protocol, Task, get_task
+from bench.tasks import Task, get_task
 from bench.validation import Validation
 
 KEY_PACKAGES = ("torch", "transformers", "peft", "ray", "recbole", "numpy", "pandas", "rouge-score")
@@ -99,22 +101,23 @@ def scorable(task: Task, dataset: Any, split: Split) -> tuple[Split, dict[str, i
     return Split(split.seq_len, **parts), dropped
 
 
-def work_dir(spec: dict[str, Any], root: Path) -> Path:
+def work_dir(spec: TrialSpec, root: Path) -> Path:
     """The trial's working folder under ``root`` (a method's files, the node's copy of the record)."""
-    return root / spec["suite"] / "work" / spec["trial_id"]
+    return root / spec.suite / "work" / spec.trial_id
 
 
-def execute_trial(spec: dict[str, Any], results_root: Path, shared_cache: Path, show_progress: bool = True,
-                  report: Any = None) -> dict[str, Any]:
+def execute_trial(spec: TrialSpec | Mapping[str, Any], results_root: Path, shared_cache: Path,
+                  show_progress: bool = True, report: Any = None) -> dict[str, Any]:
     """Run the trial ``spec``; return its record (status ok or failed), a copy of it kept in the trial's
     working folder under ``results_root``."""
     pin_mmap_threshold()
     started = time.time()
-    record: dict[str, Any] = {"trial_id": spec["trial_id"], "suite": spec["suite"], "spec": spec,
+    spec = TrialSpec.of(spec)
+    record: dict[str, Any] = {"trial_id": spec.trial_id, "suite": spec.suite, "spec": spec.to_json(),
                               "started": datetime.now(timezone.utc).isoformat(), "versions": package_versions()}
     try:
-        load_methods(tuple(spec.get("plugins", ())))
-        record["sources"] = sources(get_method(spec["method"]))
+        load_methods(spec.plugins)
+        record["sources"] = sources(get_method(spec.method))
         record.update(run_trial(spec, results_root, shared_cache, show_progress, report))
         record["status"] = "ok"
     except Exception as exc:  # a failing trial is recorded, never fatal to the suite
@@ -128,10 +131,10 @@ def execute_trial(spec: dict[str, Any], results_root: Path, shared_cache: Path, 
     return record
 
 
-def check_dataset_path(dataset: dict[str, Any]) -> None:
+def check_dataset_path(dataset: DatasetRef) -> None:
     """A dataset folder must exist on the node that runs the trial (the suite checked the driver's)."""
-    if dataset.get("path") and not Path(dataset["path"]).exists():
-        raise DataError(f"dataset {dataset['name']}: {dataset['path']} does not exist on node {platform.node()} "
+    if dataset.path and not Path(dataset.path).exists():
+        raise DataError(f"dataset {dataset.name}: {dataset.path} does not exist on node {platform.node()} "
                         f"(Ray node {node_id()}); every node that runs trials needs the dataset at that path")
 
 
@@ -163,6 +166,7 @@ class PreparedTrial:
     labelled: Dataset
     test_view: Dataset
     split: Split
+    spec: TrialSpec
 
     def predict_valid(self, examples: Examples) -> Any:
         """The method's predictions of validation examples, from the fit view (no validation labels)."""
@@ -177,54 +181,55 @@ class PreparedTrial:
         return dataclasses.replace(self.ctx, dataset=self.test_view, validation=None)
 
 
-def prepare_trial(spec: dict[str, Any], results_root: Path, shared_cache: Path, show_progress: bool = False,
-                  report: Any = None, dataset: Dataset | None = None) -> PreparedTrial:
+def prepare_trial(spec: TrialSpec | Mapping[str, Any], results_root: Path, shared_cache: Path,
+                  show_progress: bool = False, report: Any = None, dataset: Dataset | None = None) -> PreparedTrial:
     """Data, split, task, protocol, budget and method of the trial ``spec``; nothing fitted yet.
     ``dataset``: this source data instead of the spec's (the leakage check's corrupted copy)."""
-    load_methods(tuple(spec.get("plugins", ())))
-    check_dataset_path(spec["dataset"])
+    spec = TrialSpec.of(spec)
+    load_methods(spec.plugins)
+    check_dataset_path(spec.dataset)
     if not show_progress:
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()  # "Loading weights" and the like
     if dataset is None:
-        dataset = load_dataset(spec["dataset"]["name"], spec["dataset"]["path"], **spec["dataset"]["options"])
-    task = get_task(spec["task"])
+        dataset = load_dataset(spec.dataset.name, spec.dataset.path, **spec.dataset.options)
+    task = get_task(spec.task)
     task.check(dataset)
-    protocol = Protocol(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec["protocol"].items()})
-    budget = Budget(**spec["budget"])
-    cls = get_method(spec["method"])
-    method = cls(build_params(cls, dict(spec["params"]), "params"))
-    device, dtype = pick_device(spec.get("dtype", "auto"))
-    seed_everything(spec["seed"])
+    protocol, budget = spec.protocol, spec.budget
+    cls = get_method(spec.method)
+    method = cls(build_params(cls, dict(spec.params), "params"))
+    device, dtype = pick_device(spec.dtype)
+    seed_everything(spec.seed)
     workdir = work_dir(spec, results_root)
     workdir.mkdir(parents=True, exist_ok=True)
-    split, dropped = scorable(task, dataset, build_split(dataset, spec["seq_len"]))
-    valid = capped(split.valid, budget.max_valid_examples, spec["seed"])
-    test = capped(split.test, budget.max_test_examples, spec["seed"])
+    split, dropped = scorable(task, dataset, build_split(dataset, spec.seq_len))
+    valid = capped(split.valid, budget.max_valid_examples, spec.seed)
+    test = capped(split.test, budget.max_test_examples, spec.seed)
     label_visible = task.label_event_is_input
     fit_view = visible_view(dataset, views.FIT, label_visible)
     test_view = visible_view(dataset, views.TEST, label_visible)
     ctx = TrialContext(dataset=fit_view, task=task, protocol=protocol, train=split.train,
-                       budget=budget, seed=spec["seed"], device=device, dtype=dtype, workdir=workdir,
+                       budget=budget, seed=spec.seed, device=device, dtype=dtype, workdir=workdir,
                        shared_cache=shared_cache, report=report or (lambda metrics: None),
                        show_progress=show_progress,
-                       validation=Validation.of(spec["method"], task, protocol, test_view, valid, report))
-    return PreparedTrial(method, ctx, valid, test, dropped, dataset, test_view, split)
+                       validation=Validation.of(spec.method, task, protocol, test_view, valid, report))
+    return PreparedTrial(method, ctx, valid, test, dropped, dataset, test_view, split, spec)
 
 
-def run_trial(spec: dict[str, Any], results_root: Path, shared_cache: Path, show_progress: bool = False,
-              report: Any = None) -> dict[str, Any]:
+def run_trial(spec: TrialSpec | Mapping[str, Any], results_root: Path, shared_cache: Path,
+              show_progress: bool = False, report: Any = None) -> dict[str, Any]:
     """Fit, predict and score the trial ``spec``; return its record's body (raises on failure, writes
     nothing but the method's files under ``results_root/<suite>/work/<trial_id>``)."""
     trial = prepare_trial(spec, results_root, shared_cache, show_progress, report)
+    spec = trial.spec
     method, ctx, valid, test = trial.method, trial.ctx, trial.valid, trial.test
     task, protocol, budget, split = ctx.task, ctx.protocol, ctx.budget, trial.split
     fit_started = time.perf_counter()
     method.fit(ctx)
     fit_seconds = time.perf_counter() - fit_started
-    valid_values, _ = predict_and_score(trial.predict_valid, spec["method"], task, protocol, trial.test_view, valid)
-    test_values, predict_seconds = predict_and_score(trial.predict_test, spec["method"], task, protocol,
+    valid_values, _ = predict_and_score(trial.predict_valid, spec.method, task, protocol, trial.test_view, valid)
+    test_values, predict_seconds = predict_and_score(trial.predict_test, spec.method, task, protocol,
                                                      trial.labelled, test)
 
     accounting = checked_accounting(method, ctx)
@@ -238,7 +243,7 @@ def run_trial(spec: dict[str, Any], results_root: Path, shared_cache: Path, show
                        "predict_seconds": round(predict_seconds, 3),
                        "seconds_per_test_example": predict_seconds / max(1, len(test))})
     return {
-        "metrics": {"valid": summarize_all(valid_values, spec["seed"]), "test": summarize_all(test_values, spec["seed"])},
+        "metrics": {"valid": summarize_all(valid_values, spec.seed), "test": summarize_all(test_values, spec.seed)},
         "protocol": dataclasses.asdict(protocol),
         "examples": {"train": len(split.train), "valid": [len(valid), len(split.valid)],
                      "test": [len(test), len(split.test)], "dropped_unscorable": trial.dropped},

@@ -27,21 +27,19 @@ sys.path.insert(0, str(ROOT))
 
 from bench.data.cache import cache_root  # noqa: E402
 from bench.runner import run_suite  # noqa: E402
+from bench.spec import TrialSpec  # noqa: E402
 from bench.store import load_records  # noqa: E402
-from bench.suite import load_suite, select, trial_hash  # noqa: E402
+from bench.suite import load_suite, select  # noqa: E402
 from bench.trial import run_trial  # noqa: E402
 
 GIB = 2**30
 
 
-def userllm_spec(steps: int, examples: int) -> dict:
-    """The quickstart's USER-LLM next-item trial at ``steps`` steps and ``examples`` evaluated users."""
-    suite = select(load_suite(ROOT / "suites" / "quickstart.yaml"), ["USER-LLM"])
-    (spec,) = [s for s in suite.trials if s["task"] == "next_item"]
-    budget = {**spec["budget"], "steps": steps, "seconds": None, "eval_every": None,
-              "max_valid_examples": examples, "max_test_examples": examples}
-    spec = {**spec, "suite": "gpu-check", "budget": budget}
-    return {**spec, "trial_id": trial_hash(spec)}
+def userllm_spec(steps: int, examples: int) -> TrialSpec:
+    """The quickstart's USER-LLM trial at ``steps`` steps and ``examples`` evaluated users."""
+    (spec,) = select(load_suite(ROOT / "suites" / "quickstart.yaml"), ["USER-LLM"]).trials
+    return dataclasses.replace(spec, suite="gpu-check").with_budget(
+        steps=steps, seconds=None, eval_every=None, max_valid_examples=examples, max_test_examples=examples)
 
 
 def one_trial(steps: int, examples: int) -> dict:
@@ -49,22 +47,19 @@ def one_trial(steps: int, examples: int) -> dict:
     torch.cuda.reset_peak_memory_stats()
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as scratch:
         body = run_trial(spec, Path(scratch), cache_root())
-    costs, batch = body["accounting"], spec["budget"]["batch_size"]
+    costs, batch = body["accounting"], spec.budget.batch_size
     return {"device": f"{body['device']} ({body['device_name']})", "dtype": body["dtype"],
             "s/step": costs["seconds_per_step"], "train examples/s": batch / costs["seconds_per_step"],
             "s/test user": costs["seconds_per_test_example"],
             "peak GPU GiB": torch.cuda.max_memory_allocated() / GIB,
-            "test recall@10": body["metrics"]["test"]["recall@10"]["mean"]}
+            "test recall@1": body["metrics"]["test"]["recall@1"]["mean"]}
 
 
 def packed_trials(steps: int, examples: int, share: float = 0.25) -> dict:
     """Four seeds of the trial at ``share`` of a GPU each, through the runner (Ray Tune)."""
     spec = userllm_spec(steps, examples)
     base = load_suite(ROOT / "suites" / "quickstart.yaml")
-    trials = []
-    for seed in range(4):
-        trial = {**spec, "seed": seed}
-        trials.append({**trial, "trial_id": trial_hash(trial)})
+    trials = [dataclasses.replace(spec, seed=seed) for seed in range(4)]
     suite = dataclasses.replace(base, name="gpu-check", trials=trials, searches=[],
                                 resources={"cpu": max(1, (torch.get_num_threads() or 4) // 4), "gpu": share})
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as results:

@@ -97,16 +97,15 @@ def test_check_leakage_reports_a_failing_method_as_an_error_not_a_leak(tmp_path,
     assert "Traceback" not in out
 
 
-def test_a_timeout_is_checked_and_left_out_of_the_trial_id():
-    from bench.suite import trial_hash
-
-    spec = {"method": "popularity", "budget": {"steps": 1, "timeout": None}}
-    assert trial_hash(spec) == trial_hash({**spec, "budget": {"steps": 1, "timeout": 60}})
+def test_a_timeout_is_checked_and_left_out_of_the_trial_id(tmp_path):
     from bench.context import Budget
+    from bench.runner import trial_timeout
+    from bench.suite import load_suite
 
+    (spec,) = load_suite(suite_file(tmp_path, [{"method": "popularity"}], plugins=[])).trials
+    assert spec.with_budget(timeout=60).trial_id == spec.trial_id
     with pytest.raises(ValueError, match="timeout must be > 0"):
         Budget(timeout=0)
-    from bench.runner import trial_timeout
-
-    assert trial_timeout({"budget": {"seconds": 60, "timeout": None}}) == 2 * 60 + 1800
-    assert trial_timeout({"budget": {"seconds": None, "timeout": None}}) is None
+    assert trial_timeout(spec.with_budget(seconds=60)) == 2 * 60 + 1800
+    assert trial_timeout(spec.with_budget(seconds=60, timeout=90)) == 90
+    assert trial_timeout(spec) is None

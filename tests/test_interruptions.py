@@ -123,7 +123,7 @@ def test_status_calls_a_damaged_record_damaged(tmp_path, capsys, content, proble
     from bench.suite import load_suite
 
     (spec,) = load_suite(path).trials
-    record = record_path("st", spec["trial_id"], tmp_path / "results")
+    record = record_path("st", spec.trial_id, tmp_path / "results")
     record.parent.mkdir(parents=True)
     record.write_bytes(content)
     assert main(["status", str(path), "--results", str(tmp_path / "results")]) == 1

@@ -29,8 +29,8 @@ def test_auto_is_bf16_only_where_the_cpu_has_it(monkeypatch):
 
 def test_dtype_other_than_auto_is_part_of_the_configuration(tmp_path):
     auto, bf16 = (load_suite(write(tmp_path, GOOD), dtype=d).trials for d in ("auto", "bf16"))
-    assert all("dtype" not in t for t in auto) and all(t["dtype"] == "bf16" for t in bf16)
-    assert not {t["trial_id"] for t in auto} & {t["trial_id"] for t in bf16}
+    assert all("dtype" not in t.to_json() for t in auto) and all(t.dtype == "bf16" for t in bf16)
+    assert not {t.trial_id for t in auto} & {t.trial_id for t in bf16}
     with pytest.raises(ConfigError, match="--dtype 'fp16': expected one of auto, fp32, bf16"):
         load_suite(write(tmp_path, GOOD), dtype="fp16")
 

@@ -178,20 +178,23 @@ def test_a_dataset_path_missing_on_the_node_fails_the_trial_naming_node_and_path
     import platform
 
     from bench.errors import DataError
+    from bench.spec import DatasetRef
     from bench.trial import check_dataset_path
 
     with pytest.raises(DataError, match=rf"dataset ml-20m: {tmp_path}/gone does not exist on node {platform.node()} "
                                         r"\(Ray node local\); every node that runs trials needs the dataset"):
-        check_dataset_path({"name": "ml-20m", "path": str(tmp_path / "gone")})
+        check_dataset_path(DatasetRef("ml-20m", str(tmp_path / "gone")))
 
 
 def test_profile_of_an_llm_trial_gives_tokens_per_second_and_its_share_of_the_measured_matmul_peak(tmp_path):
     from bench.profile import profile_trial
+    from bench.spec import TrialSpec
 
     from conftest import fresh_cache
     from test_accounting import userllm_spec
 
-    row = profile_trial(userllm_spec({}), steps=3, examples=3, shared_cache=str(fresh_cache(tmp_path / "cache")))
+    spec = TrialSpec.from_json(userllm_spec({}))
+    row = profile_trial(spec, steps=3, examples=3, shared_cache=str(fresh_cache(tmp_path / "cache")))
     assert row["tokens_per_second"] > 0 and row["tflops"] > 0 and 0 < row["of_peak"] < 1.5
 
 
@@ -200,18 +203,19 @@ def test_a_dead_worker_leaves_finished_trials_alone(tmp_path, capsys):
     and are not reported as errors; only the unfinished one gets a failure record."""
     from bench.runner import _record_failure
     from bench.store import read_record, record_path, write_json_atomically
+    from bench.suite import load_suite
 
-    done = {"suite": "s", "trial_id": "done1", "label": "A", "method": "popularity", "params": {},
-            "dataset": {"name": "ml-100k"}, "task": "next_item", "seq_len": 5, "seed": 0}
-    running = {**done, "trial_id": "running1", "label": "B"}
+    path = suite_file(tmp_path, [{"method": "popularity", "label": "A"}, {"method": "cooccurrence", "label": "B"}],
+                      name="s", plugins=[])
+    done, running = load_suite(path).trials
     stats = {"mean": 0.1, "ci_low": 0.0, "ci_high": 0.2}
-    DONE = {"trial_id": "done1", "suite": "s", "spec": done, "status": "ok", "metrics": {"test": {"recall@10": stats}},
-            "examples": {"test": [5, 5]}}
-    write_json_atomically(record_path("s", "done1", tmp_path), DONE)
+    DONE = {"trial_id": done.trial_id, "suite": "s", "spec": done.to_json(), "status": "ok",
+            "metrics": {"test": {"recall@10": stats}}, "examples": {"test": [5, 5]}}
+    write_json_atomically(record_path("s", done.trial_id, tmp_path), DONE)
     for spec in (done, running):
         _record_failure(spec, tmp_path, "WorkerDied", "Ray stopped the trial's worker: out of memory")
-    assert read_record(record_path("s", "done1", tmp_path)) == DONE
-    assert read_record(record_path("s", "running1", tmp_path))["status"] == "failed"
+    assert read_record(record_path("s", done.trial_id, tmp_path)) == DONE
+    assert read_record(record_path("s", running.trial_id, tmp_path))["status"] == "failed"
     printed = capsys.readouterr().out
     assert "[error]" in printed and " B " in printed and " A " not in printed
 

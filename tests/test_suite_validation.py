@@ -33,13 +33,13 @@ def test_grid_expansion_and_stable_hashes(tmp_path):
     suite = load_suite(write(tmp_path, GOOD))
     assert len(suite.trials) == 2 * 2 * 2 * 2 + 2 * 2 * 2  # grid x tasks x lens x seeds + popularity
     again = load_suite(write(tmp_path, GOOD))
-    assert [t["trial_id"] for t in suite.trials] == [t["trial_id"] for t in again.trials]
-    assert len({t["trial_id"] for t in suite.trials}) == len(suite.trials)
+    assert [t.trial_id for t in suite.trials] == [t.trial_id for t in again.trials]
+    assert len({t.trial_id for t in suite.trials}) == len(suite.trials)
 
 
 def test_overrides(tmp_path):
     suite = load_suite(write(tmp_path, GOOD), sets=["budget.steps=7", "methods.0.grid.seconds=[0]"], budget_scale=2)
-    assert {t["budget"]["steps"] for t in suite.trials} == {14}
+    assert {t.budget.steps for t in suite.trials} == {14}
     assert len(suite.trials) == 8 + 8
 
 
@@ -47,12 +47,12 @@ def test_paper_preset_gives_each_trial_the_papers_budget(tmp_path):
     raw = {**GOOD, "budget": {"steps": 5, "max_test_examples": 40},
            "methods": [{"method": "popularity"}, {"method": "userllm", "params": {"llm": "tiny-random", "xattn_every": 1}}]}
     suite = load_suite(write(tmp_path, raw), preset="paper")
-    by_task = {t["task"]: t for t in suite.trials if t["method"] == "popularity"}
-    budget = by_task["next_item"]["budget"]
-    assert (budget["lr"], budget["batch_size"], budget["steps"], budget["max_test_examples"]) == (1e-3, 8192, 10_000, None)
-    assert by_task["fav_category"]["budget"]["batch_size"] == 1024
-    userllm = next(t for t in suite.trials if t["method"] == "userllm")
-    assert (userllm["params"]["pretrain_lr"], userllm["params"]["pretrain_batch_size"]) == (0.1, 32_768)
+    by_task = {t.task: t for t in suite.trials if t.method == "popularity"}
+    budget = by_task["next_item"].budget
+    assert (budget.lr, budget.batch_size, budget.steps, budget.max_test_examples) == (1e-3, 8192, 10_000, None)
+    assert by_task["fav_category"].budget.batch_size == 1024
+    userllm = next(t for t in suite.trials if t.method == "userllm")
+    assert (userllm.params["pretrain_lr"], userllm.params["pretrain_batch_size"]) == (0.1, 32_768)
     with pytest.raises(ConfigError, match="--preset 'huge': expected one of paper"):
         load_suite(write(tmp_path, raw), preset="huge")
 
@@ -61,7 +61,7 @@ def test_only_keeps_the_named_labels_or_methods(tmp_path):
     from bench.suite import select
 
     suite = load_suite(write(tmp_path, GOOD))
-    assert {t["method"] for t in select(suite, ["popularity"]).trials} == {"popularity"}
+    assert {t.method for t in select(suite, ["popularity"]).trials} == {"popularity"}
     assert len(select(suite, []).trials) == len(suite.trials)
     with pytest.raises(ConfigError, match="--only nope: no such label or method in suite t"):
         select(suite, ["nope"])
@@ -69,7 +69,7 @@ def test_only_keeps_the_named_labels_or_methods(tmp_path):
 
 def test_yaml_number_quirk_is_a_float(tmp_path):
     suite = load_suite(write(tmp_path, {**GOOD, "budget": {"lr": "1e-3"}}))
-    assert suite.trials[0]["budget"]["lr"] == 0.001
+    assert suite.trials[0].budget.lr == 0.001
 
 
 BAD = [
@@ -153,7 +153,7 @@ def test_aliases_are_copies_so_a_set_edits_one_place(tmp_path):
         "methods:\n  - {method: test_constant, label: A, params: &shared {seconds: 0.0}}\n"
         "  - {method: test_constant, label: B, params: *shared}\n")
     suite = load_suite(write(tmp_path, text), sets=["methods.0.params.seconds=2.0"])
-    assert {t["label"]: t["params"]["seconds"] for t in suite.trials} == {"A": 2.0, "B": 0.0}
+    assert {t.label: t.params["seconds"] for t in suite.trials} == {"A": 2.0, "B": 0.0}
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
@@ -225,7 +225,7 @@ def test_the_example_suite_in_the_docs_is_valid(tmp_path):
     path.write_text("\n".join(kept))
     suite = load_suite(path)
     assert len(suite.trials) == 6 and len(suite.searches) == 6  # 2 grid points x 3 seeds; 2 tasks x 3 seeds
-    assert {t["budget"]["steps"] for t in suite.trials} == {800}
+    assert {t.budget.steps for t in suite.trials} == {800}
 
 
 def test_two_labels_with_one_configuration_are_refused_naming_both(tmp_path):

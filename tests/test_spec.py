@@ -1,0 +1,47 @@
+"""The typed trial spec: the shipped suites resolve to the same trial ids as before it existed (so
+finished records are still recognised), its JSON round-trips, and a bad one is one error naming the key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.errors import ConfigError
+from bench.spec import TrialSpec
+from bench.suite import load_suite
+
+ROOT = Path(__file__).resolve().parents[1]
+# every shipped suite's trial ids and search groups (plain and under --preset paper), as the dict specs
+# before TrialSpec computed them (commit a5c8e4e); a suite edited on purpose updates its entry here
+BEFORE = json.loads((Path(__file__).parent / "trial_ids.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(BEFORE))
+def test_shipped_suites_keep_their_trial_ids(name):
+    stem, _, preset = name.partition("@")
+    suite = load_suite(ROOT / "suites" / f"{stem}.yaml", preset=preset or None)
+    ids = sorted([spec.trial_id for spec in suite.trials] + [spec.search_group for spec, _ in suite.searches])
+    assert ids == BEFORE[name]
+
+
+def test_the_json_round_trips_and_budget_changes_make_a_new_id():
+    (spec, *_) = load_suite(ROOT / "suites" / "quickstart.yaml").trials
+    again = TrialSpec.from_json(json.loads(json.dumps(spec.to_json())))
+    assert again == spec and again.trial_id == spec.trial_id
+    shorter = spec.with_budget(steps=spec.budget.steps + 1)
+    assert shorter.trial_id != spec.trial_id and shorter.budget.steps == spec.budget.steps + 1
+    assert spec.with_budget(timeout=60).trial_id == spec.trial_id  # a guard, not part of what is computed
+    short = spec.shortened(8, steps=2)
+    assert (short.budget.steps, short.budget.max_test_examples, short.budget.max_valid_examples) == (2, 8, 8)
+
+
+@pytest.mark.parametrize("key, value, expected", [("seq_len", "50", "seq_len='50'; expected a int"),
+                                                  ("seed", True, "seed=True; expected a int"),
+                                                  ("budget", {"steps": 0}, "steps must be >= 1"),
+                                                  ("task", None, "task=None; expected a str")])
+def test_a_bad_spec_is_one_error_naming_the_key(key, value, expected):
+    (spec, *_) = load_suite(ROOT / "suites" / "smoke.yaml").trials
+    with pytest.raises(ConfigError, match=f"record x: .*{expected}"):
+        TrialSpec.from_json({**spec.to_json(), key: value}, "record x")
