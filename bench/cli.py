@@ -171,7 +171,7 @@ def cmd_check_leakage(args: argparse.Namespace) -> int:
     from bench.data.cache import cache_root
     from bench.leakage import check_leakage
     from bench.registry import get_method, load_methods
-    from bench.suite import select, validate_suite
+    from bench.suite import check_histories, select, validate_suite
 
     if args.suite:
         suite = select(_selected_suite(args), [args.method])
@@ -181,6 +181,7 @@ def cmd_check_leakage(args: argparse.Namespace) -> int:
         raw = {"name": "leakage", "datasets": ["ml-100k"], "tasks": list(cls.tasks[:1]), "seq_lens": [50],
                "methods": [{"method": args.method}]}
         suite = validate_suite(raw, Path(f"<bench check-leakage {args.method}>"))
+    check_histories(suite)
     specs = suite.trials + [spec for spec, _ in suite.searches]
     leaks = 0
     with tempfile.TemporaryDirectory(prefix="bench-leakage-") as scratch:

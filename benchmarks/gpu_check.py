@@ -29,7 +29,7 @@ from bench.data.cache import cache_root  # noqa: E402
 from bench.runner import run_suite  # noqa: E402
 from bench.spec import TrialSpec  # noqa: E402
 from bench.store import load_records  # noqa: E402
-from bench.suite import load_suite, select  # noqa: E402
+from bench.suite import check_histories, load_suite, select  # noqa: E402
 from bench.trial import run_trial  # noqa: E402
 
 GIB = 2**30
@@ -37,7 +37,9 @@ GIB = 2**30
 
 def userllm_spec(steps: int, examples: int) -> TrialSpec:
     """The quickstart's USER-LLM trial at ``steps`` steps and ``examples`` evaluated users."""
-    (spec,) = select(load_suite(ROOT / "suites" / "quickstart.yaml"), ["USER-LLM"]).trials
+    suite = select(load_suite(ROOT / "suites" / "quickstart.yaml"), ["USER-LLM"])
+    check_histories(suite)
+    (spec,) = suite.trials
     return dataclasses.replace(spec, suite="gpu-check").with_budget(
         steps=steps, seconds=None, eval_every=None, max_valid_examples=examples, max_test_examples=examples)
 

@@ -109,3 +109,9 @@ def test_a_timeout_is_checked_and_left_out_of_the_trial_id(tmp_path):
     assert trial_timeout(spec.with_budget(seconds=60)) == 2 * 60 + 1800
     assert trial_timeout(spec.with_budget(seconds=60, timeout=90)) == 90
     assert trial_timeout(spec) is None
+
+
+def test_check_leakage_refuses_a_history_length_no_user_has_before_fitting(tmp_path, capsys):
+    path = suite_file(tmp_path, [{"method": "popularity"}], name="long", plugins=[], seq_lens=[5000])
+    assert main(["check-leakage", "popularity", "--suite", str(path)]) == 2
+    assert "seq_lens: N=5000 leaves no training example on ml-100k" in capsys.readouterr().err
