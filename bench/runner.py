@@ -376,7 +376,7 @@ def _tune(trainable: Any, param_space: dict[str, Any], run_dir: Path, name: str,
     tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config).fit()
 
 
-def _tune_grid(trainable: Any, common: dict[str, Any], pending: list[dict[str, Any]], run_dir: Path, name: str,
+def _tune_grid(trainable: Any, common: dict[str, Any], pending: list[TrialSpec], run_dir: Path, name: str,
                results_root: Path, show_progress: bool = True, started: set[str] | None = None) -> None:
     """Run ``pending`` as one Tune grid. Tune aborts the whole experiment when Ray's memory monitor kills
     a worker (it raises instead of failing the trial): record the trials then in flight as failed and
@@ -454,7 +454,7 @@ def run_suite(suite: Suite, results_root: Path, shared_cache: Path | None = None
     return RunSummary(len(pending) + sum(n for _, _, n in searches), skipped, sorted(failed), len(stale))
 
 
-def _run_trials(suite: Suite, common: dict[str, Any], pending: list[dict[str, Any]], searches: list[tuple],
+def _run_trials(suite: Suite, common: dict[str, Any], pending: list[TrialSpec], searches: list[tuple],
                 results_root: Path, show_progress: bool, started: set[str]) -> None:
     """The grid, then each search, as Tune experiments on the Ray this process joined."""
     from ray import tune
