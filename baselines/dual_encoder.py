@@ -41,7 +41,7 @@ class DualEncoderBaseline(Method):
         p = self.params
         space = FeatureSpace.of(ctx.dataset)
         config = p.encoder_config(max_len=max(512, ctx.seq_len))
-        label = "item" if ctx.task.name == "next_item" else "category"
+        label = ctx.task.feature
         self.model = DualEncoder(space, config, label=label).to(ctx.device)
         train_examples = ctx.train
         labels = torch.from_numpy(ctx.labels(train_examples).astype(np.int64))

@@ -11,16 +11,14 @@ from typing import Literal
 import numpy as np
 import torch
 
-from bench.accounting import InputTokens, analytic_train_flops, count_parameters, flop_sample, measure_flops
+from bench.accounting import analytic_train_flops, count_parameters, flop_sample, measure_flops
 from bench.context import TrialContext
 from bench.data.windows import Examples
 from bench.evaluation import Predictions
-from bench.models.decoding import candidate_trie, decode_answers, decode_batch_size, gather_predictions
-from bench.models.llm import EMBEDDED, attention_projection_names, check_llm_name, load_llm
-from bench.models.lm_inputs import encode_prompts, lm_batch
-from bench.models.prompts import PromptWriter, answer_texts
+from bench.models.answerer import LLMAnswerer
+from bench.models.llm import EMBEDDED, check_llm_name
 from bench.models.training import train
-from bench.precision import autocast, fp32_trainables, llm_storage_dtype
+from bench.precision import autocast, fp32_trainables
 from bench.registry import Method, register_method
 
 
@@ -49,55 +47,31 @@ class TextPrompt(Method):
 
     def fit(self, ctx: TrialContext) -> None:
         p = self.params
-        self.model, self.tokenizer = load_llm(p.llm, ctx.shared_cache, ctx.device,
-                                              llm_storage_dtype(ctx, p.strategy == "full"))
-        if p.strategy == "lora":
-            from peft import LoraConfig, get_peft_model
-
-            config = LoraConfig(r=p.lora_rank, lora_alpha=2 * p.lora_rank, lora_dropout=0.05,
-                                target_modules=attention_projection_names(self.model), task_type="CAUSAL_LM")
-            self.model = fp32_trainables(get_peft_model(self.model, config))
-        self.llm_params = count_parameters([self.model])[0]  # the LLM with its LoRA adapters
-        self.trie = candidate_trie(ctx, self.tokenizer)
-        self.prompts = PromptWriter(ctx.dataset, ctx.task.name, min(p.prompt_events, ctx.seq_len))
+        self.llm = LLMAnswerer(ctx, p.llm, p.strategy == "full", p.lora_rank if p.strategy == "lora" else None,
+                               p.prompt_events, p.beams, p.max_new_tokens)
+        self.model = fp32_trainables(self.llm.lm)
         train_examples = ctx.train
         labels = ctx.labels(train_examples)
-        self.input_tokens = InputTokens()
-
-        def batch(index: np.ndarray) -> dict[str, torch.Tensor]:
-            answers = answer_texts(ctx.dataset, ctx.task.name, labels[index])
-            return lm_batch(self.tokenizer, self.prompts(ctx.dataset, train_examples, index), answers, ctx.device)
 
         def step_loss(index: np.ndarray) -> torch.Tensor:
-            inputs = batch(index)
-            self.input_tokens.add("train", inputs["attention_mask"])
-            return self.model(**inputs).loss
+            return self.model(**self.llm.train_batch(ctx, train_examples, index, labels)).loss
 
         sample = flop_sample(len(train_examples), ctx.seed)
         with autocast(ctx, llm=True):
-            self.measured_flops = measure_flops(lambda: self.model(**batch(sample)).loss.backward()) / len(sample)
+            self.measured_flops = measure_flops(
+                lambda: self.model(**self.llm.train_batch(ctx, train_examples, sample, labels, count=False)).loss.backward()
+            ) / len(sample)
         self.model.zero_grad(set_to_none=True)
         self.run = train(ctx, self.model, step_loss, len(train_examples), predict=lambda ex: self.predict(ctx, ex),
                          llm=True)
 
-    @torch.no_grad()
     def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
-        self.model.eval()
-        answers, p = [], self.params
-        size = decode_batch_size(ctx, self.model, self.tokenizer, self.trie, self.prompts, examples, p.beams,
-                                 p.max_new_tokens)
-        for index in ctx.eval_batches(len(examples), size, desc="decode"):
-            encoded = encode_prompts(self.tokenizer, self.prompts(ctx.dataset, examples, index), ctx.device)
-            self.input_tokens.add(examples.split, encoded["attention_mask"])
-            with autocast(ctx, llm=True):
-                answers.append(decode_answers(ctx, examples, index, self.model, self.tokenizer, self.trie, encoded,
-                                              self.params.beams, self.params.max_new_tokens))
-        return gather_predictions(ctx, answers)
+        return self.llm.answer(ctx, examples)
 
     def accounting(self, ctx: TrialContext) -> dict:
         total, trainable = count_parameters([self.model])
-        train_tokens = self.input_tokens.mean("train")
-        return {"params_total": total, "params_trainable": trainable, "llm_params": self.llm_params,
-                "llm_input_tokens": self.input_tokens.of("test"), "train_tokens_mean": train_tokens,
-                "flops_per_train_example_6nd": analytic_train_flops(self.llm_params, train_tokens),
+        train_tokens = self.llm.input_tokens.mean("train")
+        return {"params_total": total, "params_trainable": trainable, "llm_params": self.llm.llm_params,
+                "llm_input_tokens": self.llm.input_tokens.of("test"), "train_tokens_mean": train_tokens,
+                "flops_per_train_example_6nd": analytic_train_flops(self.llm.llm_params, train_tokens),
                 "flops_per_train_example_measured": self.measured_flops, **self.run.accounting()}

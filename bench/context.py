@@ -63,6 +63,25 @@ class Budget:
         return dataclasses.asdict(self)
 
 
+@dataclass(frozen=True)
+class Pretraining:
+    """How a method pretrains a user encoder alone before its own training: the fields of ``Budget`` that
+    apply, with the same names (``ar_encoder``'s pretraining is its suite budget). ``bench run --preset
+    paper`` sets them from the paper's appendix table 9 in every parameter of this type."""
+
+    steps: int = 1000
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-3
+
+    def __post_init__(self) -> None:
+        self.budget()
+
+    def budget(self) -> Budget:
+        """The training budget of the pretraining (checked as any budget is)."""
+        return Budget(steps=self.steps, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay)
+
+
 @dataclass
 class TrialContext:
     """Everything a method may use, and nothing it is scored on.

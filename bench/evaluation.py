@@ -10,7 +10,7 @@ import numpy as np
 
 from bench.data.dataset import Dataset
 from bench.data.windows import Examples
-from bench.metrics import recall_at_k, rouge_lsum, summarize
+from bench.metrics import get_metric, summarize
 from bench.tasks import Protocol, Task
 
 PREDICT_CHUNK = 512
@@ -106,16 +106,17 @@ def score_examples(task: Task, protocol: Protocol, dataset: Dataset, examples: E
         raise PredictionError(f"predict returned {type(predictions).__name__}; expected "
                               "bench.evaluation.Predictions(scores=..., ranked=... or texts=...)")
     labels = task.labels(dataset, examples, protocol)
-    if protocol.metric == "recall":
+    metric = get_metric(protocol.metric)
+    if metric.scores == "ranking":
         if predictions.texts is not None:
             raise PredictionError(f"task {task.name} needs ranked ids or scores, got texts")
         top = ranking(dataset, examples, predictions, protocol, max(protocol.ks), task.n_candidates(dataset))
-        return recall_at_k(top, labels, protocol.ks)
+        return metric.compute(top, labels, protocol.ks)
     if predictions.texts is None:
         raise PredictionError(f"task {task.name} needs generated texts")
     if len(predictions.texts) != len(examples):
         raise PredictionError(f"{len(predictions.texts)} texts for {len(examples)} examples")
-    return {"rouge_lsum": rouge_lsum(predictions.texts, list(labels))}
+    return metric.compute(predictions.texts, list(labels), protocol.ks)
 
 
 def predict_and_score(predict: Callable[[Examples], Predictions], method: str, task: Task, protocol: Protocol,

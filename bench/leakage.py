@@ -18,9 +18,8 @@ import numpy as np
 from bench.data.dataset import Dataset
 from bench.evaluation import Predictions, score_examples
 from bench.spec import TrialSpec
+from bench.tasks import Task
 from bench.trial import prepare_trial
-
-CORRUPT_REVIEW = "zzz leakage probe"
 
 
 @dataclass
@@ -39,17 +38,10 @@ class LeakageResult:
         return self.changed > 0
 
 
-def corrupted(dataset: Dataset, label_positions: np.ndarray, task: str, seed: int) -> Dataset:
-    """A copy of ``dataset`` whose events at ``label_positions`` hold another random item (or review text)."""
-    events = dataset.events.copy()
-    rng = np.random.default_rng(seed)
-    if task == "review_gen":
-        events.loc[label_positions, "review"] = CORRUPT_REVIEW
-    else:
-        true = events["item"].to_numpy()[label_positions]
-        shift = rng.integers(1, dataset.n_items, len(label_positions))
-        events.loc[label_positions, "item"] = ((true + shift) % dataset.n_items).astype(np.int32)
-    return Dataset(dataset.name, events, dataset.items, dataset.notes)
+def corrupted(dataset: Dataset, label_positions: np.ndarray, task: Task, seed: int) -> Dataset:
+    """A copy of ``dataset`` whose label events at ``label_positions`` are corrupted as ``task`` says
+    (another random item, or another review text)."""
+    return Dataset(dataset.name, task.corrupted_events(dataset, label_positions, seed), dataset.items, dataset.notes)
 
 
 def _rows(predictions: Any) -> list[Any]:
@@ -77,7 +69,7 @@ def check_leakage(spec: TrialSpec | Mapping[str, Any], workdir: Path, shared_cac
         predictions = trial.predict_test(test)
         score_examples(trial.ctx.task, trial.ctx.protocol, trial.labelled, test, predictions)  # scorable at all?
         honest = _rows(predictions)
-        source = corrupted(trial.labelled, trial.split.test.label_positions, spec.task, spec.seed)
+        source = corrupted(trial.labelled, trial.split.test.label_positions, trial.ctx.task, spec.seed)
         probe = prepare_trial(spec, workdir, shared_cache, dataset=source)
         probe.method.fit(probe.ctx)
         probed = _rows(probe.predict_test(test))

@@ -1,13 +1,61 @@
-"""Per-example metrics and their confidence intervals. Methods never call these: the harness does."""
+"""Per-example metrics, their registry and their confidence intervals. Methods never call these: the
+harness does.
+
+A metric is registered under the name a task's protocol gives (``Protocol.metric``), with what it
+scores (a ranking of candidate ids, or generated texts), whether higher is better, and the names of
+the values it reports (``recall@1``, ``recall@5``, ... for a ranking metric cut at each k), in the
+spirit of lm-evaluation-harness's ``register_metric``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from rouge_score import rouge_scorer
 from scipy import stats
 
+from bench.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A registered metric: ``compute(predicted, labels, ks)`` gives per-example values by name, from a
+    ranking [n, depth] of candidate ids (``scores: "ranking"``) or from texts (``scores: "texts"``)."""
+
+    name: str
+    scores: Literal["ranking", "texts"]
+    higher_is_better: bool
+    compute: Callable[..., dict[str, np.ndarray]]
+    per_k: bool = False  # one value per cut-off k: "name@k"
+
+    def names(self, ks: Sequence[int] = ()) -> list[str]:
+        """The names of the values this metric reports under cut-offs ``ks``."""
+        return [f"{self.name}@{k}" for k in ks] if self.per_k else [self.name]
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register_metric(name: str, scores: Literal["ranking", "texts"], higher_is_better: bool = True,
+                    per_k: bool = False) -> Callable[[Callable], Callable]:
+    """Register ``compute`` as the metric ``name`` (a protocol's ``metric``)."""
+    def wrap(compute: Callable) -> Callable:
+        if name in METRICS:
+            raise ValueError(f"metric {name!r} is already registered")
+        METRICS[name] = Metric(name, scores, higher_is_better, compute, per_k)
+        return compute
+    return wrap
+
+
+def get_metric(name: str) -> Metric:
+    if name not in METRICS:
+        raise ConfigError(f"unknown metric {name!r}; expected one of {', '.join(METRICS)}")
+    return METRICS[name]
+
+
+@register_metric("recall", scores="ranking", per_k=True)
 
 def recall_at_k(top: np.ndarray, labels: np.ndarray, ks: Sequence[int]) -> dict[str, np.ndarray]:
     """Per-example recall@k (one relevant label each, so hit@k) from ranked ids [n, >= max(ks)]."""
@@ -22,6 +70,11 @@ def rouge_lsum(predictions: Sequence[str], references: Sequence[str]) -> np.ndar
     scorer = rouge_scorer.RougeScorer(["rougeLsum"], use_stemmer=True)
     return np.array([100.0 * scorer.score(ref, pred)["rougeLsum"].fmeasure
                      for pred, ref in zip(predictions, references, strict=True)])
+
+
+@register_metric("rouge_lsum", scores="texts")
+def _rouge_lsum(predictions: Sequence[str], references: Sequence[str], ks: Sequence[int] = ()) -> dict[str, np.ndarray]:
+    return {"rouge_lsum": rouge_lsum(predictions, references)}
 
 
 def exact_binomial_ci(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:

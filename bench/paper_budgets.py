@@ -3,8 +3,10 @@ of ``bench run --preset paper``. MovieLens-100K takes MovieLens-20M's row."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
+from bench.context import Pretraining
 from bench.errors import ConfigError
 
 PRESETS = ("paper",)
@@ -41,12 +43,13 @@ def paper_budget(budget: dict[str, Any], dataset: str, task: str, where: str) ->
             "max_valid_examples": None, "max_test_examples": None, "flops": None, "seconds": None}
 
 
-def paper_pretraining(params: dict[str, Any], dataset: str, where: str) -> dict[str, Any]:
-    """Method parameters with table 9's encoder-pretraining budget, for methods that pretrain one."""
+def paper_pretraining(params: Any, dataset: str, where: str) -> Any:
+    """A method's Params with table 9's encoder-pretraining budget in each of its ``Pretraining`` fields
+    (unchanged where it declares none)."""
     lr, weight_decay, batch_size, steps = _row(dataset, PRETRAIN, where)
-    values = {"pretrain_lr": lr, "pretrain_weight_decay": weight_decay, "pretrain_batch_size": batch_size,
-              "pretrain_steps": steps}
-    return {**params, **{k: v for k, v in values.items() if k in params}}
+    table9 = Pretraining(steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay)
+    declared = [f.name for f in dataclasses.fields(params) if isinstance(getattr(params, f.name), Pretraining)]
+    return dataclasses.replace(params, **dict.fromkeys(declared, table9)) if declared else params
 
 
 def paper_examples(dataset: str, task: str) -> int | None:

@@ -14,7 +14,7 @@ import traceback
 import types
 import typing
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Literal
 
 from bench.context import TrialContext
@@ -152,37 +152,93 @@ def get_method(name: str, where: str = "method") -> type[Method]:
 
 
 def param_defaults(cls: type[Method]) -> dict[str, Any]:
-    """Each parameter's default (a required parameter shows as '<required>')."""
+    """Each parameter's default by its spelling in a suite (nested ones dotted, ``encoder.layers``; a
+    required parameter shows as '<required>')."""
+    return _defaults(cls.Params)
+
+
+def _defaults(params: type, prefix: str = "") -> dict[str, Any]:
     out = {}
-    for field in dataclasses.fields(cls.Params):
+    for field in dataclasses.fields(params):
         if field.default is not dataclasses.MISSING:
-            out[field.name] = field.default
+            value = field.default
         elif field.default_factory is not dataclasses.MISSING:
-            out[field.name] = field.default_factory()
+            value = field.default_factory()
         else:
-            out[field.name] = "<required>"
+            value = "<required>"
+        if dataclasses.is_dataclass(value):
+            out |= _defaults(type(value), f"{prefix}{field.name}.")
+        else:
+            out[f"{prefix}{field.name}"] = value
     return out
 
 
-def build_params(cls: type[Method], given: dict[str, Any], where: str) -> Any:
-    """Typed, validated Params for ``cls`` from a mapping; errors name ``where`` and the key."""
-    hints = typing.get_type_hints(cls.Params)
-    names = [f.name for f in dataclasses.fields(cls.Params)]
+def nested(flat: Mapping[str, Any], into: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``into`` updated with ``flat``, where a dotted key sets a nested parameter (``{"encoder.layers": 2}``
+    is ``{"encoder": {"layers": 2}}``) and a mapping updates the mapping it replaces, key by key."""
+    out = {k: dict(v) if isinstance(v, Mapping) else v for k, v in (into or {}).items()}
+    for key, value in flat.items():
+        head, _, rest = key.partition(".")
+        if rest:
+            value = {rest: value}
+        if isinstance(value, Mapping) and isinstance(out.get(head), Mapping):
+            out[head] = nested(value, out[head])
+        else:
+            out[head] = nested(value) if isinstance(value, Mapping) else value
+    return out
+
+
+def has_param(params: type, path: str) -> bool:
+    """Whether the dotted ``path`` names a parameter of the ``params`` dataclass (or one nested in it)."""
+    head, _, rest = path.partition(".")
+    hints = typing.get_type_hints(params)
+    if head not in hints:
+        return False
+    return not rest or (dataclasses.is_dataclass(hints[head]) and has_param(hints[head], rest))
+
+
+def build_params(cls: type[Method], given: Mapping[str, Any], where: str) -> Any:
+    """Typed, validated Params for ``cls`` from a mapping (dotted keys set nested parameters); errors
+    name ``where`` and the key, and a renamed parameter its new spelling."""
+    return build_dataclass(cls.Params, nested(given), where, f"method {cls.name}")
+
+
+def build_dataclass(kind: type, given: Mapping[str, Any], where: str, owner: str) -> Any:
+    """The dataclass ``kind`` from ``given``, each value coerced to its field's type (nested dataclasses
+    from mappings); unknown keys, renamed keys and invalid values are ConfigErrors naming ``where``."""
+    hints = typing.get_type_hints(kind)
+    renamed = getattr(kind, "renamed", {})
+    values = {}
     for key, value in given.items():
+        if key in renamed:
+            new = renamed[key]
+            outer, _, inner = new.partition(".")
+            raise ConfigError(f"{where}.{key}: renamed; write {new}: {value!r} (or {outer}: {{{inner}: {value!r}}})")
         if key not in hints:
-            expected = ", ".join(names) or "none"
-            raise ConfigError(f"{where}.{key}: unknown parameter of method {cls.name}; expected one of: {expected}")
-        given[key] = coerce(value, hints[key], f"{where}.{key}")
+            expected = ", ".join(f.name for f in dataclasses.fields(kind)) or "none"
+            raise ConfigError(f"{where}.{key}: unknown parameter of {owner}; expected one of: {expected}")
+        values[key] = coerce(value, hints[key], f"{where}.{key}")
     try:
-        return cls.Params(**given)
-    except TypeError as exc:
+        return kind(**values)
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    except ValueError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _not_a_mapping(value: Any, kind: type, where: str) -> ConfigError:
+    """The error for a plain value where parameters nest: it names the field that takes such a value."""
+    hints = typing.get_type_hints(kind)
+    names = [f.name for f in dataclasses.fields(kind)]
+    message = f"{where}: got {value!r}; expected a mapping of {', '.join(names)}"
+    takes = [name for name in names if typing.get_origin(hints[name]) is Literal and value in typing.get_args(hints[name])]
+    if takes:
+        outer = where.rsplit(".", 1)[-1]
+        message += f"; {value!r} is a value of {outer}.{takes[0]}: write {outer}: {{{takes[0]}: {value}}}"
+    return ConfigError(message)
 
 
 def coerce(value: Any, hint: Any, where: str) -> Any:
-    """``value`` as the type ``hint`` (int, float, bool, str, Literal, Optional, list/tuple of those);
+    """``value`` as the type ``hint`` (int, float, bool, str, Literal, Optional, list/tuple of those, or a
+    dataclass built from a mapping);
     a ConfigError naming ``where`` when it is not one."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
@@ -205,6 +261,12 @@ def coerce(value: Any, hint: Any, where: str) -> Any:
         return origin(coerce(v, item, where) for v in value)
     if hint is Any:
         return value
+    if dataclasses.is_dataclass(hint):
+        if isinstance(value, hint):
+            return value
+        if not isinstance(value, Mapping):
+            raise _not_a_mapping(value, hint, where)
+        return build_dataclass(hint, value, where, hint.__name__)
     if hint is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
         try:  # PyYAML reads 1e-3 (no dot) as a string
             return float(value)

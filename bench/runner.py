@@ -100,7 +100,7 @@ def _headline(record: dict[str, Any]) -> str:
 
 def _training_line(record: dict[str, Any]) -> str:
     """How training ended and how far its budget is from the paper's, for a trial with a validation curve."""
-    training, spec = record.get("training") or {}, record["spec"]
+    training, spec = record.get("training") or {}, TrialSpec.of(record["spec"])
     if not training.get("curve"):
         return ""
     line = f"; stopped by {training['stopped']}, best check at step {training['best_step']}"
@@ -110,7 +110,7 @@ def _training_line(record: dict[str, Any]) -> str:
         line += " [the seconds guard stopped it: the result depends on this machine's speed]"
     if training["still_rising"]:
         line += ", validation still rising"
-    paper = paper_examples(spec["dataset"]["name"], spec["task"])
+    paper = paper_examples(spec.dataset.name, spec.task)
     if paper:
         share = 100 * training["examples_seen"] / paper
         line += f"; {training['examples_seen']:,} training examples = {share:.2g}% of the paper's ({paper:,})"
@@ -124,7 +124,7 @@ def _sampled_spec(config: dict[str, Any]) -> TrialSpec:
     sampled = config.get("sample") or {}
     budget = {k.removeprefix(BUDGET_PREFIX): v for k, v in sampled.items() if k.startswith(BUDGET_PREFIX)}
     params = {k: v for k, v in sampled.items() if not k.startswith(BUDGET_PREFIX)}
-    return spec.with_params(**params).with_budget(**budget) if sampled else spec
+    return spec.with_params(params).with_budget(**budget) if sampled else spec
 
 
 def _trainable(config: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from bench.context import Budget
 from bench.errors import ConfigError
+from bench.registry import nested
 from bench.tasks import Protocol
 
 NOT_IN_ID = ("suite", "label", "plugins", "search_group", "search_metric", "trial_id")  # naming, not computing
@@ -119,8 +120,9 @@ class TrialSpec:
                "max_test_examples": min(budget.max_test_examples or examples, examples)}
         return self.with_budget(**cap, **({"steps": steps} if steps else {}))
 
-    def with_params(self, **changes: Any) -> TrialSpec:
-        return dataclasses.replace(self, params={**self.params, **changes})
+    def with_params(self, changes: Mapping[str, Any]) -> TrialSpec:
+        """This trial with some method parameters changed (dotted keys set nested ones: ``encoder.layers``)."""
+        return dataclasses.replace(self, params=nested(changes, into=self.params))
 
     def describe(self) -> str:
         """"LABEL dataset/task/N=.. seed=.." as run lines and errors name a trial."""

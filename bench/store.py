@@ -11,6 +11,9 @@ from typing import Any
 
 import pandas as pd
 
+from bench.errors import ConfigError
+from bench.spec import TrialSpec
+
 RESULTS_ROOT = Path("results")
 
 
@@ -46,9 +49,6 @@ def jsonable(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-SPEC_FIELDS = {"method": str, "dataset": dict, "task": str, "seq_len": int, "seed": int, "params": dict}
-
-
 def record_problem(record: Any, path: Path) -> str | None:
     """Why ``record``, read from ``path``, is not a well-formed trial record (None when it is). The one
     schema ``bench run``, ``status`` and ``report`` share: a record is well-formed or treated as missing."""
@@ -59,12 +59,10 @@ def record_problem(record: Any, path: Path) -> str | None:
             return f"no {key} (expected a {kind.__name__})"
     if record["trial_id"] != path.stem:
         return f"trial_id {record['trial_id']!r} is not its file's name"
-    spec = record["spec"]
-    for key, kind in SPEC_FIELDS.items():
-        if not isinstance(spec.get(key), kind):
-            return f"no spec.{key} (expected a {kind.__name__})"
-    if not isinstance(spec["dataset"].get("name"), str):
-        return "no spec.dataset.name"
+    try:
+        TrialSpec.from_json(record["spec"], "spec")
+    except ConfigError as exc:
+        return str(exc)
     if record["status"] == "failed":
         return None if isinstance((record.get("error") or {}).get("message"), str) else "a failure without error.message"
     if record["status"] != "ok":
@@ -133,22 +131,31 @@ def dataset_options(dataset: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(dataset.get("options", {}).items()))
 
 
+def flat_params(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested parameters as dotted names: ``{"encoder": {"kind": "ar"}}`` is ``{"encoder.kind": "ar"}``."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        out |= flat_params(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value}
+    return out
+
+
 def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per trial: identity columns, the dtype it computed in, params, budget and protocol as columns (``param.<name>``,
+    """One row per trial: identity columns, the dtype it computed in, params, budget and protocol as columns (``param.<name>``
+    with nested parameters dotted, ``param.encoder.kind``,
     ``budget.<field>``, ``protocol.<field>``), metric means and CIs
     (``<split>/<metric>``, ``.../ci_low``, ``.../ci_high``), accounting (``acct.<name>``)."""
     rows = []
     for rec in records:
-        spec = rec["spec"]
+        spec = TrialSpec.from_json(rec["spec"], f"record {rec['trial_id']}")
         row = {"trial_id": rec["trial_id"], "suite": rec["suite"], "status": rec["status"],
-               "method": spec["method"], "label": spec.get("label") or spec["method"],
-               "dataset": spec["dataset"]["name"], "dataset_options": dataset_options(spec["dataset"]),
-               "task": spec["task"], "seq_len": spec["seq_len"], "seed": spec["seed"],
-               "search_group": spec.get("search_group"), "search_metric": spec.get("search_metric"),
-               "dtype": rec.get("dtype")}
-        row.update({f"param.{k}": v for k, v in spec["params"].items()})
-        row.update({f"budget.{k}": v for k, v in spec.get("budget", {}).items()})
-        row.update({f"protocol.{k}": str(v) if isinstance(v, list) else v for k, v in spec.get("protocol", {}).items()})
+               "method": spec.method, "label": spec.label or spec.method,
+               "dataset": spec.dataset.name, "dataset_options": dataset_options(spec.dataset.to_json()),
+               "task": spec.task, "seq_len": spec.seq_len, "seed": spec.seed,
+               "search_group": spec.search_group, "search_metric": spec.search_metric, "dtype": rec.get("dtype")}
+        row.update(flat_params(dict(spec.params), "param."))
+        row.update({f"budget.{k}": v for k, v in spec.budget.to_dict().items()})
+        row.update({f"protocol.{k}": str(list(v)) if isinstance(v, tuple) else v
+                    for k, v in spec.protocol.to_dict().items()})
         for split, metrics in rec.get("metrics", {}).items():
             for name, stats in metrics.items():
                 row[f"{split}/{name}"] = stats["mean"]

@@ -24,7 +24,7 @@ from bench.data.registry import check_options, dataset_spec
 from bench.errors import ConfigError
 from bench.paper_budgets import PRESETS, paper_budget, paper_pretraining
 from bench.precision import DTYPES
-from bench.registry import build_params, coerce, get_method, load_methods
+from bench.registry import build_params, coerce, get_method, has_param, load_methods, nested, param_defaults
 from bench.spec import DatasetRef, TrialSpec, trial_hash
 from bench.tasks import TASKS, Protocol, get_task
 
@@ -342,24 +342,24 @@ def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str
 
     combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] or [{}]
     for combo in combos:
-        resolved = dataclasses.asdict(build_params(cls, {**params, **combo}, f"{where}.params"))
+        typed = build_params(cls, nested(combo, into=nested(params)), f"{where}.params")
         for dataset, task, seq_len, seed in itertools.product(datasets, entry_tasks, entry_lens, seeds):
             if task not in TASKS:
                 raise _fail(f"{where}.tasks", f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
             if task not in cls.tasks:
                 suite.skipped.append(f"{cls.name} does not do {task} (it does {', '.join(cls.tasks)})")
                 continue
-            trial_params, trial_budget = resolved, budget
+            trial_params, trial_budget = typed, budget
             if preset == "paper":
-                trial_params = paper_pretraining(resolved, dataset["name"], where)
+                trial_params = paper_pretraining(typed, dataset["name"], where)
                 trial_budget = paper_budget(budget, dataset["name"], task, where)
-            spec = TrialSpec(suite.name, entry.get("label", cls.name), cls.name, trial_params,
+            spec = TrialSpec(suite.name, entry.get("label", cls.name), cls.name, dataclasses.asdict(trial_params),
                              DatasetRef(dataset["name"], dataset["path"], dataset["options"]), task, seq_len, seed,
                              Budget(**trial_budget), _protocol_for(task, protocol), tuple(suite.plugins), dtype)
             if search is None:
                 suite.trials.append(spec)
             else:
-                metrics = metric_names(spec.protocol)
+                metrics = spec.protocol.metric_names()
                 if search.metric not in metrics:
                     raise _fail(f"{where}.search.metric", f"got {search.metric!r}; task {task} reports "
                                                            f"{', '.join(metrics)}")
@@ -392,13 +392,6 @@ def check_histories(suite: Suite) -> None:
                               f"(N inputs, the label, then the validation and test events); expected N <= {longest - 3}")
 
 
-def metric_names(protocol: Protocol) -> list[str]:
-    """The metrics a task's protocol reports (what a search may select on)."""
-    if protocol.metric == "recall":
-        return [f"recall@{k}" for k in protocol.ks]
-    return [protocol.metric]
-
-
 def _search_spec(raw: Any, cls: type, where: str) -> SearchSpec | None:
     if raw is None:
         return None
@@ -406,11 +399,10 @@ def _search_spec(raw: Any, cls: type, where: str) -> SearchSpec | None:
     if "space" not in raw or not raw["space"]:
         raise _fail(f"{where}.space", "missing; give at least one parameter distribution")
     budget_fields = {f.name for f in dataclasses.fields(Budget)}
-    param_fields = {f.name for f in dataclasses.fields(cls.Params)}
     for key, dist in raw["space"].items():
         target = key.removeprefix(BUDGET_PREFIX)
-        if not (target in param_fields or (key.startswith(BUDGET_PREFIX) and target in budget_fields)):
-            raise _fail(f"{where}.space.{key}", f"not a parameter of {cls.name} ({', '.join(sorted(param_fields))}) "
+        if not (has_param(cls.Params, key) or (key.startswith(BUDGET_PREFIX) and target in budget_fields)):
+            raise _fail(f"{where}.space.{key}", f"not a parameter of {cls.name} ({', '.join(param_defaults(cls))}) "
                                                  "nor budget.<field>")
         if not isinstance(dist, dict) or len(dist) != 1 or next(iter(dist)) not in DISTRIBUTIONS:
             raise _fail(f"{where}.space.{key}", f"got {dist!r}; expected one of "

@@ -1,7 +1,11 @@
-"""The three tasks of the paper: what the label of an example is, and how predictions are scored.
+"""The three tasks of the paper, each with all it knows: what the label of an example is, what a
+ranking ranges over (its candidates and their names), the question an LLM is asked and the answer it
+should write, how the leakage probe corrupts a label, and how predictions are scored (its protocol,
+whose metric comes from ``bench.metrics``' registry).
 
 Each task declares its evaluation protocol, which is recorded with every result, so that two numbers
-are only ever compared when they were computed the same way.
+are only ever compared when they were computed the same way. Methods and the harness read a task
+through this interface and never branch on its name.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from bench.data.dataset import Dataset
 from bench.data.favorites import history_favorites, window_favorites
 from bench.data.windows import Examples
 from bench.errors import ConfigError
+from bench.metrics import get_metric
 
 EXCLUDE = ("history", "window", "none")
 FAVORITE_SCOPES = ("history", "window")
@@ -41,8 +46,20 @@ class Protocol:
         if self.favorite and self.favorite not in FAVORITE_SCOPES:
             raise ConfigError(f"protocol.favorite: got {self.favorite!r}; expected one of {', '.join(FAVORITE_SCOPES)}")
 
+        get_metric(self.metric)
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def metric_names(self) -> list[str]:
+        """The values this protocol reports (what validation and a search may select on)."""
+        return get_metric(self.metric).names(self.ks)
+
+
+def rating_texts(dataset: Dataset, positions: np.ndarray) -> np.ndarray:
+    """The ratings of the events at ``positions`` as text ("4", "4.5"), shaped like ``positions``."""
+    values, inverse = np.unique(dataset.rating[positions], return_inverse=True)
+    return np.array([f"{value:g}" for value in values], dtype=object)[inverse].reshape(positions.shape)
 
 
 class Task(ABC):
@@ -50,7 +67,9 @@ class Task(ABC):
 
     name: str
     description: str
+    question: str  # what an LLM is asked after the user's history (its answer follows)
     label_event_is_input: bool = False  # the label event's item and rating are part of the input (review_gen)
+    feature: str | None = None  # the event feature a label id indexes ("item", "category"); None: text labels
 
     @abstractmethod
     def protocol(self, **overrides) -> Protocol:
@@ -61,9 +80,36 @@ class Task(ABC):
         """One label per example: an item id, a category id, or the reference text (under ``protocol``,
         where the task has options; None: the task's default protocol)."""
 
+    @property
+    def generates_text(self) -> bool:
+        """Whether predictions are texts (scored against references) rather than rankings of ids."""
+        return self.feature is None
+
     def n_candidates(self, dataset: Dataset) -> int:
         """How many ids a ranking for this task ranges over (0 for text tasks)."""
         return 0
+
+    def candidate_names(self, dataset: Dataset) -> list[str]:
+        """The name of every candidate id, as an LLM writes it (empty for text tasks)."""
+        return []
+
+    def questions(self, dataset: Dataset, label_positions: np.ndarray, item_text: np.ndarray) -> np.ndarray:
+        """The question for each label event [b] (object array of str); ``item_text``: each item as text."""
+        return np.full(len(label_positions), self.question, dtype=object)
+
+    def answer_texts(self, dataset: Dataset, labels: np.ndarray) -> list[str]:
+        """The answer an LLM should write for each label: a candidate's name, or the reference text."""
+        names = np.asarray(self.candidate_names(dataset), dtype=object)
+        return names[labels].tolist()
+
+    def corrupted_events(self, dataset: Dataset, label_positions: np.ndarray, seed: int) -> pd.DataFrame:
+        """The dataset's events with every label event at ``label_positions`` holding another random item
+        (the leakage probe: a method that cannot see labels predicts the same)."""
+        events = dataset.events.copy()
+        true = events["item"].to_numpy()[label_positions]
+        shift = np.random.default_rng(seed).integers(1, dataset.n_items, len(label_positions))
+        events.loc[label_positions, "item"] = ((true + shift) % dataset.n_items).astype(np.int32)
+        return events
 
     def primary_metric(self, protocol: Protocol) -> str:
         """The metric validation checks compare: recall@10 (or the largest k) by default."""
@@ -80,6 +126,8 @@ class Task(ABC):
 class NextItem(Task):
     name = "next_item"
     description = "predict the next item; recall@k over a full ranking of the catalog"
+    question = "Which item will the user interact with next? Answer with its title.\nAnswer:"
+    feature = "item"
 
     def protocol(self, ks: tuple[int, ...] = (1, 5, 10), exclude_history: str | bool = "history") -> Protocol:
         return Protocol("recall", tuple(ks), "catalog", exclude_history)
@@ -90,11 +138,19 @@ class NextItem(Task):
     def n_candidates(self, dataset: Dataset) -> int:
         return dataset.n_items
 
+    def candidate_names(self, dataset: Dataset) -> list[str]:
+        return dataset.titles
+
+    def answer_texts(self, dataset: Dataset, labels: np.ndarray) -> list[str]:
+        return dataset.items["title"].to_numpy()[labels].tolist()
+
 
 class FavoriteCategory(Task):
     name = "fav_category"
     description = ("predict the most frequent category in the user's history up to the label (the paper's "
                    "wording; ties: the most recently seen); recall@k")
+    question = "Which category appears most often in the user's history?\nAnswer:"
+    feature = "category"
 
     def protocol(self, ks: tuple[int, ...] = (1, 5, 10), favorite: str = "history") -> Protocol:
         return Protocol("recall", tuple(ks), "categories", "none", favorite)
@@ -107,6 +163,9 @@ class FavoriteCategory(Task):
     def n_candidates(self, dataset: Dataset) -> int:
         return len(dataset.categories)
 
+    def candidate_names(self, dataset: Dataset) -> list[str]:
+        return list(dataset.categories)
+
     def primary_metric(self, protocol: Protocol) -> str:
         return f"recall@{1 if 1 in protocol.ks else min(protocol.ks)}"
 
@@ -114,7 +173,9 @@ class FavoriteCategory(Task):
 class ReviewGeneration(Task):
     name = "review_gen"
     description = "write the user's review of the next item (given its title, category and rating); ROUGE-Lsum"
+    question = "Write the user's review of {item}, which they rated {rating}.\nReview:"
     label_event_is_input = True
+    corruption = "zzz leakage probe"  # every test review's text in the leakage probe
 
     def protocol(self) -> Protocol:
         return Protocol("rouge_lsum")
@@ -124,6 +185,22 @@ class ReviewGeneration(Task):
 
     def primary_metric(self, protocol: Protocol) -> str:
         return "rouge_lsum"
+
+    def questions(self, dataset: Dataset, label_positions: np.ndarray, item_text: np.ndarray) -> np.ndarray:
+        """The question names the reviewed item and the user's rating of it."""
+        before, after = self.question.split("{item}")
+        rating, end = after.split("{rating}")
+        return (before + item_text[dataset.item[label_positions]] + rating
+                + rating_texts(dataset, label_positions) + end)
+
+    def answer_texts(self, dataset: Dataset, labels: np.ndarray) -> list[str]:
+        return [str(text) for text in labels]
+
+    def corrupted_events(self, dataset: Dataset, label_positions: np.ndarray, seed: int) -> pd.DataFrame:
+        """The events with every label event's review replaced by one fixed text."""
+        events = dataset.events.copy()
+        events.loc[label_positions, "review"] = self.corruption
+        return events
 
     def usable(self, dataset: Dataset, examples: Examples) -> np.ndarray:
         """Examples whose reference review is not empty (an empty reference has no ROUGE)."""

@@ -43,7 +43,7 @@ def main() -> None:
 
     ctx = next_item_context(args.steps)
     for lr in args.encoder_lr:
-        method = fit_userllm(ctx, {"pretrain_steps": args.pretrain_steps, "encoder_lr": lr})
+        method = fit_userllm(ctx, {"pretrain.steps": args.pretrain_steps, "encoder_lr": lr})
         if lr == args.encoder_lr[0]:
             pretrained = copy.deepcopy(method.fitted.model.encoder)
             pretrained.load_state_dict(torch.load(method.fitted.pretraining["encoder_checkpoint"], weights_only=True))

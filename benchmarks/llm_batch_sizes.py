@@ -26,13 +26,11 @@ import numpy as np
 import torch
 from next_item_fit import next_item_context, split_of
 
-from bench.models.lm_inputs import lm_batch
-from bench.models.prompts import answer_texts
 from bench.registry import Method, build_params, load_methods
 from bench.trial import seed_everything
 
-USER_LLM = {"encoder": "ar", "fusion": "cross_attention", "strategy": "enc", "pretrained": False, "encoder_layers": 2,
-            "encoder_dim": 64, "encoder_heads": 4, "xattn_every": 4, "user_embeddings": 1, "beams": 10}
+USER_LLM = {"encoder.kind": "ar", "fusion": "cross_attention", "strategy": "enc", "pretrained": False, "encoder.layers": 2,
+            "encoder.dim": 64, "encoder.heads": 4, "xattn_every": 4, "user_embeddings": 1, "beams": 10}
 TP10 = {"strategy": "lora", "lora_rank": 8, "prompt_events": 10, "beams": 10}
 
 
@@ -49,9 +47,8 @@ def inputs_of(name: str, method: Method, ctx) -> Callable[[np.ndarray], dict]:
     examples = ctx.train
     labels = ctx.labels(examples)
     if name == "userllm":
-        return lambda index: method.lm_inputs(ctx, examples, index, labels)
-    return lambda index: lm_batch(method.tokenizer, method.prompts(ctx.dataset, examples, index),
-                                  answer_texts(ctx.dataset, "next_item", labels[index]))
+        return lambda index: method.lm_inputs(ctx, examples, index, labels, count=False)
+    return lambda index: method.llm.train_batch(ctx, examples, index, labels, count=False)
 
 
 def loss_of(name: str, method: Method, ctx) -> Callable[[np.ndarray], torch.Tensor]:

@@ -17,8 +17,8 @@ from userllm.pretraining import checkpoint_path, code_version
 
 from conftest import fresh_cache
 
-SMALL = {"llm": TINY, "encoder_layers": 1, "encoder_dim": 16, "encoder_heads": 2, "pretrain_steps": 3,
-         "pretrain_batch_size": 4, "xattn_every": 1, "beams": 2}
+SMALL = {"llm": TINY, "encoder.layers": 1, "encoder.dim": 16, "encoder.heads": 2, "pretrain.steps": 3,
+         "pretrain.batch_size": 4, "xattn_every": 1, "beams": 2}
 
 
 def userllm_spec(params: dict, task: str = "next_item", dataset: dict | None = None) -> dict:

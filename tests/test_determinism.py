@@ -23,8 +23,8 @@ METHODS = [
     ("dual_encoder", "fav_category", SMALL),
     ("ar_encoder", "next_item", SMALL),
     ("recbole", "next_item", {"model": "SASRec", "layers": 1, "dim": 16, "heads": 1, "epochs": 1}),
-    ("userllm", "fav_category", {"llm": TINY, "pretrain_steps": 2, "xattn_every": 1, "beams": 2,
-                                 "encoder_layers": 1, "encoder_dim": 16, "encoder_heads": 2}),
+    ("userllm", "fav_category", {"llm": TINY, "pretrain.steps": 2, "xattn_every": 1, "beams": 2,
+                                 "encoder.layers": 1, "encoder.dim": 16, "encoder.heads": 2}),
 ]
 
 

@@ -16,7 +16,7 @@ from bench.tasks import get_task
 from conftest import fresh_cache
 
 sys.path.insert(0, str(Path(__file__).parent / "plugins"))
-SMALL_ENCODER = {"encoder_layers": 1, "encoder_dim": 16, "encoder_heads": 2}
+SMALL_ENCODER = {"encoder.layers": 1, "encoder.dim": 16, "encoder.heads": 2}
 BUILT_INS = [
     ("popularity", "next_item", {}),
     ("cooccurrence", "next_item", {}),
@@ -25,7 +25,7 @@ BUILT_INS = [
     ("recbole", "next_item", {"model": "SASRec", "layers": 1, "dim": 16, "heads": 1, "epochs": 1}),
     ("bert4rec", "next_item", {"layers": 1, "dim": 16, "heads": 1, "epochs": 1}),  # an epoch of batch 1024 each
     ("text_prompt", "next_item", {"llm": TINY, "prompt_events": 3, "beams": 2}),
-    ("userllm", "next_item", {"llm": TINY, "pretrain_steps": 2, "xattn_every": 1, "beams": 2, **SMALL_ENCODER}),
+    ("userllm", "next_item", {"llm": TINY, "pretrain.steps": 2, "xattn_every": 1, "beams": 2, **SMALL_ENCODER}),
     ("userllm", "fav_category", {"llm": TINY, "fusion": "soft_prompt", "pretrained": False, "beams": 2,
                                  **SMALL_ENCODER}),
 ]

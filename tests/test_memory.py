@@ -60,7 +60,7 @@ def test_longer_prompts_give_smaller_decode_batches(ml100k, monkeypatch):
 
     def sized(text: str) -> int:
         prompts = lambda dataset, examples, index: [text] * len(index)  # noqa: E731
-        return decode_batch_size(auto, method.model, method.tokenizer, method.trie, prompts, valid, 8, 48)
+        return decode_batch_size(auto, method.model, method.llm.tokenizer, method.llm.trie, prompts, valid, 8, 48)
 
     short, long = sized("Next?"), sized("Next? " * 2000)
     assert DECODE_MOST >= short > long >= 1

@@ -11,7 +11,8 @@ import pytest
 from bench.data import build_split
 from bench.models.llm import load_tokenizer
 from bench.models.lm_inputs import encode_prompts, lm_batch
-from bench.models.prompts import PromptWriter, answer_texts
+from bench.models.prompts import PromptWriter
+from bench.tasks import get_task
 
 from conftest import make_dataset
 
@@ -38,7 +39,7 @@ def one_prompt(dataset, examples, index: int, task: str, events: int) -> str:
 def test_batched_prompts_equal_the_example_by_example_ones(ml100k, task, events):
     split = build_split(ml100k, 7)
     index = np.random.default_rng(0).choice(len(split.train), 50, replace=False)
-    prompts = PromptWriter(ml100k, task, events)(ml100k, split.train, index)
+    prompts = PromptWriter(ml100k, get_task(task), events)(ml100k, split.train, index)
     assert prompts == [one_prompt(ml100k, split.train, int(i), task, events) for i in index]
 
 
@@ -46,10 +47,11 @@ def test_prompts_write_half_ratings_and_the_most_recent_events():
     events = [("u", f"i{k}", k, rating) for k, rating in enumerate([1.0, 2.5, 4.0, 3.5, 5.0])]
     dataset = make_dataset(events, {f"i{k}": ["Drama", "War"] for k in range(5)})
     split = build_split(dataset, 2)
-    (prompt,) = PromptWriter(dataset, "next_item", 2)(dataset, split.test, np.array([0]))
+    next_item = get_task("next_item")
+    (prompt,) = PromptWriter(dataset, next_item, 2)(dataset, split.test, np.array([0]))
     assert prompt.startswith("User history, oldest first:\nTitle i2 (Drama, War) rated 4\n"
                              "Title i3 (Drama, War) rated 3.5\nWhich item")
-    assert answer_texts(dataset, "next_item", dataset.item[split.test.label_positions]) == ["Title i4"]
+    assert next_item.answer_texts(dataset, dataset.item[split.test.label_positions]) == ["Title i4"]
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ PROTOCOL = {"metric": "recall", "ks": [10], "candidates": "catalog", "exclude_hi
 def record(method: str, dataset: str, recall10: float, **params) -> dict:
     stats = {"mean": recall10, "ci_low": recall10, "ci_high": recall10, "n": 10}
     return {"trial_id": method, "suite": "s", "status": "ok", "protocol": PROTOCOL,
-            "spec": {"method": method, "label": method, "dataset": {"name": dataset}, "task": "next_item",
+            "spec": {"suite": "s", "method": method, "label": method, "dataset": {"name": dataset}, "task": "next_item",
                      "seq_len": 50, "seed": 0, "params": params, "budget": {"steps": 100}, "protocol": PROTOCOL},
             "metrics": {"valid": {"recall@10": stats}, "test": {"recall@10": stats}}, "accounting": {},
             "examples": {"test": [10, 10]}}
@@ -43,7 +43,7 @@ def test_transcription_spot_checks_against_the_paper_text():
 
 
 def test_table13_picks_the_userllm_variant_by_its_parameters():
-    base = {"fusion": "cross_attention", "encoder": "ar", "perceiver": False, "short_context": 0}
+    base = {"fusion": "cross_attention", "encoder.kind": "ar", "perceiver": False, "short_context": 0}
     frame = records_frame([record("userllm", "ml-100k", 0.25, strategy="enc", pretrained=True, **base),
                            record("userllm", "ml-100k", 0.11, strategy="enc", pretrained=False, **base)])
     rows = pd.read_csv(__import__("io").StringIO(paper_table(13, frame, "csv"))).set_index("Unnamed: 0")
@@ -85,7 +85,7 @@ def seq_record(method: str, n: int, recall: float, **params) -> dict:
 def test_figures_are_drawn_from_results(tmp_path):
     from bench.report.figures import cost_quality, draw_figure, figure3
 
-    base = {"fusion": "cross_attention", "encoder": "ar", "perceiver": False, "short_context": 0, "pretrained": True}
+    base = {"fusion": "cross_attention", "encoder.kind": "ar", "perceiver": False, "short_context": 0, "pretrained": True}
     records = [seq_record("popularity", 50, 0.01)]
     for n in (100, 50):  # out of order: lines run by N
         records += [seq_record("text_prompt", n, 0.05 + n / 1e4, strategy="lora", prompt_events=n),
@@ -246,7 +246,7 @@ DAMAGED = {  # file content -> what the report says about it
     b'["a", "list"]': "a JSON list instead of an object",
     b'"a string"': "a JSON str instead of an object",
     b'{"status": "ok"}': "no trial_id",
-    b'{"trial_id": "bad", "suite": "s", "spec": {}, "status": "ok"}': "no spec.method",
+    b'{"trial_id": "bad", "suite": "s", "spec": {}, "status": "ok"}': "spec: suite=None; expected a str",
 }
 
 

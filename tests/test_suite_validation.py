@@ -52,7 +52,7 @@ def test_paper_preset_gives_each_trial_the_papers_budget(tmp_path):
     assert (budget.lr, budget.batch_size, budget.steps, budget.max_test_examples) == (1e-3, 8192, 10_000, None)
     assert by_task["fav_category"].budget.batch_size == 1024
     userllm = next(t for t in suite.trials if t.method == "userllm")
-    assert (userllm.params["pretrain_lr"], userllm.params["pretrain_batch_size"]) == (0.1, 32_768)
+    assert userllm.params["pretrain"] == {"steps": 10_000, "batch_size": 32_768, "lr": 0.1, "weight_decay": 0.1}
     with pytest.raises(ConfigError, match="--preset 'huge': expected one of paper"):
         load_suite(write(tmp_path, raw), preset="huge")
 
@@ -224,8 +224,12 @@ def test_the_example_suite_in_the_docs_is_valid(tmp_path):
     path = tmp_path / "example.yaml"
     path.write_text("\n".join(kept))
     suite = load_suite(path)
-    assert len(suite.trials) == 6 and len(suite.searches) == 6  # 2 grid points x 3 seeds; 2 tasks x 3 seeds
-    assert {t.budget.steps for t in suite.trials} == {800}
+    dual = [t for t in suite.trials if t.method == "dual_encoder"]
+    assert len(dual) == 6 and len(suite.searches) == 6  # 2 grid points x 3 seeds; 2 tasks x 3 seeds
+    assert {t.budget.steps for t in dual} == {800}
+    userllm = [t for t in suite.trials if t.method == "userllm"]  # 2 encoder kinds x 2 tasks x 3 seeds
+    assert len(userllm) == 12 and {t.params["encoder"]["kind"] for t in userllm} == {"ar", "de"}
+    assert {(t.params["encoder"]["layers"], t.params["pretrain"]["steps"]) for t in userllm} == {(2, 300)}
 
 
 def test_two_labels_with_one_configuration_are_refused_naming_both(tmp_path):

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from bench.data import build_split
+from bench.errors import ConfigError
 from bench.evaluation import Predictions, evaluate, ranking
-from bench.metrics import bootstrap_ci, recall_at_k, rouge_lsum
-from bench.tasks import get_task
+from bench.metrics import bootstrap_ci, get_metric, recall_at_k, rouge_lsum
+from bench.tasks import TASKS, Protocol, get_task
 
 from conftest import make_dataset
 
@@ -191,3 +195,58 @@ def test_window_count_is_the_window_labels_ceiling_and_below_it_on_the_papers_la
         metrics, _ = evaluate(task, protocol, ml100k, split.test, method.predict(ctx, split.test))
         scores[scope] = metrics["recall@1"]["mean"]
     assert scores["window"] == 1.0 and 0.3 < scores["history"] < 1.0, scores
+
+
+def test_the_metric_registry_names_each_protocols_values_and_refuses_unknown_metrics():
+    assert get_metric("recall").names((1, 5)) == ["recall@1", "recall@5"] and get_metric("recall").higher_is_better
+    assert get_task("next_item").protocol(ks=(1, 10)).metric_names() == ["recall@1", "recall@10"]
+    assert get_task("review_gen").protocol().metric_names() == ["rouge_lsum"]
+    with pytest.raises(ConfigError, match="unknown metric 'ndcg'; expected one of recall, rouge_lsum"):
+        Protocol("ndcg")
+
+
+def test_each_task_names_its_candidates_question_and_answers():
+    data, test = _one_user(["a", "b", "c"], {"a": ["x"], "b": ["y"], "c": ["x", "y"]})
+    next_item, favourite, review = (get_task(name) for name in ("next_item", "fav_category", "review_gen"))
+    assert (next_item.feature, favourite.feature, review.feature) == ("item", "category", None)
+    assert next_item.candidate_names(data) == ["Title a", "Title b", "Title c"]
+    assert favourite.candidate_names(data) == ["x", "y"] and review.candidate_names(data) == []
+    assert next_item.answer_texts(data, np.array([2, 0])) == ["Title c", "Title a"]
+    assert favourite.answer_texts(data, np.array([1])) == ["y"]
+    assert [t.generates_text for t in (next_item, favourite, review)] == [False, False, True]
+    item_text = np.array(["A", "B", "C"], dtype=object)
+    assert review.questions(data, test.label_positions, item_text).tolist() == [
+        "Write the user's review of C, which they rated 3.\nReview:"]
+    assert next_item.questions(data, test.label_positions, item_text).tolist() == [next_item.question]
+
+
+def test_the_leakage_probe_corrupts_what_each_task_labels():
+    events = [("u", item, t) for t, item in enumerate("abcdab")] + [("v", item, t) for t, item in enumerate("cdab")]
+    data = make_dataset(events, {k: ["x"] for k in "abcd"})
+    labels = np.flatnonzero(data.events["item"].to_numpy() >= 0)[[3, 8]]
+    items = get_task("next_item").corrupted_events(data, labels, seed=0)
+    changed = np.flatnonzero(items["item"].to_numpy() != data.events["item"].to_numpy())
+    assert changed.tolist() == labels.tolist()  # every label event gets another item, nothing else changes
+    data.events["review"] = "kept"
+    reviews = get_task("review_gen").corrupted_events(data, labels, seed=0)
+    assert (reviews["review"].to_numpy()[labels] == "zzz leakage probe").all()
+    assert (np.delete(reviews["review"].to_numpy(), labels) == "kept").all()
+
+
+def test_no_method_or_model_module_branches_on_a_task_name():
+    """What a task means lives in bench/tasks.py: no comparison with, or table keyed by, a task's name
+    in the methods, the model code or the leakage check (a method's ``tasks = (...)`` declaration is not
+    a branch)."""
+    root = Path(__file__).resolve().parents[1]
+    paths = [*root.glob("baselines/*.py"), *root.glob("userllm/*.py"), *root.glob("bench/models/*.py"),
+             root / "bench" / "leakage.py"]
+    found = []
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Compare):
+                names = [node.left, *node.comparators]
+            elif isinstance(node, ast.Dict):
+                names = [key for key in node.keys if key is not None]
+            found += [f"{path.name}:{n.lineno}" for n in names if isinstance(n, ast.Constant) and n.value in TASKS]
+    assert not found

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,15 +20,15 @@ from bench.models.decoding import CandidateTrie, constrained_beam_search
 from bench.models.features import event_batch
 from bench.models.llm import TINY, load_llm
 from bench.models.lm_inputs import encode_prompts
-from bench.registry import build_params, load_methods
+from bench.registry import build_params, load_methods, param_defaults
 from bench.tasks import get_task
 from userllm.fusion import CrossAttentionFusion, SoftPromptFusion, condition_lm, decoder_layers
 
 from conftest import split_of
 
 LLM_CACHE = Path.home() / ".cache" / "userllm-bench"
-SMALL = {"llm": TINY, "encoder_layers": 1, "encoder_dim": 16, "encoder_heads": 2, "pretrain_steps": 2,
-         "pretrain_batch_size": 4, "perceiver_layers": 1, "perceiver_latents": 4, "xattn_every": 1, "beams": 4}
+SMALL = {"llm": TINY, "encoder.layers": 1, "encoder.dim": 16, "encoder.heads": 2, "pretrain.steps": 2,
+         "pretrain.batch_size": 4, "perceiver_layers": 1, "perceiver_latents": 4, "xattn_every": 1, "beams": 4}
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,7 @@ def test_every_variant_trains_freezes_the_right_parameters_and_decodes_catalog_i
         ml100k, cache, encoder, fusion, perceiver, strategy):
     number = VARIANTS.index((encoder, fusion, perceiver, strategy))
     task = ("next_item", "fav_category")[number % 2]
-    method, ctx = fitted(ml100k, cache, task, encoder=encoder, fusion=fusion, perceiver=perceiver, strategy=strategy,
+    method, ctx = fitted(ml100k, cache, task, **{"encoder.kind": encoder}, fusion=fusion, perceiver=perceiver, strategy=strategy,
                          pretrained=number % 4 < 2, short_context=3 * (number % 3 == 0))
     model = method.fitted.model
     llm = dict(model.llm_named_parameters())
@@ -167,14 +168,14 @@ def test_cross_attention_prompt_length_does_not_grow_with_history(ml100k, cache)
     long, ctx_long = fitted(ml100k, cache, "next_item", seq_len=30, strategy="proj")
     index = np.arange(2)
     tokens = [len(ids) for m, c in ((short, ctx_short), (long, ctx_long))
-              for ids in m.fitted.tokenizer(m.fitted.prompts(c.dataset, split_of(c).test, index))["input_ids"]]
+              for ids in m.fitted.llm.tokenizer(m.fitted.llm.prompts(c.dataset, split_of(c).test, index))["input_ids"]]
     assert len(set(tokens)) == 1 and tokens[0] <= 32
 
 
 @pytest.mark.parametrize(("encoder", "kept", "expected"),
                          [("ar", None, 12), ("de", None, 1), ("ar", 3, 3), ("de", 3, 3)])
 def test_the_llm_sees_the_encoders_last_k_outputs(ml100k, cache, encoder, kept, expected):
-    method, ctx = fitted(ml100k, cache, "fav_category", encoder=encoder, user_embeddings=kept, strategy="proj")
+    method, ctx = fitted(ml100k, cache, "fav_category", **{"encoder.kind": encoder}, user_embeddings=kept, strategy="proj")
     batch = event_batch(ml100k, split_of(ctx).test.positions(np.arange(2)))
     model = method.fitted.model.eval()
     states = model.user_states(batch)
@@ -183,19 +184,36 @@ def test_the_llm_sees_the_encoders_last_k_outputs(ml100k, cache, encoder, kept, 
 
 
 @pytest.mark.parametrize(("params", "message"), [
-    ({"encoder": "gru"}, "encoder: got 'gru'; expected one of 'ar', 'de'"),
+    ({"encoder.kind": "gru"}, "encoder.kind: got 'gru'; expected one of 'ar', 'de'"),
+    ({"encoder": {"kind": "ar", "width": 3}}, "encoder.width: unknown parameter of UserEncoderParams; expected one "
+                                              "of: layers, dim, heads, dropout, kind"),
+    # the spellings before the parameters nested: one error naming the new one
+    ({"encoder": "de"}, "encoder: got 'de'; expected a mapping of layers, dim, heads, dropout, kind; 'de' is a value "
+                        "of encoder.kind: write encoder: {kind: de}"),
+    ({"encoder_layers": 2}, "encoder_layers: renamed; write encoder.layers: 2 (or encoder: {layers: 2})"),
+    ({"pretrain_lr": 0.1}, "pretrain_lr: renamed; write pretrain.lr: 0.1 (or pretrain: {lr: 0.1})"),
+    ({"pretrain.steps": 0}, "steps must be >= 1, got 0"),
     ({"fusion": "concat"}, "fusion: got 'concat'"),
     ({"strategy": "adapters"}, "strategy: got 'adapters'"),
     ({"perceiver_latents": 0}, "perceiver_latents must be >= 1, got 0"),
     ({"xattn_every": 3}, "xattn_every=3 is larger than the LLM's 2 decoder layers"),
-    ({"encoder_dim": 30, "encoder_heads": 8}, "dim divisible by heads"),
+    ({"encoder.dim": 30, "encoder.heads": 8}, "dim divisible by heads"),
     ({"short_context": -1}, "short_context must be >= 0"),
     ({"user_embeddings": 0}, "user_embeddings must be >= 1, got 0"),
 ])
 def test_bad_userllm_params(params, message):
     cls = load_methods()["userllm"]
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         build_params(cls, {"llm": TINY, **params}, "methods[0].params")
+
+
+def test_nested_parameters_merge_dotted_keys_and_mappings():
+    cls = load_methods()["userllm"]
+    params = build_params(cls, {"llm": TINY, "xattn_every": 1, "encoder": {"kind": "de", "layers": 2}, "encoder.dim": 64,
+                                "pretrain.steps": 7}, "params")
+    assert (params.encoder.kind, params.encoder.layers, params.encoder.dim, params.encoder.heads) == ("de", 2, 64, 8)
+    assert (params.pretrain.steps, params.pretrain.lr) == (7, 1e-3)
+    assert param_defaults(cls)["encoder.kind"] == "ar" and param_defaults(cls)["pretrain.batch_size"] == 64
 
 
 def test_userllm_llm_folder_that_is_not_a_causal_lm(tmp_path):
@@ -260,8 +278,8 @@ def test_catalog_alignment_runs_first_and_shares_the_wall_clock(ml100k, cache, t
     facts = method.accounting(ctx)
     assert facts["align_steps"] == 3 and facts["align_seconds"] > 0 and np.isfinite(facts["align_loss_last"])
     assert facts["train_steps"] == ctx.budget.steps
-    assert len(method.fitted.input_tokens.of("align")) == 3 * ctx.budget.batch_size
-    with pytest.raises(ConfigError, match="align_steps needs encoder 'ar' and user_embeddings 1"):
+    assert len(method.fitted.llm.input_tokens.of("align")) == 3 * ctx.budget.batch_size
+    with pytest.raises(ConfigError, match="align_steps needs encoder.kind 'ar' and user_embeddings 1"):
         build_params(load_methods()["userllm"], {"llm": TINY, "align_steps": 10}, "methods[0].params")
 
 

@@ -18,10 +18,7 @@ import torch
 
 from bench.context import Budget, TrialContext
 from bench.models.lm_inputs import lm_batch
-from bench.models.prompts import QUESTIONS, answer_texts
 from bench.models.training import TrainRun, train
-
-FEATURE = {"next_item": "item", "fav_category": "category"}
 
 
 def candidate_states(encoder: torch.nn.Module, feature: str, ids: torch.Tensor) -> torch.Tensor:
@@ -37,15 +34,15 @@ def align_to_catalog(ctx: TrialContext, model: torch.nn.Module, tokenizer, steps
                      lr_of: Callable[[str], float], on_tokens: Callable[[torch.Tensor], None]) -> TrainRun:
     """``steps`` of training (the budget's batch size and learning rates; no validation checks) on
     (candidate state -> candidate name) pairs drawn over every candidate of the task."""
-    if ctx.task.name not in FEATURE:
-        raise ValueError(f"align_steps needs next_item or fav_category, not {ctx.task.name}")
-    feature = FEATURE[ctx.task.name]
-    question = QUESTIONS[ctx.task.name]
+    feature = ctx.task.feature
+    if feature is None:
+        raise ValueError(f"align_steps needs a task that ranks candidates, not {ctx.task.name}")
+    question = ctx.task.question
     slots = model.fusion.slots
 
     def step_loss(index: np.ndarray) -> torch.Tensor:
         ids = torch.from_numpy(index.astype(np.int64)).to(ctx.device)
-        inputs = lm_batch(tokenizer, [question] * len(index), answer_texts(ctx.dataset, ctx.task.name, index),
+        inputs = lm_batch(tokenizer, [question] * len(index), ctx.task.answer_texts(ctx.dataset, index),
                           ctx.device, slots=slots)
         on_tokens(inputs["attention_mask"])
         states = candidate_states(model.encoder, feature, ids).unsqueeze(1)

@@ -19,8 +19,6 @@ from bench.models.features import FeatureSpace, event_batch
 from bench.registry import Method, register_method
 from userllm.pretraining import pretrain
 
-HEAD = {"next_item": "item", "fav_category": "category"}
-
 
 @register_method("ar_encoder")
 class AREncoderAlone(Method):
@@ -38,7 +36,7 @@ class AREncoderAlone(Method):
 
     @torch.no_grad()
     def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
-        head = HEAD[ctx.task.name]
+        head = ctx.task.feature
         scores = []
         size = ctx.eval_batch_size(score_bytes(ctx.task.n_candidates(ctx.dataset)))
         for index in ctx.eval_batches(len(examples), size, desc="rank"):

@@ -56,11 +56,10 @@ class CandidateTrie:
 
 
 def candidate_trie(ctx: TrialContext, tokenizer: PreTrainedTokenizerBase) -> CandidateTrie | None:
-    """The trie of the task's candidates: item titles (next_item), category names (fav_category)."""
-    if ctx.task.name == "review_gen":
+    """The trie of the task's candidate names (item titles, category names); None where it generates text."""
+    if ctx.task.generates_text:
         return None
-    names = ctx.dataset.titles if ctx.task.name == "next_item" else ctx.dataset.categories
-    return CandidateTrie(names, tokenizer)
+    return CandidateTrie(ctx.task.candidate_names(ctx.dataset), tokenizer)
 
 
 @torch.no_grad()
@@ -103,7 +102,7 @@ def top_candidates(trie: CandidateTrie, sequences: list[list[list[int]]], scores
 @torch.no_grad()
 def generate_texts(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, encoded: dict[str, torch.Tensor],
                    max_new_tokens: int, **model_kwargs) -> list[str]:
-    """Free greedy generation (review_gen) from left-padded ``encoded`` prompts."""
+    """Free greedy generation (text tasks) from left-padded ``encoded`` prompts."""
     out = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False,
                          pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, **model_kwargs)
     return [text.strip() for text in tokenizer.batch_decode(out[:, encoded["input_ids"].shape[1]:],
@@ -131,7 +130,7 @@ def decode_batch_size(ctx: TrialContext, model: torch.nn.Module, tokenizer: PreT
     (at most ``DECODE_MOST``), sized by the longest of the first ``DECODE_MOST`` of ``examples``' prompts."""
     sample = prompts(ctx.dataset, examples, np.arange(min(len(examples), DECODE_MOST)))
     longest = max(map(len, tokenizer(sample)["input_ids"])) + slots if sample else 1
-    if trie is None:  # review_gen: greedy, up to max_new_tokens
+    if trie is None:  # free text: greedy, up to max_new_tokens
         return ctx.eval_batch_size(decode_bytes(model, longest + max_new_tokens, 1), most=DECODE_MOST)
     return ctx.eval_batch_size(decode_bytes(model, longest + int(trie.lengths.max()), beams), most=DECODE_MOST)
 
@@ -141,8 +140,8 @@ def decode_answers(ctx: TrialContext, examples: Examples, index: np.ndarray, mod
                    beams: int, max_new_tokens: int, renormalize: bool = False,
                    **model_kwargs) -> np.ndarray | list[str]:
     """The task's answers for ``examples[index]``: top-k ids by constrained beam search (the items
-    the protocol excludes from the ranking banned), or generated texts for review_gen."""
-    if ctx.task.name == "review_gen":
+    the protocol excludes from the ranking banned), or generated texts where the task asks for text."""
+    if ctx.task.generates_text:
         return generate_texts(model, tokenizer, encoded, max_new_tokens, **model_kwargs)
     k = max(ctx.protocol.ks) if ctx.protocol.ks else 1
     banned = None
@@ -154,7 +153,7 @@ def decode_answers(ctx: TrialContext, examples: Examples, index: np.ndarray, mod
 
 def gather_predictions(ctx: TrialContext, answers: list[np.ndarray | list[str]]) -> Predictions:
     """Per-batch answers of ``decode_answers`` as one ``Predictions``."""
-    if ctx.task.name == "review_gen":
+    if ctx.task.generates_text:
         return Predictions(texts=[text for batch in answers for text in batch])
     k = max(ctx.protocol.ks) if ctx.protocol.ks else 1
     return Predictions(ranked=np.concatenate(answers) if answers else np.zeros((0, k), np.int64))

@@ -48,6 +48,15 @@ def attention_projection_names(model: torch.nn.Module) -> list[str]:
     return sorted(names)
 
 
+def with_lora(model: torch.nn.Module, rank: int) -> torch.nn.Module:
+    """``model`` with peft LoRA adapters (rank ``rank``, alpha 2 x rank, dropout 0.05) on its attention
+    projections, injected in place: only the adapters train."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.05, target_modules=attention_projection_names(model))
+    return inject_adapter_in_model(config, model)
+
+
 @functools.cache
 def llm_layer_count(name: str) -> int:
     """Number of decoder layers of ``name``, read from its config (or GGUF header) without loading weights."""

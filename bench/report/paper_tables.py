@@ -62,7 +62,7 @@ def userllm(strategy: str = "full", pretrained: bool = True, encoder: str = "ar"
             perceiver: bool = False, short_context: int = 0) -> dict:
     """The results-frame filter of one USER-LLM variant."""
     return {"method": "userllm", "param.strategy": strategy, "param.pretrained": pretrained,
-            "param.encoder": encoder, "param.fusion": fusion, "param.perceiver": perceiver,
+            "param.encoder.kind": encoder, "param.fusion": fusion, "param.perceiver": perceiver,
             "param.short_context": short_context}
 
 
