@@ -14,7 +14,9 @@ from bench.suite import load_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 # every shipped suite's trial ids and search groups (plain and under --preset paper), as the dict specs
-# before TrialSpec computed them (commit a5c8e4e); a suite edited on purpose updates its entry here
+# before TrialSpec computed them (commit a5c8e4e); a suite edited on purpose updates its entry here. The
+# userllm ids changed once, when its parameters nested (encoder: {kind, ...}, pretrain: {...}; 17173ef):
+# the same configurations, each hashing to its old id when spelled the old way; no other id changed
 BEFORE = json.loads((Path(__file__).parent / "trial_ids.json").read_text())
 
 
