@@ -61,3 +61,13 @@ def test_a_method_without_an_llm_computes_and_records_fp32_on_a_cpu(tmp_path):
     body = trial.run_trial({**spec("dual_encoder", {"steps": 2}, TINY_DUAL_ENCODER), "dtype": "bf16"}, tmp_path,
                            tmp_path)
     assert body["device"] == "cpu" and body["dtype"] == "float32"
+
+
+def test_catalog_alignment_trains_in_bf16(tmp_path):
+    """Alignment's candidate states (a pseudo-inverse and its backward) are computed in fp32 inside a bf16
+    trial; they used to fail its backward with "expected m1 and m2 to have the same dtype"."""
+    params = {"strategy": "enc", "user_embeddings": 1, "align_steps": 2, "perceiver": True, "perceiver_layers": 1,
+              "perceiver_latents": 2}
+    body = trial.run_trial({**userllm_spec(params, "fav_category"), "dtype": "bf16"}, tmp_path / "r",
+                           fresh_cache(tmp_path / "cache"))
+    assert body["dtype"] == "bfloat16" and body["accounting"]["align_steps"] == 2

@@ -23,11 +23,13 @@ from bench.models.training import TrainRun, train
 
 def candidate_states(encoder: torch.nn.Module, feature: str, ids: torch.Tensor) -> torch.Tensor:
     """[len(ids), dim]: for each candidate, the least-norm output whose ``feature`` head gives the
-    candidate's own input embedding (differentiable, so a trainable encoder learns from alignment)."""
+    candidate's own input embedding (differentiable, so a trainable encoder learns from alignment).
+    Computed in fp32 outside autocast: the pseudo-inverse's backward does not mix dtypes."""
     head = encoder.heads[feature]
     table = encoder.tower.embed.item.weight if feature == "item" else encoder.tower.embed.category.weight
-    target = table[ids] - head.bias
-    return target @ torch.linalg.pinv(head.weight).T
+    with torch.autocast(ids.device.type, enabled=False):
+        target = table[ids].float() - head.bias.float()
+        return target @ torch.linalg.pinv(head.weight.float()).T
 
 
 def align_to_catalog(ctx: TrialContext, model: torch.nn.Module, tokenizer, steps: int,
