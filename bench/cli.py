@@ -234,7 +234,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bench.report.render import render_report
 
     print(render_report(Path(args.results), suites=args.suite, table=args.table, figure=args.figure,
-                        fmt=args.format, out=Path(args.out) if args.out else None, versus=args.versus))
+                        fmt=args.format, out=Path(args.out) if args.out else None, versus=args.versus,
+                        wide=args.wide))
     return 0
 
 
@@ -332,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="each configuration against the method labelled LABEL on the same test examples: "
                            "paired difference with its bootstrap CI, examples won and lost")
     report.add_argument("--format", default="terminal", choices=["terminal", "markdown", "latex", "csv"])
+    report.add_argument("--wide", action="store_true",
+                        help="the summary with every column (configuration, every metric, costs) in the terminal; "
+                             "markdown, latex and csv always have them")
     report.add_argument("--results", default="results", help="results root (default: results/)")
     report.add_argument("--out", help="write the table or figure here")
     report.set_defaults(func=cmd_report)

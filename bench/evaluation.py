@@ -106,17 +106,18 @@ def score_examples(task: Task, protocol: Protocol, dataset: Dataset, examples: E
         raise PredictionError(f"predict returned {type(predictions).__name__}; expected "
                               "bench.evaluation.Predictions(scores=..., ranked=... or texts=...)")
     labels = task.labels(dataset, examples, protocol)
-    metric = get_metric(protocol.metric)
-    if metric.scores == "ranking":
-        if predictions.texts is not None:
-            raise PredictionError(f"task {task.name} needs ranked ids or scores, got texts")
-        top = ranking(dataset, examples, predictions, protocol, max(protocol.ks), task.n_candidates(dataset))
-        return metric.compute(top, labels, protocol.ks)
-    if predictions.texts is None:
-        raise PredictionError(f"task {task.name} needs generated texts")
-    if len(predictions.texts) != len(examples):
-        raise PredictionError(f"{len(predictions.texts)} texts for {len(examples)} examples")
-    return metric.compute(predictions.texts, list(labels), protocol.ks)
+    metrics = [get_metric(name) for name in task.metrics]
+    if task.generates_text:
+        if predictions.texts is None:
+            raise PredictionError(f"task {task.name} needs generated texts")
+        if len(predictions.texts) != len(examples):
+            raise PredictionError(f"{len(predictions.texts)} texts for {len(examples)} examples")
+        return {name: values for metric in metrics
+                for name, values in metric.compute(predictions.texts, list(labels), protocol.ks).items()}
+    if predictions.texts is not None:
+        raise PredictionError(f"task {task.name} needs ranked ids or scores, got texts")
+    top = ranking(dataset, examples, predictions, protocol, max(protocol.ks), task.n_candidates(dataset))
+    return {name: values for metric in metrics for name, values in metric.compute(top, labels, protocol.ks).items()}
 
 
 def predict_and_score(predict: Callable[[Examples], Predictions], method: str, task: Task, protocol: Protocol,

@@ -55,14 +55,34 @@ def get_metric(name: str) -> Metric:
     return METRICS[name]
 
 
-@register_metric("recall", scores="ranking", per_k=True)
+def first_hit(top: np.ndarray, labels: np.ndarray, depth: int) -> np.ndarray:
+    """0-based rank of each example's one relevant label in its ranking [n, >= depth] (``depth`` where absent)."""
+    if top.shape[1] < depth:
+        raise ValueError(f"ranking depth {top.shape[1]} < max k {depth}")
+    return np.where(top == labels[:, None], np.arange(top.shape[1]), top.shape[1]).min(axis=1)
 
+
+@register_metric("recall", scores="ranking", per_k=True)
 def recall_at_k(top: np.ndarray, labels: np.ndarray, ks: Sequence[int]) -> dict[str, np.ndarray]:
     """Per-example recall@k (one relevant label each, so hit@k) from ranked ids [n, >= max(ks)]."""
-    if top.shape[1] < max(ks):
-        raise ValueError(f"ranking depth {top.shape[1]} < max k {max(ks)}")
-    first_hit = np.where(top == labels[:, None], np.arange(top.shape[1]), top.shape[1]).min(axis=1)
-    return {f"recall@{k}": (first_hit < k).astype(np.float64) for k in ks}
+    rank = first_hit(top, labels, max(ks))
+    return {f"recall@{k}": (rank < k).astype(np.float64) for k in ks}
+
+
+@register_metric("ndcg", scores="ranking", per_k=True)
+def ndcg_at_k(top: np.ndarray, labels: np.ndarray, ks: Sequence[int]) -> dict[str, np.ndarray]:
+    """Per-example NDCG@k with one relevant label: 1 / log2(rank + 2) where it is in the top k, else 0
+    (its ideal DCG is 1), as RecBole and the sequential-recommendation literature compute it."""
+    rank = first_hit(top, labels, max(ks))
+    gain = 1.0 / np.log2(rank + 2.0)
+    return {f"ndcg@{k}": np.where(rank < k, gain, 0.0) for k in ks}
+
+
+@register_metric("mrr", scores="ranking", per_k=True)
+def mrr_at_k(top: np.ndarray, labels: np.ndarray, ks: Sequence[int]) -> dict[str, np.ndarray]:
+    """Per-example reciprocal rank cut at k: 1 / (rank + 1) where the label is in the top k, else 0."""
+    rank = first_hit(top, labels, max(ks))
+    return {f"mrr@{k}": np.where(rank < k, 1.0 / (rank + 1.0), 0.0) for k in ks}
 
 
 def rouge_lsum(predictions: Sequence[str], references: Sequence[str]) -> np.ndarray:

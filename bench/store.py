@@ -13,6 +13,7 @@ import pandas as pd
 
 from bench.errors import ConfigError
 from bench.spec import TrialSpec
+from bench.tasks import TASKS
 
 RESULTS_ROOT = Path("results")
 
@@ -139,6 +140,11 @@ def flat_params(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _primary_metric(spec: TrialSpec) -> str | None:
+    """The metric the trial's task ranks by under its protocol (None for a task this harness lacks)."""
+    return TASKS[spec.task].primary_metric(spec.protocol) if spec.task in TASKS else None
+
+
 def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per trial: identity columns, the dtype it computed in, params, budget and protocol as columns (``param.<name>``
     with nested parameters dotted, ``param.encoder.kind``,
@@ -150,6 +156,7 @@ def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
         row = {"trial_id": rec["trial_id"], "suite": rec["suite"], "status": rec["status"],
                "method": spec.method, "label": spec.label or spec.method,
                "dataset": spec.dataset.name, "dataset_options": dataset_options(spec.dataset.to_json()),
+               "dataset_label": spec.dataset.describe(), "primary_metric": _primary_metric(spec),
                "task": spec.task, "seq_len": spec.seq_len, "seed": spec.seed,
                "search_group": spec.search_group, "search_metric": spec.search_metric, "dtype": rec.get("dtype")}
         row.update(flat_params(dict(spec.params), "param."))

@@ -33,7 +33,7 @@ TOP_KEYS = {"name": str, "description": str, "feeds": list, "plugins": list, "da
 METHOD_KEYS = {"method": str, "label": str, "params": dict, "grid": dict, "search": dict, "budget": dict,
                "tasks": list, "seq_lens": list}
 DATASET_KEYS = {"name": str, "path": str, "options": dict}
-PROTOCOL_KEYS = {"ks": list, "exclude_history": (bool, str), "favorite": str}
+PROTOCOL_KEYS = {"ks": list, "exclude_history": (bool, str), "favorite": str, "primary": dict}
 RESOURCE_KEYS = {"cpu": int, "gpu": (int, float, str), "memory_gb": (int, float)}
 BUDGET_PREFIX = "budget."  # a search space key that samples a budget field, not a method parameter
 DEFAULT_MEMORY_GB = 4  # host memory a trial asks Ray for: trials are packed onto a node only where they fit
@@ -267,6 +267,14 @@ def _validate(raw: dict[str, Any], path: Path, budget_scale: float | None, prese
     protocol = _check_keys(raw.get("protocol", {}), PROTOCOL_KEYS, "protocol")
     if "ks" in protocol:
         _ints(protocol["ks"], "protocol.ks", 1)
+    for task_name, metric in protocol.get("primary", {}).items():
+        where = f"protocol.primary.{task_name}"
+        if task_name not in TASKS:
+            raise _fail(where, f"unknown task {task_name!r}; expected one of {', '.join(TASKS)}")
+        names = get_task(task_name).metric_names(_protocol_for(task_name, {k: v for k, v in protocol.items()
+                                                                           if k != "primary"}))
+        if metric not in names:
+            raise _fail(where, f"got {metric!r}; task {task_name} reports {', '.join(names)}")
     resources = _check_keys(raw.get("resources", {}), RESOURCE_KEYS, "resources")
     if resources.get("cpu", 1) < 1:
         raise _fail("resources.cpu", f"got {resources['cpu']}; expected an integer >= 1")
@@ -316,10 +324,13 @@ def _budget(base: dict[str, Any], override: dict[str, Any], scale: float | None,
 
 
 def _protocol_for(task_name: str, overrides: dict[str, Any]) -> Protocol:
+    """The task's protocol with the suite's ``protocol:`` overrides it takes, and its primary metric
+    where ``protocol.primary`` names one for this task."""
     task = get_task(task_name)
     accepted = inspect.signature(task.protocol).parameters
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if k in accepted}
-    return task.protocol(**kwargs)
+    primary = overrides.get("primary", {}).get(task_name, "")
+    return dataclasses.replace(task.protocol(**kwargs), primary=primary)
 
 
 def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str, Any]], tasks: list[str],
@@ -359,7 +370,7 @@ def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str
             if search is None:
                 suite.trials.append(spec)
             else:
-                metrics = spec.protocol.metric_names()
+                metrics = get_task(task).metric_names(spec.protocol)
                 if search.metric not in metrics:
                     raise _fail(f"{where}.search.metric", f"got {search.metric!r}; task {task} reports "
                                                            f"{', '.join(metrics)}")

@@ -37,6 +37,7 @@ class Protocol:
     # label, as RecBole's full-sort evaluator does), "window" (the input window's items) or "none"
     exclude_history: str = "none"
     favorite: str = ""  # fav_category: the favourite over the user's "history" up to the label, or the "window"
+    primary: str = ""  # the metric validation checks and summaries rank by ("": the task's default)
 
     def __post_init__(self) -> None:
         exclude = {True: "history", False: "none"}.get(self.exclude_history, self.exclude_history)
@@ -49,11 +50,12 @@ class Protocol:
         get_metric(self.metric)
 
     def to_dict(self) -> dict:
-        return asdict(self)
-
-    def metric_names(self) -> list[str]:
-        """The values this protocol reports (what validation and a search may select on)."""
-        return get_metric(self.metric).names(self.ks)
+        """The protocol as records keep it (``primary`` only where a suite set it, so the trial ids of
+        suites that do not are those from before it existed)."""
+        out = asdict(self)
+        if not self.primary:
+            del out["primary"]
+        return out
 
 
 def rating_texts(dataset: Dataset, positions: np.ndarray) -> np.ndarray:
@@ -68,6 +70,7 @@ class Task(ABC):
     name: str
     description: str
     question: str  # what an LLM is asked after the user's history (its answer follows)
+    metrics: tuple[str, ...]  # registered metrics (bench.metrics) the task reports, each at every k of a ranking
     label_event_is_input: bool = False  # the label event's item and rating are part of the input (review_gen)
     feature: str | None = None  # the event feature a label id indexes ("item", "category"); None: text labels
 
@@ -111,8 +114,17 @@ class Task(ABC):
         events.loc[label_positions, "item"] = ((true + shift) % dataset.n_items).astype(np.int32)
         return events
 
+    def metric_names(self, protocol: Protocol) -> list[str]:
+        """Every value this task reports under ``protocol`` (what validation and a search may select on)."""
+        return [name for metric in self.metrics for name in get_metric(metric).names(protocol.ks)]
+
     def primary_metric(self, protocol: Protocol) -> str:
-        """The metric validation checks compare: recall@10 (or the largest k) by default."""
+        """The metric validation checks compare and summaries sort by: the protocol's ``primary`` where a
+        suite names one, else the task's default."""
+        return protocol.primary or self.default_primary(protocol)
+
+    def default_primary(self, protocol: Protocol) -> str:
+        """recall@10 (or the largest k)."""
         return f"recall@{10 if 10 in protocol.ks else max(protocol.ks)}"
 
     def usable(self, dataset: Dataset, examples: Examples) -> np.ndarray:
@@ -128,6 +140,7 @@ class NextItem(Task):
     description = "predict the next item; recall@k over a full ranking of the catalog"
     question = "Which item will the user interact with next? Answer with its title.\nAnswer:"
     feature = "item"
+    metrics = ("recall", "ndcg", "mrr")
 
     def protocol(self, ks: tuple[int, ...] = (1, 5, 10), exclude_history: str | bool = "history") -> Protocol:
         return Protocol("recall", tuple(ks), "catalog", exclude_history)
@@ -151,6 +164,7 @@ class FavoriteCategory(Task):
                    "wording; ties: the most recently seen); recall@k")
     question = "Which category appears most often in the user's history?\nAnswer:"
     feature = "category"
+    metrics = ("recall",)
 
     def protocol(self, ks: tuple[int, ...] = (1, 5, 10), favorite: str = "history") -> Protocol:
         return Protocol("recall", tuple(ks), "categories", "none", favorite)
@@ -166,7 +180,8 @@ class FavoriteCategory(Task):
     def candidate_names(self, dataset: Dataset) -> list[str]:
         return list(dataset.categories)
 
-    def primary_metric(self, protocol: Protocol) -> str:
+    def default_primary(self, protocol: Protocol) -> str:
+        """recall@1 (or the smallest k): a user has one favourite among a few categories."""
         return f"recall@{1 if 1 in protocol.ks else min(protocol.ks)}"
 
 
@@ -174,6 +189,7 @@ class ReviewGeneration(Task):
     name = "review_gen"
     description = "write the user's review of the next item (given its title, category and rating); ROUGE-Lsum"
     question = "Write the user's review of {item}, which they rated {rating}.\nReview:"
+    metrics = ("rouge_lsum",)
     label_event_is_input = True
     corruption = "zzz leakage probe"  # every test review's text in the leakage probe
 
@@ -183,7 +199,7 @@ class ReviewGeneration(Task):
     def labels(self, dataset: Dataset, examples: Examples, protocol: Protocol | None = None) -> np.ndarray:
         return dataset.events["review"].to_numpy()[examples.label_positions]
 
-    def primary_metric(self, protocol: Protocol) -> str:
+    def default_primary(self, protocol: Protocol) -> str:
         return "rouge_lsum"
 
     def questions(self, dataset: Dataset, label_positions: np.ndarray, item_text: np.ndarray) -> np.ndarray:

@@ -348,3 +348,50 @@ def test_a_degenerate_hit_rate_gets_the_exact_binomial_interval():
     none = summarize(np.zeros(100))
     assert none["ci_low"] == 0.0 and none["ci_high"] == pytest.approx(0.0362, abs=1e-4)
     assert summarize(np.ones(50))["ci_low"] == pytest.approx(0.9289, abs=1e-4)
+
+
+def test_the_terminal_summary_fits_120_columns_sorted_by_the_primary_metric(tmp_path):
+    from bench.report.terminal import terminal_summary
+
+    def ranked(trial_id: str, label: str, recall: float, **params) -> dict:
+        rec = record(trial_id, "ml-100k", recall, **params)
+        rec["spec"]["label"] = label
+        stats = {"mean": recall / 2, "ci_low": 0.0, "ci_high": 1.0, "n": 10}
+        rec["metrics"]["test"] |= {"ndcg@10": stats, "mrr@10": stats}
+        return rec
+
+    long = "a method with a label far longer than any terminal column should hold"
+    records = [ranked("a", "Popularity", 0.10), ranked("b", long, 0.30), ranked("c", "DualEnc", 0.20, dim=32),
+               ranked("d", "DualEnc", 0.25, dim=64),
+               {**record("e", "ml-100k", 0.0), "status": "failed", "error": {"message": "boom " * 80}}]
+    for rec in records:
+        rec["spec"]["method"] = "dual_encoder" if rec["spec"]["label"] == "DualEnc" else rec["trial_id"]
+    text = terminal_summary(records_frame(records), tmp_path)
+    lines = text.splitlines()
+    assert max(map(len, lines)) <= 120
+    assert lines[0] == "ml-100k · next_item · N=50 · sorted by test recall@10"
+    assert lines[1].split() == ["configuration", "test", "n", "recall@10", "ndcg@10", "mrr@10", "train", "ex",
+                                "train", "s", "stopped"]
+    names = [line.split("  ")[0] for line in lines[3:7]]
+    assert names == [long[:29] + "…", "DualEnc [dim=64]", "DualEnc [dim=32]", "Popularity"]
+    assert "0.3000 [0.300, 0.300]" in lines[3] and "0.1500" in lines[3]
+    assert lines[-2].startswith("  e ml-100k/next_item/N=50 seed=0: boom boom") and lines[-2].endswith("…")
+    assert lines[-1].strip() == str(tmp_path / "s" / "trials" / "e.json")
+
+
+def test_results_load_gives_one_row_per_trial_with_per_example_values_on_request(tmp_path):
+    from bench import results
+    from bench.store import record_path, write_json_atomically
+
+    for name, recall in (("popularity", 0.1), ("dual_encoder", 0.3)):
+        rec = record(name, "ml-100k", recall, dim=64)
+        rec["per_example"] = {"test": {"recall@10": [recall > 0.2] * 3 + [0.0] * 7}}
+        write_json_atomically(record_path("s", name, tmp_path), rec)
+    frame = results.load(tmp_path, suite="s", per_example=True)
+    assert sorted(frame["method"]) == ["dual_encoder", "popularity"]
+    row = frame.set_index("method").loc["dual_encoder"]
+    assert row["test/recall@10"] == 0.3 and row["param.dim"] == 64 and row["primary_metric"] == "recall@10"
+    assert row["test/recall@10/values"].tolist() == [1.0] * 3 + [0.0] * 7
+    assert "test/recall@10/values" not in results.load(tmp_path)
+    with pytest.raises(ConfigError, match="--suite other: no results"):
+        results.load(tmp_path, suite="other")

@@ -13,6 +13,7 @@ import yaml
 from bench.cli import main
 from bench.errors import ConfigError
 from bench.suite import check_histories, load_suite
+from bench.tasks import get_task
 
 sys.path.insert(0, str(Path(__file__).parent / "plugins"))
 
@@ -84,8 +85,8 @@ BAD = [
     ({**GOOD, "methods": [{"method": "popularity", "budget": {"patience": 1.5}}]},
      r"methods\[0\]\.budget\.patience: got 1\.5; expected int \| None"),
     ({**GOOD, "methods": [{"method": "test_constant", "search": {"space": {"seconds": {"uniform": [0, 1]}},
-                                                                 "metric": "ndcg@10"}}]},
-     r"methods\[0\]\.search\.metric: got 'ndcg@10'; task next_item reports recall@1, recall@5, recall@10"),
+                                                                 "metric": "auc"}}]},
+     r"methods\[0\]\.search\.metric: got 'auc'; task next_item reports recall@1, recall@5, recall@10, ndcg@1"),
     ({**GOOD, "budget": {"epochs": 3}}, r"budget\.epochs: unknown key"),
     ({**GOOD, "datasets": ["ml-20m"]}, r"datasets\[0\]\.path: dataset ml-20m is not embedded"),
     ({**GOOD, "datasets": [{"name": "ml-20m", "path": "/no/such/folder"}]}, r"datasets\[0\]\.path: /no/such/folder does not exist"),
@@ -237,3 +238,22 @@ def test_two_labels_with_one_configuration_are_refused_naming_both(tmp_path):
                                                 {"method": "popularity", "label": "Pop B"}]})
     with pytest.raises(ConfigError, match="methods labelled 'Pop A' and 'Pop B' have one configuration"):
         load_suite(path)
+
+
+def test_a_suite_names_its_primary_metric_per_task(tmp_path):
+    plain = load_suite(write(tmp_path, GOOD))
+    raw = {**GOOD, "protocol": {"primary": {"next_item": "ndcg@10"}}}
+    suite = load_suite(write(tmp_path, raw))
+    by_task = {(t.task, t.seq_len, t.seed, t.method, str(t.params)): t for t in suite.trials}
+    for spec in plain.trials:
+        named = by_task[(spec.task, spec.seq_len, spec.seed, spec.method, str(spec.params))]
+        task = get_task(spec.task)
+        expected = "ndcg@10" if spec.task == "next_item" else "recall@1"
+        assert task.primary_metric(named.protocol) == expected and task.primary_metric(spec.protocol) != "ndcg@10"
+        # a different selection is a different trial; suites that name none keep their ids (tests/test_spec.py)
+        assert (named.trial_id == spec.trial_id) == (spec.task != "next_item")
+    for primary, message in [({"next_item": "ndcg@20"}, "protocol.primary.next_item: got 'ndcg@20'; task next_item "
+                                                        "reports recall@1, recall@5, recall@10, ndcg@1"),
+                             ({"next_items": "ndcg@10"}, "protocol.primary.next_items: unknown task 'next_items'")]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_suite(write(tmp_path, {**GOOD, "protocol": {"primary": primary}}))

@@ -11,7 +11,7 @@ import pytest
 from bench.data import build_split
 from bench.errors import ConfigError
 from bench.evaluation import Predictions, evaluate, ranking
-from bench.metrics import bootstrap_ci, get_metric, recall_at_k, rouge_lsum
+from bench.metrics import bootstrap_ci, get_metric, mrr_at_k, ndcg_at_k, recall_at_k, rouge_lsum
 from bench.tasks import TASKS, Protocol, get_task
 
 from conftest import make_dataset
@@ -110,6 +110,31 @@ def test_recall_at_k_hand_computed():
     assert hits["recall@3"].tolist() == [1, 1, 0]
 
 
+def test_ndcg_and_mrr_hand_computed():
+    top = np.array([[3, 1, 2, 0], [0, 2, 1, 3], [2, 3, 0, 1], [1, 2, 3, 0]])  # labels at ranks 1, 0, 3, absent
+    labels = np.array([1, 0, 1, 7])
+    ndcg, mrr = ndcg_at_k(top, labels, (1, 2, 4)), mrr_at_k(top, labels, (1, 2, 4))
+    np.testing.assert_allclose(ndcg["ndcg@1"], [0, 1, 0, 0])
+    np.testing.assert_allclose(ndcg["ndcg@2"], [1 / np.log2(3), 1, 0, 0])
+    np.testing.assert_allclose(ndcg["ndcg@4"], [1 / np.log2(3), 1, 1 / np.log2(5), 0])
+    np.testing.assert_allclose(mrr["mrr@2"], [0.5, 1, 0, 0])
+    np.testing.assert_allclose(mrr["mrr@4"], [0.5, 1, 0.25, 0])
+
+
+def test_next_item_reports_recall_ndcg_and_mrr_from_one_ranking_with_cis(ml100k):
+    task = get_task("next_item")
+    test = build_split(ml100k, 20).test.subset(slice(0, 200))
+    scores = np.random.default_rng(0).random((len(test), ml100k.n_items))
+    summary, per_example = evaluate(task, task.protocol(), ml100k, test, Predictions(scores=scores))
+    assert list(per_example) == task.metric_names(task.protocol())
+    for k in (1, 5, 10):  # ndcg and mrr lie between recall/k-ish bounds and are 0 exactly where recall is
+        hit = per_example[f"recall@{k}"] > 0
+        assert ((per_example[f"ndcg@{k}"] > 0) == hit).all() and ((per_example[f"mrr@{k}"] > 0) == hit).all()
+        assert (per_example[f"mrr@{k}"] <= per_example[f"ndcg@{k}"] + 1e-12).all()
+        stats = summary[f"ndcg@{k}"]
+        assert stats["ci_low"] <= stats["mean"] <= stats["ci_high"] and stats["n"] == len(test)
+
+
 def test_rouge_lsum_hand_computed():
     # LCS("the cat sat", "the cat sat on the mat") = 3: P = 3/3, R = 3/6, F = 2PR/(P+R) = 2/3
     assert rouge_lsum(["the cat sat"], ["the cat sat on the mat"]) == pytest.approx([200 / 3])
@@ -199,10 +224,13 @@ def test_window_count_is_the_window_labels_ceiling_and_below_it_on_the_papers_la
 
 def test_the_metric_registry_names_each_protocols_values_and_refuses_unknown_metrics():
     assert get_metric("recall").names((1, 5)) == ["recall@1", "recall@5"] and get_metric("recall").higher_is_better
-    assert get_task("next_item").protocol(ks=(1, 10)).metric_names() == ["recall@1", "recall@10"]
-    assert get_task("review_gen").protocol().metric_names() == ["rouge_lsum"]
-    with pytest.raises(ConfigError, match="unknown metric 'ndcg'; expected one of recall, rouge_lsum"):
-        Protocol("ndcg")
+    next_item = get_task("next_item")
+    assert next_item.metric_names(next_item.protocol(ks=(1, 10))) == ["recall@1", "recall@10", "ndcg@1", "ndcg@10",
+                                                                     "mrr@1", "mrr@10"]
+    assert get_task("fav_category").metric_names(get_task("fav_category").protocol(ks=(1,))) == ["recall@1"]
+    assert get_task("review_gen").metric_names(get_task("review_gen").protocol()) == ["rouge_lsum"]
+    with pytest.raises(ConfigError, match="unknown metric .bleu.; expected one of recall, ndcg, mrr, rouge_lsum"):
+        Protocol("bleu")
 
 
 def test_each_task_names_its_candidates_question_and_answers():

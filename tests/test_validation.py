@@ -33,8 +33,8 @@ def test_checks_every_eval_every_steps_and_the_final_valid_metric_is_the_best_ch
     assert [p["step"] for p in training["curve"]] == [10, 20, 30, 40]
     assert [p["examples_seen"] for p in training["curve"]] == [320, 640, 960, 1280]
     assert training["stopped"] == "steps" and training["valid_metric"] == "recall@10"
-    assert all(np.isfinite(p["train_loss"]) and set(p["valid"]) == {"recall@1", "recall@5", "recall@10"}
-               for p in training["curve"])
+    metrics = {f"{name}@{k}" for name in ("recall", "ndcg", "mrr") for k in (1, 5, 10)}
+    assert all(np.isfinite(p["train_loss"]) and set(p["valid"]) == metrics for p in training["curve"])
     seconds = [p["seconds"] for p in training["curve"]]
     assert seconds == sorted(seconds) and seconds[0] > 0
     best = max(training["curve"], key=lambda p: (p["valid"]["recall@10"], -p["step"]))

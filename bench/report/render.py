@@ -11,6 +11,7 @@ from bench.report.formats import format_frame
 from bench.report.paired import versus_rows
 from bench.report.paper_tables import paper_table
 from bench.report.summary import summary_rows
+from bench.report.terminal import terminal_summary
 from bench.store import load_records, records_frame
 
 
@@ -53,7 +54,7 @@ def check_writable(out: Path) -> None:
 
 def render_report(results: Path, suites: list[str] | None = None, table: int | None = None,
                   figure: str | None = None, fmt: str = "terminal", out: Path | None = None,
-                  versus: str | None = None) -> str:
+                  versus: str | None = None, wide: bool = False) -> str:
     check_suites(results, suites)
     if out is not None:
         out = figure_path(out) if figure is not None else out
@@ -80,7 +81,10 @@ def render_report(results: Path, suites: list[str] | None = None, table: int | N
     else:
         if frame.empty:
             raise ConfigError(f"no results under {results}" + (f" for suite(s) {', '.join(suites)}" if suites else ""))
-        text = format_frame(summary_rows(frame), fmt)
+        if fmt == "terminal" and not wide:
+            text = terminal_summary(frame, results)
+        else:
+            text = format_frame(summary_rows(frame), fmt)
     if out is not None:
         try:
             out.write_text(text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench.metrics import METRICS
 from bench.paper_budgets import paper_examples
 
 IDENTITY = ["suite", "label", "method", "dataset", "task", "seq_len"]
@@ -29,15 +30,16 @@ def best_of_searches(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def metric_columns(frame: pd.DataFrame, split: str = "test") -> list[str]:
-    """``<split>/<metric>`` columns, recall@k in increasing k."""
+    """``<split>/<metric>`` columns in ``metric_order``."""
     columns = [c for c in frame.columns if c.startswith(f"{split}/") and "/ci_" not in c]
     return sorted(columns, key=lambda c: metric_order(c.split("/", 1)[1]))
 
 
-def metric_order(name: str) -> tuple[str, int]:
-    """Sort key of a metric name: by name, recall@k in increasing k."""
+def metric_order(name: str) -> tuple[int, str, int]:
+    """Sort key of a metric name: in the registry's order (recall, ndcg, mrr, ...), each in increasing k."""
     stem, _, k = name.partition("@")
-    return stem, int(k) if k.isdigit() else 0
+    rank = list(METRICS).index(stem) if stem in METRICS else len(METRICS)
+    return rank, stem, int(k) if k.isdigit() else 0
 
 
 def varying_params(frame: pd.DataFrame) -> list[str]:

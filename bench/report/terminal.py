@@ -1,0 +1,133 @@
+"""The summary as a terminal shows it: at most 120 columns, one table per dataset and task (and history
+length), its rows sorted by the task's primary metric, one row per configuration; failed trials as one
+line each under the tables. ``bench report --wide`` and the markdown, LaTeX and CSV formats keep every
+column (``bench.report.summary``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from tabulate import tabulate
+
+from bench.report.summary import best_of_searches, metric_order, varying_params
+
+WIDTH = 120
+LABEL_MOST = 30  # characters of a row's name (label and configuration tag)
+
+
+def terminal_summary(frame: pd.DataFrame, results: Path) -> str:
+    """Every finished configuration of ``frame`` (``bench.store.records_frame``) in tables that fit
+    ``WIDTH`` columns, then one line per failed trial naming its record."""
+    ok = best_of_searches(frame[frame["status"] == "ok"])
+    blocks = []
+    for (dataset, task, seq_len), group in ok.groupby(["dataset_label", "task", "seq_len"], sort=True):
+        primary = group["primary_metric"].iloc[0]
+        others = companion_metrics(group, primary)
+        title = f"{dataset} · {task} · N={seq_len} · sorted by test {primary}"
+        blocks.append(title + "\n" + tabulate(_rows(group, primary, others), headers="keys", tablefmt="simple",
+                                              showindex=False, disable_numparse=True))
+    notes = []
+    if ok["capped"].any():
+        notes.append("* tested on a capped sample (budget.max_test_examples), not the whole test set")
+    if "train.still_rising" in ok and ok["train.still_rising"].isin([True]).any():
+        notes.append("↑ validation was still rising at the last check")
+    if notes:
+        blocks.append("\n".join(notes))
+    failed = frame[frame["status"] != "ok"]
+    if len(failed):
+        lines = [f"failed ({len(failed)}):"]
+        for _, trial in failed.iterrows():
+            name = f"  {trial['label']} {trial['dataset']}/{trial['task']}/N={trial['seq_len']} seed={trial['seed']}: "
+            lines.append(name + _shortened(" ".join(str(trial.get("error") or "").split()), WIDTH - len(name)))
+            lines.append(f"    {results / trial['suite'] / 'trials' / (trial['trial_id'] + '.json')}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _shortened(text: str, most: int) -> str:
+    most = max(most, 20)
+    return text if len(text) <= most else text[:most - 1] + "…"
+
+
+def companion_metrics(group: pd.DataFrame, primary: str, most: int = 2) -> list[str]:
+    """Up to ``most`` test metrics shown beside the primary: the other metrics at its cut-off k (NDCG and
+    MRR beside recall@10), else the same metric at its other cut-offs."""
+    names = [c.split("/", 1)[1] for c in group.columns
+             if c.startswith("test/") and "/ci_" not in c and group[c].notna().any()]
+    names = sorted((n for n in names if n != primary), key=metric_order)
+    stem, _, k = primary.partition("@")
+    same_k = [n for n in names if k and n.endswith(f"@{k}")]
+    same_stem = [n for n in names if n.startswith(f"{stem}@")]
+    return (same_k + same_stem)[:most]
+
+
+def _tags(group: pd.DataFrame) -> pd.Series:
+    """A short configuration tag for rows whose label has several configurations (what varies)."""
+    varying = [c for c in varying_params(group) if not c.startswith("protocol.")]
+    tags = pd.Series("", index=group.index)
+    for _, rows in group.groupby("label"):
+        if len(rows) < 2:
+            continue
+        columns = [c for c in varying if rows[c].astype(str).nunique() > 1]
+        tags[rows.index] = rows[columns].apply(
+            lambda row: ",".join(f"{c.split('.', 1)[1]}={_value(v)}" for c, v in row.items()), axis=1)
+    return tags
+
+
+def _value(value: object) -> str:
+    """A parameter as a suite writes it (a column with gaps holds 64 as 64.0)."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def _rows(group: pd.DataFrame, primary: str, others: list[str]) -> pd.DataFrame:
+    """One row per configuration (seeds pooled: mean ± std where several), best first."""
+    tags = _tags(group)
+    keys = group.assign(_tag=tags).groupby(["label", "_tag"], sort=False)
+    rows = []
+    for (label, tag), trials in keys:
+        name = f"{label} [{tag}]" if tag else label
+        mean = trials[f"test/{primary}"].mean()
+        row = {"configuration": _shortened(name, LABEL_MOST),
+               "test n": _count(trials), primary: _with_interval(trials, primary)}
+        for metric in others:
+            row[metric] = _with_interval(trials, metric, interval=False)
+        seen = trials["train.examples_seen"].dropna() if "train.examples_seen" in trials else pd.Series(dtype=float)
+        row["train ex"] = f"{seen.mean():,.0f}" if len(seen) else "—"
+        seconds = trials["acct.train_seconds"].dropna() if "acct.train_seconds" in trials else pd.Series(dtype=float)
+        row["train s"] = f"{seconds.mean():.0f}" if len(seconds) else "—"
+        row["stopped"] = _stopped(trials)
+        rows.append((mean, row))
+    rows.sort(key=lambda pair: -pair[0] if pd.notna(pair[0]) else float("inf"))
+    return pd.DataFrame([row for _, row in rows])
+
+
+def _with_interval(trials: pd.DataFrame, metric: str, interval: bool = True) -> str:
+    column = f"test/{metric}"
+    values = trials[column].dropna() if column in trials else pd.Series(dtype=float)
+    if values.empty:
+        return "—"
+    if len(values) > 1:
+        return f"{values.mean():.4f} ± {values.std(ddof=1):.4f}"
+    if not interval:
+        return f"{values.iloc[0]:.4f}"
+    low, high = trials[f"{column}/ci_low"].iloc[0], trials[f"{column}/ci_high"].iloc[0]
+    return f"{values.iloc[0]:.4f} [{low:.3f}, {high:.3f}]"
+
+
+def _count(trials: pd.DataFrame) -> str:
+    """Test examples (seeds: their distinct counts); '*' where a cap kept it below the test set."""
+    counts = "/".join(str(int(n)) for n in dict.fromkeys(trials["test_n"].dropna()))
+    return counts + ("*" if trials["capped"].any() else "")
+
+
+def _stopped(trials: pd.DataFrame) -> str:
+    """Why training ended and at which step the weights it tested were saved ("patience @400")."""
+    if "train.stopped" not in trials or trials["train.stopped"].isna().all():
+        return "—"
+    ends = []
+    for _, trial in trials.iterrows():
+        best = trial.get("train.best_step")
+        rising = "↑" if trial.get("train.still_rising") else ""
+        ends.append(f"{trial['train.stopped']} @{best:.0f}{rising}" if pd.notna(best) else str(trial["train.stopped"]))
+    return "; ".join(dict.fromkeys(ends))
