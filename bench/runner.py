@@ -35,6 +35,7 @@ from bench.paper_budgets import paper_examples
 from bench.spec import TrialSpec
 from bench.store import jsonable, load_records, read_checked, read_record, record_path, write_json_atomically
 from bench.suite import BUDGET_PREFIX, SearchSpec, Suite
+from bench.tracking import Logger, logged_name, logger_callbacks
 from bench.trial import execute_trial
 
 MAX_SOCKET_DIR = 60  # Ray's unix socket paths must stay under ~107 characters
@@ -135,12 +136,23 @@ def _trainable(config: dict[str, Any]) -> None:
     cache = Path(config["shared_cache"]) if config["shared_cache"] else cache_root()
     files = trial_files_root(Path(config["results_root"]), config["driver_node"])
     record = execute_trial(spec, files, cache, show_progress=config["verbose"],
-                           report=lambda progress: tune.report({PROGRESS_KEY: json.dumps(progress)}))
+                           report=lambda progress: tune.report(_progress_result(progress)))
     result = {"ok": record["status"] == "ok", "trial_id": spec.trial_id, "headline": _headline(record),
               "describe": _describe(spec), RECORD_KEY: json.dumps(record, default=jsonable)}
-    for split, metrics in record.get("metrics", {}).items():
-        result.update({f"{split}/{name}": stats["mean"] for name, stats in metrics.items()})
+    for split, metrics in record.get("metrics", {}).items():  # the tested weights' validation score: not a check
+        prefix = "test" if split == "test" else "tested_weights_valid"
+        result.update({logged_name(f"{prefix}/{name}"): stats["mean"] for name, stats in metrics.items()})
+    steps = (record.get("accounting") or {}).get("train_steps")
+    if isinstance(steps, int):
+        result["timesteps_total"] = steps  # the final metrics at the last training step (loggers' x axis)
     tune.report(result)
+
+
+def _progress_result(progress: dict[str, Any]) -> dict[str, Any]:
+    """A progress report as a Tune result: the line the driver prints (JSON) and, beside it, the numbers
+    logger callbacks record (``--log``), at the report's training step (``timesteps_total``)."""
+    shown = {k: v for k, v in progress.items() if k != "logged"}
+    return {PROGRESS_KEY: json.dumps(shown), **{logged_name(k): v for k, v in (progress.get("logged") or {}).items()}}
 
 
 def _tune_space(search: SearchSpec) -> dict[str, Any]:
@@ -259,9 +271,9 @@ def start_ray(run_dir: Path, address: str | None, cpus: int | None, verbose: boo
     level = "INFO" if verbose else "CRITICAL"
     if not verbose:  # the harness says what happened to each trial itself ([done], [error] lines)
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no experiment box, no TensorBoard hint
-        os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # records are the results
         logging.getLogger("ray").setLevel(logging.CRITICAL)
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # the harness stops the run itself (bench.interrupt)
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # records are the results; --log adds loggers
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         check_address(address)
@@ -367,17 +379,19 @@ def cluster_line(resources: dict[str, float]) -> str:
 
 
 def _tune(trainable: Any, param_space: dict[str, Any], run_dir: Path, name: str, samples: int = 1,
-          search: Any = None, lines: Any = None) -> None:
+          search: Any = None, lines: Any = None, loggers: list[Logger] = ()) -> None:
     from ray import tune
 
     tune_config = tune.TuneConfig(num_samples=samples, search_alg=search, reuse_actors=False)
+    callbacks = [lines, *logger_callbacks(list(loggers), run_dir, run_dir.name)]
     run_config = tune.RunConfig(name=name, storage_path=str((run_dir / "tune").resolve()), verbose=0,
-                                callbacks=[lines], failure_config=tune.FailureConfig(fail_fast=False, max_failures=0))
+                                callbacks=callbacks, failure_config=tune.FailureConfig(fail_fast=False, max_failures=0))
     tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config).fit()
 
 
 def _tune_grid(trainable: Any, common: dict[str, Any], pending: list[TrialSpec], run_dir: Path, name: str,
-               results_root: Path, show_progress: bool = True, started: set[str] | None = None) -> None:
+               results_root: Path, show_progress: bool = True, started: set[str] | None = None,
+               loggers: list[Logger] = ()) -> None:
     """Run ``pending`` as one Tune grid. Tune aborts the whole experiment when Ray's memory monitor kills
     a worker (it raises instead of failing the trial): record the trials then in flight as failed and
     go on with the others."""
@@ -388,7 +402,7 @@ def _tune_grid(trainable: Any, common: dict[str, Any], pending: list[TrialSpec],
         lines = _callback(results_root, show_progress, started)
         try:
             _tune(trainable, {**common, "spec": tune.grid_search([spec.to_json() for spec in pending])}, run_dir,
-                  name, lines=lines)
+                  name, lines=lines, loggers=loggers)
             return
         except RuntimeError as exc:
             if not isinstance(exc.__cause__, RayError):
@@ -402,10 +416,11 @@ def _tune_grid(trainable: Any, common: dict[str, Any], pending: list[TrialSpec],
 
 def run_suite(suite: Suite, results_root: Path, shared_cache: Path | None = None, address: str | None = None,
               cpus: int | None = None, show_progress: bool = True, verbose: bool = False,
-              keep_stale: bool = False) -> RunSummary:
+              keep_stale: bool = False, loggers: list[Logger] = ()) -> RunSummary:
     """Run every trial of ``suite`` that has no ok record, or whose ok record other sources made (unless
     ``keep_stale``), wherever the cluster puts it; write every record into ``results_root`` on this (the
-    driver's) machine; return what happened. ``shared_cache`` None: each node uses its own default cache."""
+    driver's) machine; return what happened. ``shared_cache`` None: each node uses its own default cache.
+    ``loggers``: experiment tracking (``bench.tracking``)."""
     run_dir = results_root / suite.name
     finished = {spec.trial_id: _finished(suite, spec, results_root) for spec in suite.trials}
     stale = {spec.trial_id for spec in suite.trials
@@ -433,7 +448,7 @@ def run_suite(suite: Suite, results_root: Path, shared_cache: Path | None = None
             joined = start_ray(run_dir, address, cpus, verbose, shared_cache)
             install()
             check()
-            _run_trials(suite, common, pending, searches, results_root, show_progress, started)
+            _run_trials(suite, common, pending, searches, results_root, show_progress, started, list(loggers))
             check()
             if joined:
                 stop_ray(before)
@@ -455,7 +470,7 @@ def run_suite(suite: Suite, results_root: Path, shared_cache: Path | None = None
 
 
 def _run_trials(suite: Suite, common: dict[str, Any], pending: list[TrialSpec], searches: list[tuple],
-                results_root: Path, show_progress: bool, started: set[str]) -> None:
+                results_root: Path, show_progress: bool, started: set[str], loggers: list[Logger]) -> None:
     """The grid, then each search, as Tune experiments on the Ray this process joined."""
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
@@ -465,13 +480,14 @@ def _run_trials(suite: Suite, common: dict[str, Any], pending: list[TrialSpec], 
     resources = trial_resources(suite)
     print(cluster_line(resources), flush=True)
     trainable = tune.with_resources(_trainable, resources)
-    _tune_grid(trainable, common, pending, run_dir, f"{suite.name}-grid", results_root, show_progress, started)
+    _tune_grid(trainable, common, pending, run_dir, f"{suite.name}-grid", results_root, show_progress, started,
+               loggers)
     for spec, search, remaining in searches:
         check()
         _tune(trainable, {**common, "spec": spec.to_json(), "sample": _tune_space(search)}, run_dir,
               f"{suite.name}-search-{spec.search_group}", samples=remaining,
               search=BasicVariantGenerator(random_state=spec.seed + remaining),
-              lines=_callback(results_root, show_progress, started))
+              lines=_callback(results_root, show_progress, started), loggers=loggers)
 
 
 def _written_since(path: Path, since: float) -> bool:

@@ -66,7 +66,11 @@ class Validation:
         best = self.best
         self.points.append({"step": step, "seconds": round(seconds, 3), "examples_seen": examples_seen,
                             "train_loss": train_loss, "valid": valid})
-        self.report({"step": step, "seconds": round(seconds, 1), f"valid {self.metric}": round(valid[self.metric], 4)})
+        logged = {"timesteps_total": step, "examples_seen": examples_seen, **{f"valid/{k}": v for k, v in valid.items()}}
+        if train_loss is not None:
+            logged["train_loss"] = train_loss
+        self.report({"step": step, "seconds": round(seconds, 1), f"valid {self.metric}": round(valid[self.metric], 4),
+                     "logged": logged})
         return best is None or valid[self.metric] > best["valid"][self.metric]
 
     @property

@@ -162,7 +162,8 @@ def train(ctx: TrialContext, model: torch.nn.Module, step_loss: Callable[[np.nda
         last = step == total
         out_of_time = budget.seconds is not None and seconds >= budget.seconds and not last
         if step % 50 == 1 or last:
-            ctx.report({f"{desc}_loss": float(losses[-1]), f"{desc}_step": step})
+            loss = float(losses[-1])
+            ctx.report({f"{desc}_loss": loss, f"{desc}_step": step, "logged": {f"{desc}_loss": loss, f"{desc}_step": step}})
             release_free_heap()
         if validation is not None and (step % (budget.eval_every or total) == 0 or last or out_of_time):
             model.eval()

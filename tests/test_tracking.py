@@ -1,0 +1,63 @@
+"""Experiment tracking (``bench run --log``): a trial's validation curve and final metrics read back from
+the local MLflow store and from TensorBoard's event files, the same numbers as its record."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.errors import ConfigError
+from bench.store import load_records
+from bench.tracking import Logger, check_loggers, parse_log
+
+from test_runner import run_cli, suite_file
+
+
+def test_log_values_are_checked_before_anything_runs(monkeypatch):
+    assert parse_log("mlflow=http://host:5000") == Logger("mlflow", "http://host:5000")
+    with pytest.raises(ValueError, match="only mlflow takes a URI"):
+        parse_log("csv=out.csv")
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    with pytest.raises(ConfigError, match=r"--log mlflow needs mlflow, sqlalchemy, alembic.*pip install -e '.\[tracking\]'"):
+        check_loggers([Logger("mlflow")])
+
+
+def test_a_trials_curve_and_metrics_reach_mlflow_and_tensorboard(tmp_path):
+    pytest.importorskip("mlflow", reason="the tracking extra (pip install -e '.[tracking]') is not installed")
+    from mlflow.tracking import MlflowClient
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    path = suite_file(tmp_path, [{"method": "dual_encoder", "params": {"layers": 1, "dim": 16, "heads": 2}}],
+                      budget={"steps": 6, "eval_every": 2, "max_valid_examples": 40, "max_test_examples": 40})
+    results = tmp_path / "results"
+    out = run_cli(["run", str(path), "--results", str(results), "--no-progress", "--log", "mlflow",
+                   "--log", "tensorboard", "--log", "csv"], tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    (record,) = load_records(results, ["t"])
+    curve = {point["step"]: point["valid"]["recall@10"] for point in record["training"]["curve"]}
+    assert sorted(curve) == [2, 4, 6]
+
+    client = MlflowClient(f"sqlite:///{results / 't' / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("t").experiment_id])
+    history = client.get_metric_history(run.info.run_id, "valid/recall_at_10")
+    assert {m.step: m.value for m in history} == pytest.approx(curve)
+    assert run.data.metrics["test/recall_at_10"] == pytest.approx(record["metrics"]["test"]["recall@10"]["mean"])
+    assert run.data.params["spec/method"] == "dual_encoder"
+
+    (events,) = (results / "t" / "tune").rglob("events.out.tfevents.*")
+    accumulator = EventAccumulator(str(events.parent))
+    accumulator.Reload()
+    scalars = accumulator.Scalars("ray/tune/valid/recall_at_10")
+    assert {s.step: s.value for s in scalars} == pytest.approx(curve)
+    assert list((results / "t" / "tune").rglob("progress.csv"))
+
+
+def test_a_logger_that_fails_is_one_note_and_the_run_goes_on(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow", reason="the tracking extra (pip install -e '.[tracking]') is not installed")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    path = suite_file(tmp_path, [{"method": "popularity"}])
+    out = run_cli(["run", str(path), "--results", str(tmp_path / "results"), "--no-progress",
+                   "--log", "mlflow=http://127.0.0.1:9"], tmp_path)  # nothing listens on port 9
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stderr.count("note: --log mlflow stopped logging") == 1 and "Traceback" not in out.stderr
+    assert [r["status"] for r in load_records(tmp_path / "results", ["t"])] == ["ok"]
