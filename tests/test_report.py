@@ -101,9 +101,17 @@ def test_figures_are_drawn_from_results(tmp_path):
     assert lines["USER-LLM (Enc)"].get_ydata().tolist() == pytest.approx([0.065, 0.070])
     assert not figure3(frame).axes[2].containers  # no unfrozen-LLM results: an empty panel
     cost = cost_quality(frame).axes[0]
-    points = {c.get_label(): sorted(map(tuple, c.get_offsets().tolist())) for c in cost.collections}
-    assert points["text_prompt"] == [(3e11, pytest.approx(0.055)), (6e11, pytest.approx(0.060))]
-    assert [line.get_ydata()[0] for line in cost.lines] == [0.01]  # popularity: a line, it has no LLM
+    points = sorted((float(line.get_xdata()[0]), float(line.get_ydata()[0])) for line in cost.lines
+                    if line.get_marker() == "o")
+    assert points == [(3e11, pytest.approx(0.055)), (3e11, pytest.approx(0.065)), (6e11, pytest.approx(0.060)),
+                      (6e11, pytest.approx(0.070))]
+    assert {c.get_label() for c in cost.containers} == {"text_prompt", "userllm"}  # each with its CI bars
+    assert [line.get_ydata()[0] for line in cost.lines if line.get_linestyle() == "--"] == [0.01]  # popularity
+    assert {t.get_text() for t in cost.texts} >= {"n=10", "popularity (no LLM; n=10)"}
+    capped = records_frame([{**records[1], "capped": True}, *records[2:]])
+    frozen = figure3(capped).axes[5]
+    hollow = [line.get_markerfacecolor() for line in frozen.lines if line.get_marker() == "o"]
+    assert hollow.count("none") == 1  # TP (LoRA) at N=100 was tested on a capped sample
     with pytest.raises(ConfigError, match="figure 3 needs next_item results"):
         draw_figure("3", [seq_record("popularity", 50, 0.01)], tmp_path / "none.png")
     with pytest.raises(ConfigError, match="--figure 7: expected 3"):
@@ -126,6 +134,10 @@ def test_curves_plot_each_trials_validation_metric_against_step_and_seconds():
     assert by_seconds.lines[0].get_xdata().tolist() == [200.0, 400.0, 600.0]
     assert by_step.lines[0].get_ydata().tolist() == by_seconds.lines[0].get_ydata().tolist() == [0.05, 0.09, 0.08]
     assert "stopped: patience" in by_step.get_legend().get_texts()[0].get_text()
+    assert by_step.lines[0].get_linestyle() == "-"  # no validation count recorded: not marked
+    trained["examples"] = {"valid": [8, 900], "test": [10, 10]}
+    few = curves([trained]).axes[0]
+    assert few.lines[0].get_linestyle() == "--" and "valid n=8, noisy" in few.get_legend().get_texts()[0].get_text()
 
 
 def test_paired_difference_counts_wins_and_losses_on_the_same_examples():

@@ -1,6 +1,10 @@
 """Figures as PNG (matplotlib, headless): the paper's figure 3 (recall@k against history length,
 TextPrompt vs USER-LLM, unfrozen vs frozen LLM) and a cost/quality plot the paper does not have
-(recall@1 against LLM training FLOPs per example, every method of the results)."""
+(recall@1 against LLM training FLOPs per example, every method of the results).
+
+No point stands alone: each carries its 95% CI (or ± std over seeds) and its test count, and a point
+scored on a capped sample of the test set is drawn hollow. Validation curves scored on fewer than
+``FEW_VALID`` examples are dashed and say so."""
 
 from __future__ import annotations
 
@@ -21,6 +25,12 @@ FIGURE3_LINES = {"Unfrozen LLM": {"TP (full)": {"method": "text_prompt", "param.
                  "Frozen LLM": {"TP (LoRA)": {"method": "text_prompt", "param.strategy": "lora"},
                                 "USER-LLM (Enc)": userllm("enc")}}
 KS = (1, 5, 10)
+FEW_VALID = 100  # validation checks on fewer examples than this are drawn as noisy
+
+
+def _marker(capped: bool) -> dict:
+    """A filled marker for a point tested on the whole test set, a hollow one for a capped sample."""
+    return {"markerfacecolor": "none"} if capped else {}
 
 
 def _line(frame: pd.DataFrame, where: dict) -> pd.DataFrame:
@@ -42,9 +52,13 @@ def figure3(frame: pd.DataFrame) -> plt.Figure:
                 rows = _line(frame, where)
                 if rows.empty or metric not in rows:
                     continue
-                points = [_point(one_configuration(group)[0], metric) for _, group in rows.groupby("seq_len")]
-                n, mean, low, high = (list(v) for v in zip(*sorted(points)))
-                ax.errorbar(n, mean, yerr=[low, high], marker="o", capsize=3, label=name)
+                chosen = [one_configuration(group)[0] for _, group in rows.groupby("seq_len")]
+                points = sorted(_point(group, metric) for group in chosen)
+                n, mean, low, high = (list(v) for v in zip(*points))
+                line = ax.errorbar(n, mean, yerr=[low, high], capsize=3, label=name)
+                for group, (x, y, _, _) in zip(sorted(chosen, key=lambda g: int(g["seq_len"].iloc[0])), points):
+                    ax.plot([x], [y], "o", color=line[0].get_color(), **_marker(bool(group["capped"].any())))
+                    ax.annotate(f"n={_count(group)}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
                 drawn += 1
             ax.set_title(f"{panel}: recall@{k}")
             ax.set_xlabel("history length N")
@@ -57,17 +71,27 @@ def figure3(frame: pd.DataFrame) -> plt.Figure:
         raise ConfigError("figure 3 needs next_item results of text_prompt and/or userllm (suite seq_length)")
     datasets = ", ".join(sorted(frame["dataset"].unique()))
     fig.suptitle(f"Figure 3: next item recall vs history length ({datasets}; one configuration per point; bars: "
-                 "95% bootstrap CI of one seed, or ± std over seeds)")
+                 "95% bootstrap CI of one seed, or ± std over seeds; n: test examples; hollow: a capped sample)")
     return fig
 
 
-def _point(rows: pd.DataFrame, metric: str) -> tuple[int, float, float, float]:
-    """(N, mean, lower error, upper error) of one configuration: its CI with one seed, ± std over several."""
+def _count(rows: pd.DataFrame) -> str:
+    """The test examples behind a point (several where seeds differ)."""
+    return "/".join(str(int(n)) for n in dict.fromkeys(rows["test_n"].dropna())) or "?"
+
+
+def _errors(rows: pd.DataFrame, metric: str) -> tuple[float, float, float]:
+    """(mean, lower error, upper error) of one configuration: its CI with one seed, ± std over several."""
     mean = float(rows[metric].mean())
     if len(rows) == 1:
-        return int(rows["seq_len"].iloc[0]), mean, mean - rows[f"{metric}/ci_low"].iloc[0], rows[f"{metric}/ci_high"].iloc[0] - mean
+        return mean, mean - float(rows[f"{metric}/ci_low"].iloc[0]), float(rows[f"{metric}/ci_high"].iloc[0]) - mean
     std = float(rows[metric].std(ddof=1))
-    return int(rows["seq_len"].iloc[0]), mean, std, std
+    return mean, std, std
+
+
+def _point(rows: pd.DataFrame, metric: str) -> tuple[int, float, float, float]:
+    """(N, mean, lower error, upper error) of one configuration."""
+    return (int(rows["seq_len"].iloc[0]), *_errors(rows, metric))
 
 
 def cost_quality(frame: pd.DataFrame) -> plt.Figure:
@@ -82,10 +106,18 @@ def cost_quality(frame: pd.DataFrame) -> plt.Figure:
         rows = ok[(ok["dataset"] == dataset) & (ok["task"] == task) & ok[metric].notna()]
         with_llm = rows[rows[flops].notna()] if flops in rows else rows.iloc[0:0]
         for label, group in with_llm.groupby("label"):
-            ax.scatter(group[flops], group[metric], label=label, s=40)
+            configurations = [seeds for _, seeds in group.groupby(flops)]  # seeds of one configuration pooled
+            x = [float(seeds[flops].iloc[0]) for seeds in configurations]
+            mean, low, high = (list(v) for v in zip(*(_errors(seeds, metric) for seeds in configurations)))
+            line = ax.errorbar(x, mean, yerr=[low, high], fmt="none", capsize=3, label=label)
+            for seeds, xi, yi in zip(configurations, x, mean):
+                ax.plot([xi], [yi], "o", color=line[2][0].get_color()[0], **_marker(bool(seeds["capped"].any())))
+                ax.annotate(f"n={_count(seeds)}", (xi, yi), textcoords="offset points", xytext=(5, 3), fontsize=7)
         for label, group in rows.drop(with_llm.index).groupby("label"):
-            ax.axhline(group[metric].mean(), linestyle="--", linewidth=1, color="grey")
-            ax.annotate(f"{label} (no LLM)", (0.01, group[metric].mean()), xycoords=("axes fraction", "data"),
+            mean, low, high = _errors(group, metric)
+            ax.axhline(mean, linestyle="--" if not group["capped"].any() else ":", linewidth=1, color="grey")
+            ax.axhspan(mean - low, mean + high, color="grey", alpha=0.08)
+            ax.annotate(f"{label} (no LLM; n={_count(group)})", (0.01, mean), xycoords=("axes fraction", "data"),
                         fontsize=8, va="bottom")
         if not with_llm.empty:
             ax.set_xscale("log")
@@ -94,7 +126,8 @@ def cost_quality(frame: pd.DataFrame) -> plt.Figure:
         ax.set_ylabel("test recall@1")
         ax.set_title(f"{dataset}: {task}")
         ax.grid(alpha=0.3)
-    fig.suptitle("Cost vs quality: recall@1 against LLM FLOPs per training example")
+    fig.suptitle("Cost vs quality: recall@1 against LLM FLOPs per training example (bars and bands: 95% CI; "
+                 "n: test examples; hollow or dotted: a capped sample)")
     return fig
 
 
@@ -111,17 +144,22 @@ def curves(records: list[dict]) -> plt.Figure:
         for record in (r for r in trained if r["spec"]["task"] == task):
             training = record["training"]
             points, metric = training["curve"], training["valid_metric"]
-            name = f"{record['spec']['label']} (seed {record['spec']['seed']}; stopped: {training['stopped']})"
+            valid_n = (record.get("examples") or {}).get("valid", [None])[0]
+            few = valid_n is not None and valid_n < FEW_VALID
+            counted = "" if valid_n is None else f"; valid n={valid_n}" + (", noisy" if few else "")
+            name = f"{record['spec']['label']} (seed {record['spec']['seed']}; stopped: {training['stopped']}{counted})"
             values = [point["valid"][metric] for point in points]
             for ax, x in zip(axes[row], ("step", "seconds")):
-                ax.plot([point[x] for point in points], values, marker=".", label=name)
+                ax.plot([point[x] for point in points], values, marker=".", linestyle="--" if few else "-",
+                        label=name)
         for ax, x in zip(axes[row], ("training step", "training seconds")):
             ax.set_xlabel(x)
             ax.set_ylabel(f"validation {metric}")
             ax.set_title(task)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
-    fig.suptitle("Validation curves (harness-scored checks while training)")
+    fig.suptitle(f"Validation curves (harness-scored checks while training; dashed: fewer than {FEW_VALID} "
+                 "validation examples, noisy)")
     return fig
 
 
