@@ -239,7 +239,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     print(render_report(Path(args.results), suites=args.suite, table=args.table, figure=args.figure,
                         fmt=args.format, out=Path(args.out) if args.out else None, versus=args.versus,
-                        wide=args.wide))
+                        wide=args.wide, html_dir=Path(args.html) if args.html else None))
     return 0
 
 
@@ -348,6 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="each configuration against the method labelled LABEL on the same test examples: "
                            "paired difference with its bootstrap CI, examples won and lost")
     report.add_argument("--format", default="terminal", choices=["terminal", "markdown", "latex", "csv"])
+    report.add_argument("--html", metavar="DIR",
+                        help="write DIR/index.html: one self-contained page with the summary, paired comparisons "
+                             "(against --versus LABEL, default Popularity), curves, cost/quality, the paper tables "
+                             "fed, and each run's machine and versions")
     report.add_argument("--wide", action="store_true",
                         help="the summary with every column (configuration, every metric, costs) in the terminal; "
                              "markdown, latex and csv always have them")

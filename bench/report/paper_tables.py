@@ -233,6 +233,13 @@ LAYOUTS = {
 def paper_table(number: int, frame: pd.DataFrame, fmt: str = "terminal") -> str:
     """The paper's table ``number`` with our numbers ("ours": dataset in brackets, and the number of trials
     averaged where several match a cell) and the paper's."""
+    title, body = paper_table_frame(number, frame)
+    table = format_frame(body, fmt)
+    return table if fmt == "csv" else f"{title}\n\n{table}"
+
+
+def paper_table_frame(number: int, frame: pd.DataFrame) -> tuple[str, pd.DataFrame]:
+    """The title and cells of the paper's table ``number`` (see ``paper_table``)."""
     if number not in LAYOUTS:
         raise ConfigError(f"--table {number}: expected one of {', '.join(map(str, LAYOUTS))} "
                           "(table 1 is dataset statistics: `bench data describe`; table 9 is hyper-parameters)")
@@ -248,5 +255,4 @@ def paper_table(number: int, frame: pd.DataFrame, fmt: str = "terminal") -> str:
             value = paper.get((label, name))
             cells[f"{name} paper"] = MISSING if value is None else f"{value:g}"
         body.append(cells)
-    table = format_frame(pd.DataFrame(body), fmt)
-    return table if fmt == "csv" else f"{layout.title}\n\n{table}"
+    return layout.title, pd.DataFrame(body)

@@ -54,7 +54,7 @@ def check_writable(out: Path) -> None:
 
 def render_report(results: Path, suites: list[str] | None = None, table: int | None = None,
                   figure: str | None = None, fmt: str = "terminal", out: Path | None = None,
-                  versus: str | None = None, wide: bool = False) -> str:
+                  versus: str | None = None, wide: bool = False, html_dir: Path | None = None) -> str:
     check_suites(results, suites)
     if out is not None:
         out = figure_path(out) if figure is not None else out
@@ -63,6 +63,13 @@ def render_report(results: Path, suites: list[str] | None = None, table: int | N
     for damaged in records.damaged:
         print(f"note: skipped a damaged record, {damaged}; bench run reruns its trial", file=sys.stderr)
     frame = records_frame(records)
+    if html_dir is not None:
+        from bench.report.html import html_report  # matplotlib only when a page is asked for
+
+        try:
+            return f"wrote {html_report(records, frame, html_dir, versus)}"
+        except OSError as exc:
+            raise ConfigError(f"--html {html_dir}: cannot write ({exc.strerror or exc})") from None
     if figure is not None:
         from bench.report.figures import draw_figure  # matplotlib only when a figure is asked for
 

@@ -16,17 +16,23 @@ WIDTH = 120
 LABEL_MOST = 30  # characters of a row's name (label and configuration tag)
 
 
+def summary_tables(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """(title, rows) per dataset, task and history length of ``frame``'s finished trials, rows best first."""
+    ok = best_of_searches(frame[frame["status"] == "ok"])
+    tables = []
+    for (dataset, task, seq_len), group in ok.groupby(["dataset_label", "task", "seq_len"], sort=True):
+        primary = group["primary_metric"].iloc[0]
+        title = f"{dataset} · {task} · N={seq_len} · sorted by test {primary}"
+        tables.append((title, _rows(group, primary, companion_metrics(group, primary))))
+    return tables
+
+
 def terminal_summary(frame: pd.DataFrame, results: Path) -> str:
     """Every finished configuration of ``frame`` (``bench.store.records_frame``) in tables that fit
     ``WIDTH`` columns, then one line per failed trial naming its record."""
-    ok = best_of_searches(frame[frame["status"] == "ok"])
-    blocks = []
-    for (dataset, task, seq_len), group in ok.groupby(["dataset_label", "task", "seq_len"], sort=True):
-        primary = group["primary_metric"].iloc[0]
-        others = companion_metrics(group, primary)
-        title = f"{dataset} · {task} · N={seq_len} · sorted by test {primary}"
-        blocks.append(title + "\n" + tabulate(_rows(group, primary, others), headers="keys", tablefmt="simple",
-                                              showindex=False, disable_numparse=True))
+    ok = frame[frame["status"] == "ok"]
+    blocks = [title + "\n" + tabulate(rows, headers="keys", tablefmt="simple", showindex=False, disable_numparse=True)
+              for title, rows in summary_tables(frame)]
     notes = []
     if ok["capped"].any():
         notes.append("* tested on a capped sample (budget.max_test_examples), not the whole test set")
