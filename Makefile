@@ -27,7 +27,7 @@ quickstart: env
 
 test: env
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=12
 
 clean-env:
 	rm -rf $(VENV)
