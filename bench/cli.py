@@ -239,7 +239,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     print(render_report(Path(args.results), suites=args.suite, table=args.table, figure=args.figure,
                         fmt=args.format, out=Path(args.out) if args.out else None, versus=args.versus,
-                        wide=args.wide, html_dir=Path(args.html) if args.html else None))
+                        wide=args.wide, html_dir=Path(args.html) if args.html else None, tuning=args.tuning))
     return 0
 
 
@@ -344,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument("--figure", choices=["3", "0", "curves"],
                       help="a figure as PNG: 3 (recall vs history length), 0 (cost/quality), curves (validation "
                            "metric against step and seconds)")
+    view.add_argument("--tuning", action="store_true",
+                      help="each tuned search (a suite with tune:): the best configuration by validation, its final "
+                           "trials' validation and test scores, the selection's optimism, the search's cost")
     view.add_argument("--versus", metavar="LABEL",
                       help="each configuration against the method labelled LABEL on the same test examples: "
                            "paired difference with its bootstrap CI, examples won and lost")

@@ -37,6 +37,7 @@ from bench.store import jsonable, load_records, read_checked, read_record, recor
 from bench.suite import BUDGET_PREFIX, SearchSpec, Suite
 from bench.tracking import Logger, logged_name, logger_callbacks
 from bench.trial import execute_trial
+from bench.tuning import asha, curve_point, final_specs, pruned_record, samples_done
 
 MAX_SOCKET_DIR = 60  # Ray's unix socket paths must stay under ~107 characters
 RECORD_KEY = "record_json"  # the Tune result field that carries a trial's whole record to the driver
@@ -92,6 +93,10 @@ def _describe(spec: TrialSpec) -> str:
 def _headline(record: dict[str, Any]) -> str:
     if record.get("status") != "ok":
         return f"FAILED: {record.get('error', {}).get('message', '?')}"
+    if "test" not in record["metrics"]:  # a tuned suite's search sample
+        valid = record["metrics"]["valid"]
+        shown = ", ".join(f"{name}={stats['mean']:.4f}" for name, stats in list(valid.items())[:3])
+        return f"valid {shown} (a search sample: chosen among on validation, not tested){_training_line(record)}"
     test = record["metrics"]["test"]
     shown = ", ".join(f"{name}={stats['mean']:.4f}" for name, stats in list(test.items())[:3])
     used, total = record["examples"]["test"]
@@ -126,6 +131,13 @@ def _sampled_spec(config: dict[str, Any]) -> TrialSpec:
     budget = {k.removeprefix(BUDGET_PREFIX): v for k, v in sampled.items() if k.startswith(BUDGET_PREFIX)}
     params = {k: v for k, v in sampled.items() if not k.startswith(BUDGET_PREFIX)}
     return spec.with_params(params).with_budget(**budget) if sampled else spec
+
+
+def _sample_done(spec: TrialSpec, sample: dict[str, Any], root: Path) -> bool:
+    """Whether the search sample ``sample`` of ``spec`` has a finished (or pruned) record."""
+    record = read_record(record_path(spec.suite, _sampled_spec({"spec": spec.to_json(), "sample": sample}).trial_id,
+                                     root))
+    return record is not None and record["status"] in ("ok", "pruned")
 
 
 def _trainable(config: dict[str, Any]) -> None:
@@ -176,10 +188,13 @@ def _callback(results_root: Path, show_progress: bool = True, started: set[str] 
             self.last_progress: dict[str, float] = {}
             self.deadlines: dict[str, tuple[float, float]] = {}  # Tune trial id -> (started, timeout)
             self.timed_out: dict[str, float] = {}  # Tune trial id -> seconds it ran when stopped
+            self.curves: dict[str, list[dict[str, Any]]] = {}  # Tune trial id -> its validation checks so far
+            self.began: dict[str, float] = {}  # Tune trial id -> when it started (a pruned sample's cost)
 
         def on_trial_start(self, iteration, trials, trial, **info):
             spec = _sampled_spec(trial.config)
             self.started.add(spec.trial_id)
+            self.began[trial.trial_id] = time.monotonic()
             timeout = trial_timeout(spec)
             if timeout is not None:
                 self.deadlines[trial.trial_id] = (time.monotonic(), timeout)
@@ -199,6 +214,9 @@ def _callback(results_root: Path, show_progress: bool = True, started: set[str] 
                 ray.kill(actor, no_restart=True)
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
+            point = curve_point(result) if PROGRESS_KEY in result else None
+            if point is not None:
+                self.curves.setdefault(trial.trial_id, []).append(point)
             if PROGRESS_KEY not in result or not show_progress:
                 return
             now = time.monotonic()
@@ -211,8 +229,15 @@ def _callback(results_root: Path, show_progress: bool = True, started: set[str] 
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             result = trial.last_result or {}
-            if RECORD_KEY not in result:
-                return  # it died before reporting: on_trial_error records it
+            if RECORD_KEY not in result:  # the scheduler stopped it (one that died: on_trial_error records it)
+                spec, points = _sampled_spec(trial.config), self.curves.get(trial.trial_id)
+                if points and not spec.tested and not stopping():
+                    write_json_atomically(record_path(spec.suite, spec.trial_id, results_root),
+                                          pruned_record(spec, points, time.monotonic() - self.began[trial.trial_id]))
+                    metric = spec.search_metric or "recall@10"
+                    print(f"[pruned] {spec.describe()}: stopped by the scheduler at step {points[-1]['step']} "
+                          f"(valid {metric}={points[-1]['valid'].get(metric, float('nan')):.4f})", flush=True)
+                return
             record = json.loads(result[RECORD_KEY])
             write_json_atomically(record_path(record["suite"], record["trial_id"], results_root), record)
             print(f"[done]  {result['describe']}: {result['headline']}", flush=True)
@@ -274,6 +299,7 @@ def start_ray(run_dir: Path, address: str | None, cpus: int | None, verbose: boo
         logging.getLogger("ray").setLevel(logging.CRITICAL)
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # the harness stops the run itself (bench.interrupt)
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # records are the results; --log adds loggers
+    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"  # a tuned search's scheduler reads only check results
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         check_address(address)
@@ -379,10 +405,10 @@ def cluster_line(resources: dict[str, float]) -> str:
 
 
 def _tune(trainable: Any, param_space: dict[str, Any], run_dir: Path, name: str, samples: int = 1,
-          search: Any = None, lines: Any = None, loggers: list[Logger] = ()) -> None:
+          search: Any = None, lines: Any = None, loggers: list[Logger] = (), scheduler: Any = None) -> None:
     from ray import tune
 
-    tune_config = tune.TuneConfig(num_samples=samples, search_alg=search, reuse_actors=False)
+    tune_config = tune.TuneConfig(num_samples=samples, search_alg=search, reuse_actors=False, scheduler=scheduler)
     callbacks = [lines, *logger_callbacks(list(loggers), run_dir, run_dir.name)]
     run_config = tune.RunConfig(name=name, storage_path=str((run_dir / "tune").resolve()), verbose=0,
                                 callbacks=callbacks, failure_config=tune.FailureConfig(fail_fast=False, max_failures=0))
@@ -433,10 +459,12 @@ def run_suite(suite: Suite, results_root: Path, shared_cache: Path | None = None
     searches = []
     records = load_records(results_root, [suite.name]) if suite.searches else []
     for spec, search in suite.searches:
-        done = sum(1 for r in records if r["spec"].get("search_group") == spec.search_group and r["status"] == "ok")
-        if done < search.samples:
-            searches.append((spec, search, search.samples - done))
-    if not pending and not searches:
+        done = samples_done(records, spec.search_group, search.tuned)
+        if done < search.target:
+            searches.append((spec, search, search.target - done))
+    finals = [spec for spec in final_specs(suite.searches, records)
+              if _finished(suite, spec, results_root) is None]
+    if not pending and not searches and not finals:
         return RunSummary(0, skipped, [], len(stale))
 
     if shared_cache is not None:
@@ -448,7 +476,8 @@ def run_suite(suite: Suite, results_root: Path, shared_cache: Path | None = None
             joined = start_ray(run_dir, address, cpus, verbose, shared_cache)
             install()
             check()
-            _run_trials(suite, common, pending, searches, results_root, show_progress, started, list(loggers))
+            retrained = _run_trials(suite, common, pending, searches, results_root, show_progress, started,
+                                    list(loggers))
             check()
             if joined:
                 stop_ray(before)
@@ -460,18 +489,20 @@ def run_suite(suite: Suite, results_root: Path, shared_cache: Path | None = None
             return RunSummary(len(pending), skipped, [], len(stale), stop.signal, stop.exit_code, done, running,
                               len(ids) - done - running)
 
-    ids = {spec.trial_id for spec in pending}
-    finished = {r["trial_id"]: r for r in load_records(results_root, [suite.name])}
+    records = load_records(results_root, [suite.name])
+    ids = {spec.trial_id for spec in [*pending, *final_specs(suite.searches, records)]}
+    finished = {r["trial_id"]: r for r in records}
     failed = [trial_id for trial_id in ids if finished.get(trial_id, {}).get("status") != "ok"]
     for spec, _, _ in searches:
         group = [r for r in finished.values() if r["spec"].get("search_group") == spec.search_group]
-        failed += [r["trial_id"] for r in group if r["status"] != "ok"]
-    return RunSummary(len(pending) + sum(n for _, _, n in searches), skipped, sorted(failed), len(stale))
+        failed += [r["trial_id"] for r in group if r["status"] not in ("ok", "pruned")]
+    return RunSummary(len(pending) + sum(n for _, _, n in searches) + retrained, skipped, sorted(failed), len(stale))
 
 
 def _run_trials(suite: Suite, common: dict[str, Any], pending: list[TrialSpec], searches: list[tuple],
-                results_root: Path, show_progress: bool, started: set[str], loggers: list[Logger]) -> None:
-    """The grid, then each search, as Tune experiments on the Ray this process joined."""
+                results_root: Path, show_progress: bool, started: set[str], loggers: list[Logger]) -> int:
+    """The grid, then each search, then the final trials of tuned searches, as Tune experiments on the Ray
+    this process joined; returns how many final trials ran."""
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
@@ -484,10 +515,25 @@ def _run_trials(suite: Suite, common: dict[str, Any], pending: list[TrialSpec], 
                loggers)
     for spec, search, remaining in searches:
         check()
-        _tune(trainable, {**common, "spec": spec.to_json(), "sample": _tune_space(search)}, run_dir,
+        if search.exhaustive:  # every configuration once: those without a record, as a grid
+            sample: Any = tune.grid_search([combination for combination in search.combinations()
+                                            if not _sample_done(spec, combination, results_root)])
+            remaining = 1
+        else:
+            sample = _tune_space(search)
+        _tune(trainable, {**common, "spec": spec.to_json(), "sample": sample}, run_dir,
               f"{suite.name}-search-{spec.search_group}", samples=remaining,
               search=BasicVariantGenerator(random_state=spec.seed + remaining),
-              lines=_callback(results_root, show_progress, started), loggers=loggers)
+              lines=_callback(results_root, show_progress, started), loggers=loggers,
+              scheduler=asha(search, spec.budget.steps) if search.scheduler else None)
+    finals = [spec for spec in final_specs(suite.searches, load_records(results_root, [suite.name]))
+              if _finished(suite, spec, results_root) is None]
+    if finals:  # each tuned search's best sample, trained again on its final seeds and tested once
+        check()
+        print(f"tuned: {len(finals)} final trial(s) of the best configurations by validation", flush=True)
+        _tune_grid(trainable, common, finals, run_dir, f"{suite.name}-finals", results_root, show_progress,
+                   started, loggers)
+    return len(finals)
 
 
 def _written_since(path: Path, since: float) -> bool:

@@ -18,6 +18,7 @@ from bench.registry import nested
 from bench.tasks import Protocol
 
 NOT_IN_ID = ("suite", "label", "plugins", "search_group", "search_metric", "trial_id")  # naming, not computing
+# (``tested`` is in the id: a sample scored on validation only is not the trial that is also tested)
 
 
 def trial_hash(spec: Mapping[str, Any]) -> str:
@@ -64,6 +65,7 @@ class TrialSpec:
     dtype: str = "auto"
     search_group: str | None = None
     search_metric: str | None = None
+    tested: bool = True  # False: a tuned suite's search sample, scored on validation only
 
     @cached_property
     def trial_id(self) -> str:
@@ -79,6 +81,8 @@ class TrialSpec:
             out["dtype"] = self.dtype
         if self.search_group is not None:
             out["search_group"], out["search_metric"] = self.search_group, self.search_metric
+        if not self.tested:
+            out["tested"] = False
         if with_id:
             out["trial_id"] = self.trial_id
         return out
@@ -101,7 +105,7 @@ class TrialSpec:
             raise ConfigError(f"{where}: {exc}") from None
         return cls(raw["suite"], raw["label"], raw["method"], dict(raw["params"]), ref, raw["task"], raw["seq_len"],
                    raw["seed"], budget, protocol, tuple(raw.get("plugins") or ()), raw.get("dtype", "auto"),
-                   raw.get("search_group"), raw.get("search_metric"))
+                   raw.get("search_group"), raw.get("search_metric"), raw.get("tested", True) is not False)
 
     @classmethod
     def of(cls, spec: TrialSpec | Mapping[str, Any]) -> TrialSpec:

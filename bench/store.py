@@ -61,13 +61,18 @@ def record_problem(record: Any, path: Path) -> str | None:
     if record["trial_id"] != path.stem:
         return f"trial_id {record['trial_id']!r} is not its file's name"
     try:
-        TrialSpec.from_json(record["spec"], "spec")
+        spec = TrialSpec.from_json(record["spec"], "spec")
     except ConfigError as exc:
         return str(exc)
     if record["status"] == "failed":
         return None if isinstance((record.get("error") or {}).get("message"), str) else "a failure without error.message"
+    if record["status"] == "pruned":
+        return None if (record.get("training") or {}).get("curve") else "a pruned search sample without its curve"
     if record["status"] != "ok":
-        return f"status {record['status']!r} (expected ok or failed)"
+        return f"status {record['status']!r} (expected ok, failed or pruned)"
+    if not spec.tested:
+        valid = (record.get("metrics") or {}).get("valid")
+        return None if isinstance(valid, dict) and valid else "a finished search sample without validation metrics"
     test = (record.get("metrics") or {}).get("test")
     if not isinstance(test, dict) or not test:
         return "a finished trial without test metrics"
@@ -158,7 +163,8 @@ def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
                "dataset": spec.dataset.name, "dataset_options": dataset_options(spec.dataset.to_json()),
                "dataset_label": spec.dataset.describe(), "primary_metric": _primary_metric(spec),
                "task": spec.task, "seq_len": spec.seq_len, "seed": spec.seed,
-               "search_group": spec.search_group, "search_metric": spec.search_metric, "dtype": rec.get("dtype")}
+               "search_group": spec.search_group, "search_metric": spec.search_metric, "tested": spec.tested,
+               "dtype": rec.get("dtype"), "wall_seconds": rec.get("wall_seconds")}
         row.update(flat_params(dict(spec.params), "param."))
         row.update({f"budget.{k}": v for k, v in spec.budget.to_dict().items()})
         row.update({f"protocol.{k}": str(list(v)) if isinstance(v, tuple) else v
@@ -166,8 +172,8 @@ def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
         for split, metrics in rec.get("metrics", {}).items():
             for name, stats in metrics.items():
                 row[f"{split}/{name}"] = stats["mean"]
-                row[f"{split}/{name}/ci_low"] = stats["ci_low"]
-                row[f"{split}/{name}/ci_high"] = stats["ci_high"]
+                row[f"{split}/{name}/ci_low"] = stats.get("ci_low")  # a pruned sample's last check: no CI
+                row[f"{split}/{name}/ci_high"] = stats.get("ci_high")
         row.update({f"acct.{k}": v for k, v in rec.get("accounting", {}).items() if not isinstance(v, (dict, list))})
         training = rec.get("training") or {}
         row.update({f"train.{k}": training.get(k) for k in ("stopped", "best_step", "still_rising", "examples_seen")})

@@ -29,7 +29,8 @@ from bench.spec import DatasetRef, TrialSpec, trial_hash
 from bench.tasks import TASKS, Protocol, get_task
 
 TOP_KEYS = {"name": str, "description": str, "feeds": list, "plugins": list, "datasets": list, "tasks": list,
-            "seq_lens": list, "seeds": list, "budget": dict, "protocol": dict, "resources": dict, "methods": list}
+            "seq_lens": list, "seeds": list, "budget": dict, "protocol": dict, "resources": dict, "methods": list,
+            "tune": dict}
 METHOD_KEYS = {"method": str, "label": str, "params": dict, "grid": dict, "search": dict, "budget": dict,
                "tasks": list, "seq_lens": list}
 DATASET_KEYS = {"name": str, "path": str, "options": dict}
@@ -38,16 +39,63 @@ RESOURCE_KEYS = {"cpu": int, "gpu": (int, float, str), "memory_gb": (int, float)
 BUDGET_PREFIX = "budget."  # a search space key that samples a budget field, not a method parameter
 DEFAULT_MEMORY_GB = 4  # host memory a trial asks Ray for: trials are packed onto a node only where they fit
 SEARCH_KEYS = {"space": dict, "samples": int, "metric": str}
+TUNE_KEYS = {"samples": int, "metric": str, "scheduler": dict, "final_seeds": list}
+SCHEDULER_KEYS = {"grace": int, "reduction": int}
 DISTRIBUTIONS = {"loguniform": 2, "uniform": 2, "randint": 2, "choice": None}
 
 
 @dataclass(frozen=True)
 class SearchSpec:
-    """A Ray Tune search over method parameters or budget fields, chosen by a validation metric."""
+    """A Ray Tune search over method parameters or budget fields, chosen by a validation metric. In a
+    tuned suite (``tune:``) its samples are not tested: ``scheduler`` (ASHA's grace period in training
+    steps and reduction factor) stops bad samples early at their validation checks, and the best sample
+    by validation is trained again on each of ``final_seeds`` and tested once."""
 
     space: dict[str, dict[str, list[Any]]]
     samples: int
     metric: str
+    scheduler: tuple[int, int] | None = None
+    final_seeds: tuple[int, ...] = ()
+
+    @property
+    def tuned(self) -> bool:
+        return bool(self.final_seeds)
+
+    def combinations(self) -> list[dict[str, Any]] | None:
+        """Every configuration of a space of choices only (None where a distribution is continuous)."""
+        if any(kind != "choice" for dist in self.space.values() for kind in dist):
+            return None
+        keys = list(self.space)
+        return [dict(zip(keys, values)) for values in itertools.product(*(self.space[k]["choice"] for k in keys))]
+
+    @property
+    def exhaustive(self) -> bool:
+        """A space of choices with no more configurations than samples: each is tried once, none twice."""
+        combinations = self.combinations()
+        return combinations is not None and len(combinations) <= self.samples
+
+    @property
+    def target(self) -> int:
+        """How many distinct samples the search takes: its samples, or every configuration of a smaller space."""
+        return len(self.combinations()) if self.exhaustive else self.samples
+
+    def identity(self) -> dict[str, Any]:
+        """What names the search (its group id): a plain search as before tuned suites existed."""
+        out = dataclasses.asdict(self)
+        if not self.tuned:
+            del out["scheduler"], out["final_seeds"]
+        return out
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """A suite's shared tuning budget (``tune:``): every method's search gets the same samples, metric,
+    scheduler and final seeds; a method names only its space."""
+
+    samples: int
+    metric: str
+    scheduler: tuple[int, int] | None
+    final_seeds: tuple[int, ...]
 
 
 @dataclass
@@ -287,6 +335,7 @@ def _validate(raw: dict[str, Any], path: Path, budget_scale: float | None, prese
         raise _fail("resources.memory_gb", f"got {memory_gb!r}; expected the GiB of host memory a trial may use (> 0)")
     base_budget = _check_keys(raw.get("budget", {}), {f.name: object for f in dataclasses.fields(Budget)}, "budget")
     _budget(base_budget, {}, None, "budget")
+    tuning = _tuning(raw.get("tune"), seeds)
 
     suite = Suite(name=raw.get("name", path.stem), path=path, description=raw.get("description", ""),
                   feeds=_strings(raw.get("feeds", []), "feeds"), plugins=plugins,
@@ -295,7 +344,7 @@ def _validate(raw: dict[str, Any], path: Path, budget_scale: float | None, prese
         raise _fail("methods", "empty; name at least one method")
     for i, entry in enumerate(raw["methods"]):
         _expand_method(suite, entry, f"methods[{i}]", datasets, tasks, seq_lens, seeds, protocol, base_budget,
-                       budget_scale, preset, dtype)
+                       budget_scale, preset, dtype, tuning)
     if not suite.trials and not suite.searches:
         raise _fail("methods", f"no trial to run: {'; '.join(sorted(set(suite.skipped)))}; expected at least one "
                                "method that does one of the suite's tasks")
@@ -335,7 +384,8 @@ def _protocol_for(task_name: str, overrides: dict[str, Any]) -> Protocol:
 
 def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str, Any]], tasks: list[str],
                    seq_lens: list[int], seeds: list[int], protocol: dict[str, Any], base_budget: dict[str, Any],
-                   budget_scale: float | None, preset: str | None = None, dtype: str = "auto") -> None:
+                   budget_scale: float | None, preset: str | None = None, dtype: str = "auto",
+                   tuning: Tuning | None = None) -> None:
     _check_keys(entry, METHOD_KEYS, where)
     if "method" not in entry:
         raise _fail(where, "missing method")
@@ -349,7 +399,7 @@ def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str
     budget = _budget(base_budget, budget_override, budget_scale, f"{where}.budget")
     entry_tasks = _strings(entry.get("tasks", tasks), f"{where}.tasks")
     entry_lens = _ints(entry.get("seq_lens", seq_lens), f"{where}.seq_lens", 1)
-    search = _search_spec(entry.get("search"), cls, f"{where}.search")
+    search = _search_spec(entry.get("search"), cls, f"{where}.search", tuning)
 
     combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] or [{}]
     for combo in combos:
@@ -374,9 +424,10 @@ def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str
                 if search.metric not in metrics:
                     raise _fail(f"{where}.search.metric", f"got {search.metric!r}; task {task} reports "
                                                            f"{', '.join(metrics)}")
-                group = trial_hash({**spec.to_json(with_id=False), "search": dataclasses.asdict(search)})
-                suite.searches.append((dataclasses.replace(spec, search_group=group, search_metric=search.metric),
-                                       search))
+                group = trial_hash({**spec.to_json(with_id=False), "search": search.identity()})
+                sample = dataclasses.replace(spec, search_group=group, search_metric=search.metric,
+                                             tested=not search.tuned)
+                suite.searches.append((sample, search))
 
 
 def check_histories(suite: Suite) -> None:
@@ -403,10 +454,37 @@ def check_histories(suite: Suite) -> None:
                               f"(N inputs, the label, then the validation and test events); expected N <= {longest - 3}")
 
 
-def _search_spec(raw: Any, cls: type, where: str) -> SearchSpec | None:
+def _tuning(raw: Any, seeds: list[int]) -> Tuning | None:
+    """The suite's ``tune:`` (None without one): samples (8), metric (recall@10), an ASHA scheduler
+    ``{grace, reduction}`` (none: every sample runs its whole budget) and the final seeds (the suite's
+    seeds, each plus 1000: not a seed any sample trained on)."""
+    if raw is None:
+        return None
+    _check_keys(raw, TUNE_KEYS, "tune")
+    samples = raw.get("samples", 8)
+    if isinstance(samples, bool) or samples < 1:
+        raise _fail("tune.samples", f"got {samples}; expected an integer >= 1")
+    scheduler = None
+    if "scheduler" in raw:
+        sched = _check_keys(raw["scheduler"], SCHEDULER_KEYS, "tune.scheduler")
+        grace, reduction = sched.get("grace", 1), sched.get("reduction", 2)
+        if grace < 1 or reduction < 2:
+            raise _fail("tune.scheduler", f"got grace={grace}, reduction={reduction}; expected grace >= 1 (training "
+                                          "steps) and reduction >= 2")
+        scheduler = (grace, reduction)
+    final = _ints(raw.get("final_seeds", [seed + 1000 for seed in seeds]), "tune.final_seeds", 0)
+    if not final:
+        raise _fail("tune.final_seeds", "empty; expected at least one seed to train the chosen configuration on")
+    return Tuning(samples, raw.get("metric", "recall@10"), scheduler, tuple(final))
+
+
+def _search_spec(raw: Any, cls: type, where: str, tuning: Tuning | None = None) -> SearchSpec | None:
     if raw is None:
         return None
     _check_keys(raw, SEARCH_KEYS, where)
+    if tuning is not None and {"samples", "metric"} & set(raw):
+        raise _fail(where, f"sets {', '.join(sorted({'samples', 'metric'} & set(raw)))}; in a tuned suite every "
+                           "method gets the suite's tune.samples and tune.metric (one shared search budget)")
     if "space" not in raw or not raw["space"]:
         raise _fail(f"{where}.space", "missing; give at least one parameter distribution")
     budget_fields = {f.name for f in dataclasses.fields(Budget)}
@@ -422,6 +500,9 @@ def _search_spec(raw: Any, cls: type, where: str) -> SearchSpec | None:
         arity = DISTRIBUTIONS[kind]
         if not isinstance(args, list) or (arity is not None and len(args) != arity) or not args:
             raise _fail(f"{where}.space.{key}.{kind}", f"got {args!r}; expected a list of {arity or 'one or more'} values")
+    if tuning is not None:
+        return SearchSpec(copy.deepcopy(raw["space"]), tuning.samples, tuning.metric, tuning.scheduler,
+                          tuning.final_seeds)
     samples = raw.get("samples", 4)
     if samples < 1:
         raise _fail(f"{where}.samples", f"got {samples}; expected an integer >= 1")

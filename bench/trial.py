@@ -229,6 +229,8 @@ def run_trial(spec: TrialSpec | Mapping[str, Any], results_root: Path, shared_ca
     method.fit(ctx)
     fit_seconds = time.perf_counter() - fit_started
     valid_values, _ = predict_and_score(trial.predict_valid, spec.method, task, protocol, trial.test_view, valid)
+    if not spec.tested:  # a tuned suite's search sample: chosen among on validation, never tested
+        test = test.subset(slice(0, 0))
     test_values, predict_seconds = predict_and_score(trial.predict_test, spec.method, task, protocol,
                                                      trial.labelled, test)
 
@@ -242,15 +244,19 @@ def run_trial(spec: TrialSpec | Mapping[str, Any], results_root: Path, shared_ca
     accounting.update({"fit_seconds": round(fit_seconds, 3), "seconds_per_step": loop_seconds / max(1, steps),
                        "predict_seconds": round(predict_seconds, 3),
                        "seconds_per_test_example": predict_seconds / max(1, len(test))})
+    metrics = {"valid": summarize_all(valid_values, spec.seed)}
+    if spec.tested:
+        metrics["test"] = summarize_all(test_values, spec.seed)
     return {
-        "metrics": {"valid": summarize_all(valid_values, spec.seed), "test": summarize_all(test_values, spec.seed)},
+        "metrics": metrics,
         "protocol": dataclasses.asdict(protocol),
         "examples": {"train": len(split.train), "valid": [len(valid), len(split.valid)],
                      "test": [len(test), len(split.test)], "dropped_unscorable": trial.dropped},
         "capped": len(test) < len(split.test) or len(valid) < len(split.valid),
         "training": ctx.validation.to_record(),
         "test_examples": test.fingerprint(),
-        "per_example": {"test": {name: np.round(values, 4) for name, values in test_values.items()}},
+        "per_example": {"test": {name: np.round(values, 4) for name, values in test_values.items()}}
+        if spec.tested else {},
         "accounting": accounting, "device": ctx.device, "device_name": device_name(ctx.device),
         "dtype": compute_dtype(ctx, method.uses_llm),
         # a run the wall-clock guard stopped did as much work as this machine managed in the time

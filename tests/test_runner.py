@@ -126,7 +126,7 @@ def test_a_worker_killed_by_rays_memory_monitor_fails_only_its_trial(tmp_path, m
     suite = load_suite(suite_file(tmp_path, [{"method": "test_constant", "grid": {"seconds": [0.0, 0.01, 0.02]}}]))
     calls = []
 
-    def fake_tune(trainable, space, run_dir, name, samples=1, search=None, lines=None):
+    def fake_tune(trainable, space, run_dir, name, samples=1, search=None, lines=None, **kwargs):
         specs = space["spec"]["grid_search"]
         calls.append([spec["trial_id"] for spec in specs])
         if len(calls) == 1:

@@ -73,7 +73,7 @@ def _table(frame: pd.DataFrame) -> str:
 
 def _summary(frame: pd.DataFrame) -> str:
     parts = [f"<h3>{html.escape(title)}</h3>{_table(rows)}" for title, rows in summary_tables(frame)]
-    failed = frame[frame["status"] != "ok"]
+    failed = frame[frame["status"] == "failed"]
     if len(failed):
         parts.append("<h3>Failed trials</h3>" + _table(failed[["label", "dataset", "task", "seq_len", "seed",
                                                                "error", "trial_id"]]))

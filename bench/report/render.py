@@ -12,6 +12,7 @@ from bench.report.paired import versus_rows
 from bench.report.paper_tables import paper_table
 from bench.report.summary import summary_rows
 from bench.report.terminal import terminal_summary
+from bench.report.tuning import tuning_rows
 from bench.store import load_records, records_frame
 
 
@@ -54,7 +55,8 @@ def check_writable(out: Path) -> None:
 
 def render_report(results: Path, suites: list[str] | None = None, table: int | None = None,
                   figure: str | None = None, fmt: str = "terminal", out: Path | None = None,
-                  versus: str | None = None, wide: bool = False, html_dir: Path | None = None) -> str:
+                  versus: str | None = None, wide: bool = False, html_dir: Path | None = None,
+                  tuning: bool = False) -> str:
     check_suites(results, suites)
     if out is not None:
         out = figure_path(out) if figure is not None else out
@@ -78,7 +80,12 @@ def render_report(results: Path, suites: list[str] | None = None, table: int | N
         except OSError as exc:
             raise ConfigError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
         return f"wrote {path}"
-    if table is not None:
+    if tuning:
+        rows = tuning_rows(frame)
+        if rows.empty:
+            raise ConfigError("no tuned search in these results (a suite with tune: makes them)")
+        text = format_frame(rows, fmt)
+    elif table is not None:
         text = paper_table(table, frame, fmt)
     elif versus is not None:
         rows = versus_rows(records, versus)

@@ -17,12 +17,16 @@ COSTS = (("acct.llm_input_tokens_mean", "LLM tokens", "{:.1f}"), ("acct.params_t
 
 def best_of_searches(frame: pd.DataFrame) -> pd.DataFrame:
     """Keep, for each search group, the trial with the best value of its search's validation metric
-    (``search.metric``; the paper's tuning)."""
+    (``search.metric``; the paper's tuning); of a tuned search (``tune:``), only its final trials: the
+    best sample trained again on its own seeds and tested once (its samples were never tested)."""
     if "search_group" not in frame or frame["search_group"].isna().all():
         return frame
     plain = frame[frame["search_group"].isna()]
     best = []
     for _, group in frame[frame["search_group"].notna()].groupby("search_group"):
+        if "tested" in group and (group["tested"] == False).any():  # noqa: E712 (a column of bools)
+            best.append(group[group["tested"] == True])  # noqa: E712
+            continue
         column = f"valid/{group['search_metric'].iloc[0]}"
         if column in group and group[column].notna().any():
             best.append(group.loc[[group[column].idxmax()]])
@@ -100,7 +104,7 @@ def summary_rows(frame: pd.DataFrame) -> pd.DataFrame:
         if mixed:
             row["sources"] = ", ".join(dict.fromkeys(group["sources"]))
         rows.append(row)
-    failed = frame[frame["status"] != "ok"]
+    failed = frame[frame["status"] == "failed"]
     for _, trial in failed.iterrows():
         rows.append({**{k: trial.get(k) for k in IDENTITY}, "seeds": 0, "error": trial.get("error")})
     return pd.DataFrame(rows)

@@ -40,7 +40,7 @@ def terminal_summary(frame: pd.DataFrame, results: Path) -> str:
         notes.append("↑ validation was still rising at the last check")
     if notes:
         blocks.append("\n".join(notes))
-    failed = frame[frame["status"] != "ok"]
+    failed = frame[frame["status"] == "failed"]
     if len(failed):
         lines = [f"failed ({len(failed)}):"]
         for _, trial in failed.iterrows():

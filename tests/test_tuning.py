@@ -1,0 +1,88 @@
+"""Tuned suites (``tune:``): every method searched with the same budget on validation, ASHA stopping bad
+samples at their validation checks, the best sample trained again on its own seed and tested once;
+resume continues a search; only the final trials reach the report."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from bench.errors import ConfigError
+from bench.report.terminal import summary_tables
+from bench.report.tuning import tuning_rows
+from bench.store import load_records, record_path, records_frame
+from bench.suite import load_suite
+
+from test_runner import run_cli
+
+TUNED = {"name": "tuned", "datasets": ["ml-100k"], "tasks": ["next_item"], "seq_lens": [20], "seeds": [0],
+         "budget": {"steps": 8, "batch_size": 32, "eval_every": 1, "max_valid_examples": 60},
+         "resources": {"cpu": 1, "gpu": 0},
+         "tune": {"samples": 6, "metric": "recall@10", "scheduler": {"grace": 1, "reduction": 3}, "final_seeds": [7]},
+         "methods": [{"method": "dual_encoder", "label": "DualEnc", "params": {"layers": 1, "dim": 16, "heads": 2},
+                      "search": {"space": {"budget.lr": {"loguniform": [1.0e-6, 3.0e-2]}}}},
+                     {"method": "cooccurrence", "label": "Co-occurrence",
+                      "search": {"space": {"span": {"choice": [1, 2, 3, 5]}}}},
+                     {"method": "popularity", "label": "Popularity"}]}
+
+
+def write(tmp_path, suite: dict):
+    path = tmp_path / f"{suite['name']}.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    return path
+
+
+def test_a_tuned_suite_gives_every_method_the_same_search_budget(tmp_path):
+    suite = load_suite(write(tmp_path, TUNED))
+    assert [(s.label, x.samples, x.metric, x.scheduler, x.final_seeds) for s, x in suite.searches] == [
+        ("DualEnc", 6, "recall@10", (1, 3), (7,)), ("Co-occurrence", 6, "recall@10", (1, 3), (7,))]
+    assert all(not s.tested for s, _ in suite.searches) and [t.label for t in suite.trials] == ["Popularity"]
+    own = {**TUNED, "methods": [{**TUNED["methods"][0], "search": {**TUNED["methods"][0]["search"], "samples": 9}}]}
+    with pytest.raises(ConfigError, match="sets samples; in a tuned suite every method gets the suite's tune.samples"):
+        load_suite(write(tmp_path, own))
+    with pytest.raises(ConfigError, match=r"tune.scheduler: got grace=0, reduction=3"):
+        load_suite(write(tmp_path, {**TUNED, "tune": {**TUNED["tune"], "scheduler": {"grace": 0, "reduction": 3}}}))
+
+
+def test_the_search_prunes_resumes_and_only_the_retrained_best_is_reported(tmp_path):
+    path, results = write(tmp_path, TUNED), tmp_path / "results"
+    out = run_cli(["run", str(path), "--results", str(results), "--no-progress"], tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    records = load_records(results, ["tuned"])
+    samples = [r for r in records if r["spec"].get("tested") is False]
+    finals = [r for r in records if r["spec"].get("search_group") and r["spec"].get("tested") is not False]
+    # 6 samples of DualEnc's lr; co-occurrence's space has 4 configurations: each once; one final each (seed 7)
+    assert len(samples) == 10 and len(finals) == 2
+    pruned = [r for r in samples if r["status"] == "pruned"]
+    assert pruned and all(r["spec"]["method"] == "dual_encoder" for r in pruned)  # co-occurrence has no checks
+    assert all(r["training"]["curve"][-1]["step"] < 8 for r in pruned)
+    assert all("test" not in r.get("metrics", {}) for r in samples)  # samples are never tested
+    for final in finals:
+        group = [r for r in samples if r["spec"]["search_group"] == final["spec"]["search_group"]
+                 and r["status"] == "ok"]
+        best = max(group, key=lambda r: r["metrics"]["valid"]["recall@10"]["mean"])
+        assert final["spec"]["seed"] == 7 and final["metrics"]["test"]["recall@10"]["n"] > 0
+        assert final["spec"]["params"] == best["spec"]["params"] and final["spec"]["budget"] == best["spec"]["budget"]
+
+    frame = records_frame(records)
+    (title, rows), = summary_tables(frame)
+    assert sorted(rows["configuration"]) == ["Co-occurrence", "DualEnc", "Popularity"]  # finals only, one row each
+    tuning = tuning_rows(frame).set_index("label")
+    assert tuning.loc["DualEnc", "samples"].startswith(f"6 ({len(pruned)} pruned")
+    assert tuning.loc["DualEnc", "best configuration"].startswith("lr=")
+    assert tuning.loc["Co-occurrence", "samples"] == "4 (0 pruned, 0 failed)"
+    assert tuning.loc["Co-occurrence", "optimism"] != "—"
+
+    # resume mid-search: two samples and the final gone; the rest are kept and only those run again
+    group = finals[0]["spec"]["search_group"]
+    gone = [r for r in samples if r["spec"]["search_group"] == group][:2] + [finals[0]]
+    kept = {r["trial_id"]: record_path("tuned", r["trial_id"], results).stat().st_mtime_ns for r in samples
+            if r not in gone}
+    for r in gone:
+        record_path("tuned", r["trial_id"], results).unlink()
+    again = run_cli(["run", str(path), "--results", str(results), "--no-progress"], tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "ran 3 trial(s)" in again.stdout  # 2 samples and the final, not a new search
+    assert all(record_path("tuned", i, results).stat().st_mtime_ns == t for i, t in kept.items())
+    assert len([r for r in load_records(results, ["tuned"]) if r["spec"].get("search_group") == group]) == (
+        len([r for r in samples if r["spec"]["search_group"] == group]) + 1)
