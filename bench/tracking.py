@@ -13,6 +13,7 @@ the results."""
 from __future__ import annotations
 
 import importlib.util
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,7 @@ def logger_callbacks(loggers: list[Logger], run_dir: Path, suite: str) -> list[A
         else:
             from ray.air.integrations.mlflow import MLflowLoggerCallback
 
+            logging.getLogger("mlflow").setLevel(logging.WARNING)  # not its "creating tables" lines
             callback = MLflowLoggerCallback(tracking_uri=mlflow_uri(logger, run_dir), experiment_name=suite,
                                             tags={"suite": suite})
         callbacks.append(guarded(callback, logger.kind))

@@ -70,8 +70,8 @@ def figure3(frame: pd.DataFrame) -> plt.Figure:
     if not drawn:
         raise ConfigError("figure 3 needs next_item results of text_prompt and/or userllm (suite seq_length)")
     datasets = ", ".join(sorted(frame["dataset"].unique()))
-    fig.suptitle(f"Figure 3: next item recall vs history length ({datasets}; one configuration per point; bars: "
-                 "95% bootstrap CI of one seed, or ± std over seeds; n: test examples; hollow: a capped sample)")
+    fig.suptitle(f"Figure 3: next item recall vs history length ({datasets}; one configuration per point)\nbars: "
+                 "95% bootstrap CI of one seed, or ± std over seeds; n: test examples; hollow: a capped sample")
     return fig
 
 
@@ -126,8 +126,8 @@ def cost_quality(frame: pd.DataFrame) -> plt.Figure:
         ax.set_ylabel("test recall@1")
         ax.set_title(f"{dataset}: {task}")
         ax.grid(alpha=0.3)
-    fig.suptitle("Cost vs quality: recall@1 against LLM FLOPs per training example (bars and bands: 95% CI; "
-                 "n: test examples; hollow or dotted: a capped sample)")
+    fig.suptitle("Cost vs quality: recall@1 against LLM FLOPs per training example\n(bars and bands: 95% CI; "
+                 "n: test examples; hollow or dotted: a capped sample)", fontsize=10)
     return fig
 
 
