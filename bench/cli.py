@@ -101,9 +101,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     suite = _selected_suite(args)
     check_histories(suite)
     check_loggers(args.log)
-    total = len(suite.trials) + sum(search.samples for _, search in suite.searches)
-    print(f"suite {suite.name}: {total} trials ({len(suite.searches)} searched configurations); "
-          f"results in {Path(args.results) / suite.name}")
+    samples = sum(search.target for _, search in suite.searches)
+    finals = sum(len(search.final_seeds) for _, search in suite.searches)
+    searched = f"{samples} search samples of {len(suite.searches)} searched configurations"
+    print(f"suite {suite.name}: {len(suite.trials) + samples + finals} trials ({searched}"
+          + (f", {finals} final trials of the best" if finals else "") + f"); results in {Path(args.results) / suite.name}")
     for note in sorted(set(suite.skipped)):
         print(f"  skipped: {note}")
     caps = sorted({(s.label, s.budget.max_test_examples) for s in suite.trials + [x for x, _ in suite.searches]
