@@ -123,6 +123,8 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"running; bench run {args.suite} runs the {summary.running + summary.not_started} without a record")
         return summary.exit_code
     print(f"ran {summary.ran} trial(s); {summary.skipped_done} already had a finished record")
+    if summary.replaced:
+        print(f"{summary.replaced} search sample(s) failed and were replaced by others (their records say why)")
     if summary.stale:
         print(f"{summary.stale} finished record(s) were made by other sources: "
               + ("kept (--keep-stale); the report marks them" if args.keep_stale else "rerun"))

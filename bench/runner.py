@@ -39,6 +39,7 @@ from bench.tracking import Logger, logged_name, logger_callbacks
 from bench.trial import execute_trial
 from bench.tuning import asha, curve_point, final_specs, pruned_record, samples_done
 
+SEARCH_ROUNDS = 3  # rounds of new samples a search gets in one run to replace failed ones
 MAX_SOCKET_DIR = 60  # Ray's unix socket paths must stay under ~107 characters
 RECORD_KEY = "record_json"  # the Tune result field that carries a trial's whole record to the driver
 PROGRESS_KEY = "progress_json"  # ... and the one that carries a progress report (a validation check, a loss)
@@ -58,6 +59,7 @@ class RunSummary:
     finished: int = 0  # of the trials this run was to run: with a record now
     running: int = 0  # ... stopped while they ran (no record: run again next time)
     not_started: int = 0
+    replaced: int = 0  # search samples that failed and were replaced by others
 
 
 def trial_timeout(spec: TrialSpec) -> float | None:
@@ -476,8 +478,7 @@ def run_suite(suite: Suite, results_root: Path, shared_cache: Path | None = None
             joined = start_ray(run_dir, address, cpus, verbose, shared_cache)
             install()
             check()
-            retrained = _run_trials(suite, common, pending, searches, results_root, show_progress, started,
-                                    list(loggers))
+            _run_trials(suite, common, pending, searches, results_root, show_progress, started, list(loggers))
             check()
             if joined:
                 stop_ray(before)
@@ -493,16 +494,21 @@ def run_suite(suite: Suite, results_root: Path, shared_cache: Path | None = None
     ids = {spec.trial_id for spec in [*pending, *final_specs(suite.searches, records)]}
     finished = {r["trial_id"]: r for r in records}
     failed = [trial_id for trial_id in ids if finished.get(trial_id, {}).get("status") != "ok"]
-    for spec, _, _ in searches:
+    replaced = 0
+    for spec, search, _ in searches:
         group = [r for r in finished.values() if r["spec"].get("search_group") == spec.search_group]
-        failed += [r["trial_id"] for r in group if r["status"] not in ("ok", "pruned")]
-    return RunSummary(len(pending) + sum(n for _, _, n in searches) + retrained, skipped, sorted(failed), len(stale))
+        bad = [r["trial_id"] for r in group if r["status"] not in ("ok", "pruned")]
+        if samples_done(records, spec.search_group, search.tuned) >= search.target:
+            replaced += len(bad)  # the search got its samples all the same
+        else:
+            failed += bad
+    return RunSummary(len(started), skipped, sorted(failed), len(stale), replaced=replaced)
 
 
 def _run_trials(suite: Suite, common: dict[str, Any], pending: list[TrialSpec], searches: list[tuple],
-                results_root: Path, show_progress: bool, started: set[str], loggers: list[Logger]) -> int:
+                results_root: Path, show_progress: bool, started: set[str], loggers: list[Logger]) -> None:
     """The grid, then each search, then the final trials of tuned searches, as Tune experiments on the Ray
-    this process joined; returns how many final trials ran."""
+    this process joined."""
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
@@ -514,18 +520,23 @@ def _run_trials(suite: Suite, common: dict[str, Any], pending: list[TrialSpec], 
     _tune_grid(trainable, common, pending, run_dir, f"{suite.name}-grid", results_root, show_progress, started,
                loggers)
     for spec, search, remaining in searches:
-        check()
-        if search.exhaustive:  # every configuration once: those without a record, as a grid
-            sample: Any = tune.grid_search([combination for combination in search.combinations()
-                                            if not _sample_done(spec, combination, results_root)])
-            remaining = 1
-        else:
-            sample = _tune_space(search)
-        _tune(trainable, {**common, "spec": spec.to_json(), "sample": sample}, run_dir,
-              f"{suite.name}-search-{spec.search_group}", samples=remaining,
-              search=BasicVariantGenerator(random_state=spec.seed + remaining),
-              lines=_callback(results_root, show_progress, started), loggers=loggers,
-              scheduler=asha(search, spec.budget.steps) if search.scheduler else None)
+        for attempt in range(SEARCH_ROUNDS):  # a failed sample is replaced by a new one, a few rounds at most
+            check()
+            if search.exhaustive:  # every configuration once: those without a record, as a grid
+                sample: Any = tune.grid_search([combination for combination in search.combinations()
+                                                if not _sample_done(spec, combination, results_root)])
+                samples = 1
+            else:
+                sample, samples = _tune_space(search), remaining
+            _tune(trainable, {**common, "spec": spec.to_json(), "sample": sample}, run_dir,
+                  f"{suite.name}-search-{spec.search_group}", samples=samples,
+                  search=BasicVariantGenerator(random_state=spec.seed + remaining + 1000 * attempt),
+                  lines=_callback(results_root, show_progress, started), loggers=loggers,
+                  scheduler=asha(search, spec.budget.steps) if search.scheduler else None)
+            done = samples_done(load_records(results_root, [suite.name]), spec.search_group, search.tuned)
+            remaining = search.target - done
+            if remaining <= 0 or search.exhaustive:  # a configuration that failed would fail again
+                break
     finals = [spec for spec in final_specs(suite.searches, load_records(results_root, [suite.name]))
               if _finished(suite, spec, results_root) is None]
     if finals:  # each tuned search's best sample, trained again on its final seeds and tested once
@@ -533,7 +544,6 @@ def _run_trials(suite: Suite, common: dict[str, Any], pending: list[TrialSpec], 
         print(f"tuned: {len(finals)} final trial(s) of the best configurations by validation", flush=True)
         _tune_grid(trainable, common, finals, run_dir, f"{suite.name}-finals", results_root, show_progress,
                    started, loggers)
-    return len(finals)
 
 
 def _written_since(path: Path, since: float) -> bool:
