@@ -252,7 +252,7 @@ def run_trial(spec: TrialSpec | Mapping[str, Any], results_root: Path, shared_ca
         "protocol": dataclasses.asdict(protocol),
         "examples": {"train": len(split.train), "valid": [len(valid), len(split.valid)],
                      "test": [len(test), len(split.test)], "dropped_unscorable": trial.dropped},
-        "capped": len(test) < len(split.test) or len(valid) < len(split.valid),
+        "capped": (spec.tested and len(test) < len(split.test)) or len(valid) < len(split.valid),
         "training": ctx.validation.to_record(),
         "test_examples": test.fingerprint(),
         "per_example": {"test": {name: np.round(values, 4) for name, values in test_values.items()}}

@@ -30,7 +30,7 @@ def summary_tables(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 def terminal_summary(frame: pd.DataFrame, results: Path) -> str:
     """Every finished configuration of ``frame`` (``bench.store.records_frame``) in tables that fit
     ``WIDTH`` columns, then one line per failed trial naming its record."""
-    ok = frame[frame["status"] == "ok"]
+    ok = best_of_searches(frame[frame["status"] == "ok"])  # the rows the tables show
     blocks = [title + "\n" + tabulate(rows, headers="keys", tablefmt="simple", showindex=False, disable_numparse=True)
               for title, rows in summary_tables(frame)]
     notes = []
@@ -40,7 +40,7 @@ def terminal_summary(frame: pd.DataFrame, results: Path) -> str:
         notes.append("↑ validation was still rising at the last check")
     if notes:
         blocks.append("\n".join(notes))
-    failed = frame[frame["status"] == "failed"]
+    failed = frame[(frame["status"] == "failed") & (frame["tested"] != False)]  # noqa: E712 (replaced samples: --tuning)
     if len(failed):
         lines = [f"failed ({len(failed)}):"]
         for _, trial in failed.iterrows():
