@@ -404,7 +404,9 @@ def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str
     combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] or [{}]
     for combo in combos:
         typed = build_params(cls, nested(combo, into=nested(params)), f"{where}.params")
-        for dataset, task, seq_len, seed in itertools.product(datasets, entry_tasks, entry_lens, seeds):
+        # in a tuned suite a method with nothing to tune is tested on the final seeds, beside the finals it pairs with
+        entry_seeds = list(tuning.final_seeds) if tuning is not None and search is None else seeds
+        for dataset, task, seq_len, seed in itertools.product(datasets, entry_tasks, entry_lens, entry_seeds):
             if task not in TASKS:
                 raise _fail(f"{where}.tasks", f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
             if task not in cls.tasks:

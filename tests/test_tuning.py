@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from bench.errors import ConfigError
+from bench.report.paired import versus_rows
 from bench.report.terminal import summary_tables
 from bench.report.tuning import tuning_rows
 from bench.store import load_records, record_path, records_frame
@@ -72,6 +73,8 @@ def test_the_search_prunes_resumes_and_only_the_retrained_best_is_reported(tmp_p
     assert tuning.loc["DualEnc", "best configuration"].startswith("lr=")
     assert tuning.loc["Co-occurrence", "samples"] == "3 (0 pruned, 0 failed)"
     assert tuning.loc["Co-occurrence", "optimism"] != "—"
+    paired = versus_rows(records, "Popularity")  # the untuned trial runs on the final seed: every final pairs
+    assert set(paired["label"]) == {"DualEnc", "Co-occurrence"} and not paired.attrs.get("unpaired")
 
     # resume mid-search: a sample and the final gone; the rest are kept and only those run again
     group = finals[0]["spec"]["search_group"]
