@@ -18,6 +18,7 @@ import pandas as pd
 from bench.errors import ConfigError
 from bench.report.paired import versus_rows
 from bench.report.paper_tables import LAYOUTS, MISSING, paper_table_frame
+from bench.report.summary import failed_trials
 from bench.report.terminal import summary_tables
 
 SECTIONS = ("summary", "paired", "curves", "cost-quality", "paper-tables", "runs")
@@ -73,7 +74,7 @@ def _table(frame: pd.DataFrame) -> str:
 
 def _summary(frame: pd.DataFrame) -> str:
     parts = [f"<h3>{html.escape(title)}</h3>{_table(rows)}" for title, rows in summary_tables(frame)]
-    failed = frame[frame["status"] == "failed"]
+    failed = failed_trials(frame)
     if len(failed):
         parts.append("<h3>Failed trials</h3>" + _table(failed[["label", "dataset", "task", "seq_len", "seed",
                                                                "error", "trial_id"]]))

@@ -33,6 +33,13 @@ def best_of_searches(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([plain, *best], ignore_index=True)
 
 
+def failed_trials(frame: pd.DataFrame) -> pd.DataFrame:
+    """The failed trials a report lists: a tuned search's failed samples, replaced by others, are counted
+    by ``bench report --tuning`` instead."""
+    failed = frame[frame["status"] == "failed"]
+    return failed[failed["tested"] != False] if "tested" in failed else failed  # noqa: E712 (a column of bools)
+
+
 def metric_columns(frame: pd.DataFrame, split: str = "test") -> list[str]:
     """``<split>/<metric>`` columns in ``metric_order``."""
     columns = [c for c in frame.columns if c.startswith(f"{split}/") and "/ci_" not in c]
@@ -104,7 +111,7 @@ def summary_rows(frame: pd.DataFrame) -> pd.DataFrame:
         if mixed:
             row["sources"] = ", ".join(dict.fromkeys(group["sources"]))
         rows.append(row)
-    failed = frame[frame["status"] == "failed"]
+    failed = failed_trials(frame)
     for _, trial in failed.iterrows():
         rows.append({**{k: trial.get(k) for k in IDENTITY}, "seeds": 0, "error": trial.get("error")})
     return pd.DataFrame(rows)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from bench.report.summary import best_of_searches, metric_order, varying_params
+from bench.report.summary import best_of_searches, failed_trials, metric_order, varying_params
 
 WIDTH = 120
 LABEL_MOST = 30  # characters of a row's name (label and configuration tag)
@@ -40,7 +40,7 @@ def terminal_summary(frame: pd.DataFrame, results: Path) -> str:
         notes.append("↑ validation was still rising at the last check")
     if notes:
         blocks.append("\n".join(notes))
-    failed = frame[(frame["status"] == "failed") & (frame["tested"] != False)]  # noqa: E712 (replaced samples: --tuning)
+    failed = failed_trials(frame)
     if len(failed):
         lines = [f"failed ({len(failed)}):"]
         for _, trial in failed.iterrows():
