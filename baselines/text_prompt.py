@@ -8,16 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
-import torch
-
-from bench.accounting import analytic_train_flops, count_parameters, flop_sample, measure_flops
+from bench.accounting import analytic_train_flops, count_parameters, flop_sample
 from bench.context import TrialContext
 from bench.data.windows import Examples
 from bench.evaluation import Predictions
 from bench.models.answerer import LLMAnswerer
 from bench.models.llm import EMBEDDED, check_llm_name
-from bench.models.training import train
+from bench.models.training import measure_train_flops, train
 from bench.precision import autocast, fp32_trainables
 from bench.registry import Method, register_method
 
@@ -53,17 +50,15 @@ class TextPrompt(Method):
         train_examples = ctx.train
         labels = ctx.labels(train_examples)
 
-        def step_loss(index: np.ndarray) -> torch.Tensor:
-            return self.model(**self.llm.train_batch(ctx, train_examples, index, labels)).loss
-
+        if ctx.budget.checkpointing:
+            self.llm.lm.activation_checkpointing_enable({"use_reentrant": False})
         sample = flop_sample(len(train_examples), ctx.seed)
-        with autocast(ctx, llm=True):
-            self.measured_flops = measure_flops(
-                lambda: self.model(**self.llm.train_batch(ctx, train_examples, sample, labels, count=False)).loss.backward()
-            ) / len(sample)
+        self.measured_flops = measure_train_flops(
+            lambda index: self.llm.loss(ctx, train_examples, index, labels, count=False), sample, ctx.budget,
+            lambda: autocast(ctx, llm=True)) / len(sample)
         self.model.zero_grad(set_to_none=True)
-        self.run = train(ctx, self.model, step_loss, len(train_examples), predict=lambda ex: self.predict(ctx, ex),
-                         llm=True)
+        self.run = train(ctx, self.model, lambda index: self.llm.loss(ctx, train_examples, index, labels),
+                         len(train_examples), predict=lambda ex: self.predict(ctx, ex), llm=True)
 
     def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
         return self.llm.answer(ctx, examples)

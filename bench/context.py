@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,10 @@ class Budget:
     # not counted); a run it stops depends on the machine's speed, and its record says so
     timeout: float | None = None  # a guard on the whole trial's wall clock: the harness stops a trial that runs
     # longer and records it as failed (None: 2 x seconds + 30 minutes where seconds is set, else no limit)
+    micro_batch_size: int | None = None  # examples per forward/backward: a batch split into micro-batches
+    # whose gradients add up to the same update (None: the whole batch at once)
+    checkpointing: bool = False  # activation (gradient) checkpointing of the LLM's decoder layers (TextPrompt): less
+    # activation memory for one more forward pass per step
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size"):
@@ -50,7 +55,8 @@ class Budget:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if not 0 <= self.warmup < 1:
             raise ValueError(f"warmup must be in [0, 1), got {self.warmup}")
-        for name in ("eval_batch_size", "max_valid_examples", "max_test_examples", "eval_every", "patience"):
+        for name in ("eval_batch_size", "max_valid_examples", "max_test_examples", "eval_every", "patience",
+                     "micro_batch_size"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 or null, got {value}")
@@ -60,7 +66,21 @@ class Budget:
                 raise ValueError(f"{name} must be > 0 or null, got {value}")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The fields as a mapping; the memory-only fields (``OMITTED_AT_DEFAULT``) only where set, so that
+        the ids of trials that do not set them stay what they were before the fields existed."""
+        out = dataclasses.asdict(self)
+        for name, default in OMITTED_AT_DEFAULT.items():
+            if out[name] == default:
+                del out[name]
+        return out
+
+    def micro_batches(self, index: np.ndarray) -> list[np.ndarray]:
+        """``index`` (one training batch) in parts of at most ``micro_batch_size`` examples."""
+        size = self.micro_batch_size or len(index)
+        return [index[lo:lo + size] for lo in range(0, len(index), size)]
+
+
+OMITTED_AT_DEFAULT = {"micro_batch_size": None, "checkpointing": False}
 
 
 @dataclass(frozen=True)
@@ -105,6 +125,7 @@ class TrialContext:
     report: Callable[[dict[str, Any]], None] = field(default=lambda metrics: None)
     show_progress: bool = True
     validation: Validation | None = None  # the harness's checks while training (None: no checks)
+    batch_seconds: list[tuple[int, float]] | None = None  # the harness's clock on eval_batches: (size, seconds)
 
     @property
     def seq_len(self) -> int:
@@ -129,9 +150,14 @@ class TrialContext:
 
     def eval_batches(self, n: int, size: int, desc: str = "predict") -> Iterator[np.ndarray]:
         """Index arrays over ``n`` examples in order, ``size`` at a time (``eval_batch_size``), with a
-        progress bar."""
+        progress bar. Where the harness keeps ``batch_seconds``, the wall-clock a method spends on each
+        batch (from handing it out to asking for the next) is appended there with the batch's size."""
         for lo in self.progress(range(0, n, size), total=-(-n // size), desc=desc):
-            yield np.arange(lo, min(lo + size, n))
+            index = np.arange(lo, min(lo + size, n))
+            tick = time.perf_counter()
+            yield index
+            if self.batch_seconds is not None:
+                self.batch_seconds.append((len(index), time.perf_counter() - tick))
 
     def torch_generator(self) -> Any:
         import torch

@@ -64,17 +64,19 @@ ANSWERS = ["x", "y z and more words", "Heat (1995)"]
 
 
 @pytest.mark.parametrize("slots", [0, 3])
-def test_training_batch_is_prompt_then_answer_then_eos_right_padded(tokenizer, slots):
+def test_training_batch_is_prompt_then_answer_then_eos_left_padded(tokenizer, slots):
     batch = lm_batch(tokenizer, PROMPTS, ANSWERS, slots=slots)
     pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
+    width = batch["input_ids"].shape[1]
     for row, (prompt, answer) in enumerate(zip(PROMPTS, ANSWERS)):
         head = [pad] * slots + tokenizer(prompt)["input_ids"]
         tail = tokenizer(" " + answer, add_special_tokens=False)["input_ids"] + [eos]
-        n = len(head) + len(tail)
-        assert batch["input_ids"][row, :n].tolist() == head + tail
-        assert (batch["input_ids"][row, n:] == pad).all()
-        assert batch["attention_mask"][row].tolist() == [1] * n + [0] * (batch["input_ids"].shape[1] - n)
-        assert batch["labels"][row].tolist() == [-100] * len(head) + tail + [-100] * (batch["input_ids"].shape[1] - n)
+        n, padding = len(head) + len(tail), width - len(head) - len(tail)
+        assert batch["input_ids"][row, padding:].tolist() == head + tail  # every answer ends in the last column
+        assert (batch["input_ids"][row, :padding] == pad).all()
+        assert batch["attention_mask"][row].tolist() == [0] * padding + [1] * n
+        assert batch["labels"][row].tolist() == [-100] * (padding + len(head)) + tail
+        assert batch["position_ids"][row, padding:].tolist() == list(range(n))  # as without padding
 
 
 @pytest.mark.parametrize("slots", [0, 4])

@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # every shipped suite's trial ids and search groups (plain and under --preset paper), as the dict specs
 # before TrialSpec computed them (commit a5c8e4e); a suite edited on purpose updates its entry here. The
 # userllm ids changed once, when its parameters nested (encoder: {kind, ...}, pretrain: {...}; 17173ef):
-# the same configurations, each hashing to its old id when spelled the old way; no other id changed
+# the same configurations, each hashing to its old id when spelled the old way; no other id changed.
+# seq_length's TextPrompt trials changed on purpose when they took activation checkpointing and
+# micro-batches of one (issue #33), so that N = 200 fits 24 GB
 BEFORE = json.loads((Path(__file__).parent / "trial_ids.json").read_text())
 
 
@@ -35,6 +37,9 @@ def test_the_json_round_trips_and_budget_changes_make_a_new_id():
     shorter = spec.with_budget(steps=spec.budget.steps + 1)
     assert shorter.trial_id != spec.trial_id and shorter.budget.steps == spec.budget.steps + 1
     assert spec.with_budget(timeout=60).trial_id == spec.trial_id  # a guard, not part of what is computed
+    assert not {"micro_batch_size", "checkpointing"} & set(spec.to_json()["budget"])  # left out at their defaults
+    assert spec.with_budget(micro_batch_size=4).trial_id != spec.trial_id
+    assert spec.with_budget(checkpointing=True).trial_id != spec.trial_id
     short = spec.shortened(8, steps=2)
     assert (short.budget.steps, short.budget.max_test_examples, short.budget.max_valid_examples) == (2, 8, 8)
 

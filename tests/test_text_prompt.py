@@ -15,7 +15,8 @@ from bench.data import build_split
 from bench.errors import ConfigError
 from bench.models.decoding import CandidateTrie, constrained_beam_search
 from bench.models.llm import load_llm, load_tokenizer
-from bench.models.lm_inputs import encode_prompts, lm_batch
+from bench.models.lm_inputs import answer_loss, encode_prompts, lm_batch
+from bench.models.training import backward_in_parts
 from bench.registry import build_params, load_methods
 from bench.tasks import get_task
 
@@ -211,3 +212,67 @@ def test_batched_search_returns_what_generate_returns_for_text_prompts(ml100k, t
     reference = generate_beam_search(model, tokenizer, encoded, trie, k=10, beams=10, banned=banned,
                                      renormalize=renormalize)
     assert np.array_equal(fast, reference) and (fast >= 0).all()
+
+
+def _unpadded_row_losses(lm, tokenizer, prompts, answers) -> list[tuple[float, int]]:
+    """(summed answer loss, answer tokens) of each row alone, no padding, the LM head over every position."""
+    out = []
+    for prompt, answer in zip(prompts, answers):
+        row = lm_batch(tokenizer, [prompt], [answer])
+        logits = lm(input_ids=row["input_ids"]).logits[0, :-1]
+        targets = row["labels"][0, 1:]
+        out.append((float(torch.nn.functional.cross_entropy(logits, targets, ignore_index=-100, reduction="sum")),
+                    int((targets != -100).sum())))
+    return out
+
+
+def test_answer_loss_equals_the_full_head_loss_of_each_row_alone(tokenizer):
+    """The LM head over the answers' columns only, on a left-padded batch, gives the loss of the whole
+    head over each unpadded row, and HF's own loss of the same batch."""
+    lm, _ = load_llm("tiny-random", LLM_CACHE)
+    prompts = ["Q: a\nAnswer:", "Q: a much longer question here, with many more tokens in it\nAnswer:", "Which?"]
+    answers = ["x", "y z and more words", "Heat (1995)"]
+    batch = lm_batch(tokenizer, prompts, answers)
+    with torch.no_grad():
+        ours = answer_loss(lm, batch)
+        rows = _unpadded_row_losses(lm, tokenizer, prompts, answers)
+        hf = lm(**batch).loss
+    assert ours.count == sum(n for _, n in rows)
+    assert float(ours.total) == pytest.approx(sum(total for total, _ in rows), rel=1e-5)
+    assert float(ours.mean()) == pytest.approx(float(hf), rel=1e-5)
+
+
+@pytest.mark.parametrize("strategy", ["lora", "full"])
+def test_micro_batches_give_the_same_gradients(ml100k, strategy):
+    """A batch of 4 in micro-batches of 1 accumulates the gradients of the whole batch at once (TextPrompt's
+    summed answer loss divided once by the batch's answer tokens; dropout off so both see the same net)."""
+    method, ctx = fitted(ml100k, "next_item", strategy=strategy)
+    method.model.eval()
+    trainable = [p for p in method.model.parameters() if p.requires_grad]
+    labels, index = ctx.labels(ctx.train), np.arange(4)
+    grads, losses = [], []
+    for micro in (None, 1):
+        method.model.zero_grad(set_to_none=True)
+        budget = Budget(steps=1, batch_size=4, micro_batch_size=micro)
+        losses.append(backward_in_parts(lambda part: method.llm.loss(ctx, ctx.train, part, labels, count=False),
+                                        index, budget, trainable))
+        grads.append([p.grad.clone() for p in trainable])
+    assert float(losses[0]) == pytest.approx(float(losses[1]), rel=1e-5)
+    assert any(g.abs().sum() > 0 for g in grads[0])
+    for whole, parts in zip(*grads):
+        torch.testing.assert_close(whole, parts, rtol=1e-4, atol=1e-7)
+
+
+def test_checkpointing_trains_the_same_weights(ml100k):
+    weights = []
+    for checkpointing in (False, True):
+        cls = load_methods()["text_prompt"]
+        method = cls(build_params(cls, {"llm": "tiny-random", "prompt_events": 3, "strategy": "full"}, "params"))
+        ctx = make_ctx(ml100k, "next_item", steps=2)
+        ctx.budget = Budget(steps=2, batch_size=2, lr=1e-2, checkpointing=checkpointing)
+        torch.manual_seed(0)
+        method.fit(ctx)
+        weights.append({n: p.detach().clone() for n, p in method.model.named_parameters()})
+    assert method.llm.lm.is_activation_checkpointing
+    for name in weights[0]:
+        torch.testing.assert_close(weights[0][name], weights[1][name], rtol=1e-4, atol=1e-6)

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from bench.context import Budget, TrialContext
-from bench.models.lm_inputs import lm_batch
-from bench.models.training import TrainRun, train
+from bench.models.lm_inputs import answer_loss, lm_batch
+from bench.models.training import SummedLoss, TrainRun, train
 
 
 def candidate_states(encoder: torch.nn.Module, feature: str, ids: torch.Tensor) -> torch.Tensor:
@@ -42,7 +42,7 @@ def align_to_catalog(ctx: TrialContext, model: torch.nn.Module, tokenizer, steps
     question = ctx.task.question
     slots = model.fusion.slots
 
-    def step_loss(index: np.ndarray) -> torch.Tensor:
+    def step_loss(index: np.ndarray) -> SummedLoss:
         ids = torch.from_numpy(index.astype(np.int64)).to(ctx.device)
         inputs = lm_batch(tokenizer, [question] * len(index), ctx.task.answer_texts(ctx.dataset, index),
                           ctx.device, slots=slots)
@@ -50,7 +50,7 @@ def align_to_catalog(ctx: TrialContext, model: torch.nn.Module, tokenizer, steps
         states = candidate_states(model.encoder, feature, ids).unsqueeze(1)
         if model.perceiver is not None:
             states = model.perceiver(states)
-        return model.lm(**inputs, user_states=states).loss
+        return answer_loss(model.lm, inputs | {"user_states": states})
 
     budget = Budget(steps=steps, batch_size=ctx.budget.batch_size, lr=ctx.budget.lr,
                     weight_decay=ctx.budget.weight_decay, warmup=ctx.budget.warmup)

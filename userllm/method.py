@@ -11,13 +11,7 @@ from typing import ClassVar, Literal
 import numpy as np
 import torch
 
-from bench.accounting import (
-    FLOP_SAMPLE,
-    analytic_train_flops,
-    count_parameters,
-    flop_sample,
-    measure_flops,
-)
+from bench.accounting import analytic_train_flops, count_parameters, flop_sample
 from bench.context import Pretraining, TrialContext
 from bench.data.windows import Examples
 from bench.evaluation import Predictions
@@ -25,7 +19,7 @@ from bench.models.answerer import LLMAnswerer
 from bench.models.event_encoders import EncoderParams
 from bench.models.features import FeatureSpace, event_batch
 from bench.models.llm import EMBEDDED, check_llm_name, llm_layer_count
-from bench.models.training import TrainRun, train
+from bench.models.training import SummedLoss, TrainRun, measure_train_flops, train
 from bench.precision import autocast, fp32_trainables
 from bench.registry import Method, register_method
 from userllm.alignment import align_to_catalog
@@ -154,19 +148,21 @@ class UserLLM(Method):
         return {"user_states": self.fitted.model.user_states(batch)}
 
     def fit(self, ctx: TrialContext) -> None:
+        if ctx.budget.checkpointing:
+            raise ValueError("budget.checkpointing: userllm does not checkpoint (its cross-attention reads the user "
+                             "states only during the forward pass, and its LLM sees a short fixed query); leave it "
+                             "false")
         self.fitted = fitted = self._build(ctx)
         examples = ctx.train
         labels = ctx.labels(examples)
 
-        def step_loss(index: np.ndarray) -> torch.Tensor:
-            return fitted.model.lm(**self.lm_inputs(ctx, examples, index, labels)).loss
+        def step_loss(index: np.ndarray, count: bool = True) -> SummedLoss:
+            return fitted.llm.loss(ctx, examples, index, labels, count,
+                                   lambda part: self.user_states(ctx, examples, part))
 
-        def sample_loss() -> None:
-            sample = flop_sample(len(examples), ctx.seed)
-            fitted.model.lm(**self.lm_inputs(ctx, examples, sample, labels, count=False)).loss.backward()
-
-        with autocast(ctx, llm=True):
-            fitted.measured_flops = measure_flops(sample_loss) / min(FLOP_SAMPLE, len(examples))
+        sample = flop_sample(len(examples), ctx.seed)
+        fitted.measured_flops = measure_train_flops(lambda index: step_loss(index, count=False), sample, ctx.budget,
+                                                    lambda: autocast(ctx, llm=True)) / len(sample)
         fitted.model.zero_grad(set_to_none=True)
         lr_of, budget = self.learning_rates(ctx), ctx.budget
         if self.params.align_steps:

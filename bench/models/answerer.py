@@ -16,8 +16,9 @@ from bench.data.windows import Examples
 from bench.evaluation import Predictions
 from bench.models.decoding import candidate_trie, decode_answers, decode_batch_size, gather_predictions
 from bench.models.llm import load_llm, with_lora
-from bench.models.lm_inputs import encode_prompts, lm_batch
+from bench.models.lm_inputs import answer_loss, encode_prompts, lm_batch
 from bench.models.prompts import PromptWriter
+from bench.models.training import SummedLoss
 from bench.precision import autocast, llm_storage_dtype
 
 ModelInputs = Callable[[np.ndarray], dict[str, torch.Tensor]]  # example index -> extra forward arguments
@@ -41,6 +42,13 @@ class LLMAnswerer:
         self.beams, self.max_new_tokens = beams, max_new_tokens
         self.slots = 0
         self.input_tokens = InputTokens()
+
+    def loss(self, ctx: TrialContext, examples: Examples, index: np.ndarray, labels: np.ndarray,
+             count: bool = True, model_inputs: ModelInputs | None = None) -> SummedLoss:
+        """The answer loss of ``examples[index]`` (``bench.models.lm_inputs.answer_loss``); ``model_inputs``
+        adds the batch's extra forward arguments."""
+        batch = self.train_batch(ctx, examples, index, labels, count)
+        return answer_loss(self.lm, batch | (model_inputs(index) if model_inputs is not None else {}))
 
     def train_batch(self, ctx: TrialContext, examples: Examples, index: np.ndarray, labels: np.ndarray,
                     count: bool = True) -> dict[str, torch.Tensor]:

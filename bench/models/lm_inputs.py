@@ -1,5 +1,5 @@
-"""Token batches for causal LMs: prompts left-padded for generation, prompt + answer right-padded for
-training with labels on the answer only. ``slots`` reserves that many leading positions per row for
+"""Token batches for causal LMs: prompts left-padded for generation, prompt + answer left-padded for
+training with labels on the answer only, and the answer loss with the LM head over the answers alone. ``slots`` reserves that many leading positions per row for
 embeddings a method writes in itself (USER-LLM's soft prompt); they hold the pad id as token.
 
 The tokenizer encodes a whole batch in one call; its ragged rows are placed into the padded batch by
@@ -14,6 +14,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from bench.models.features import to_device
+from bench.models.training import SummedLoss
 
 
 class _Ragged:
@@ -48,18 +49,38 @@ def encode_prompts(tokenizer: PreTrainedTokenizerBase, prompts: list[str], devic
 
 def lm_batch(tokenizer: PreTrainedTokenizerBase, prompts: list[str], answers: list[str], device: str = "cpu",
              slots: int = 0) -> dict[str, torch.Tensor]:
-    """Prompt + " answer" + eos, right-padded; labels only on the answer and its eos (masked by length,
-    not by pad id, because pad = eos in many chat models)."""
+    """Prompt + " answer" + eos, left-padded so that every row's answer ends in the last column (the LM
+    head then runs over the answers' columns only, see ``answer_loss``); labels only on the answer and its
+    eos (masked by length, not by pad id, because pad = eos in many chat models); position ids count each
+    row's tokens from 0, as they would without padding."""
     prompt, answer = _tokens(tokenizer, prompts), _tokens(tokenizer, [" " + a for a in answers], special=False)
-    answer_start = slots + prompt.lengths
-    total = answer_start + answer.lengths + 1
+    total = slots + prompt.lengths + answer.lengths + 1
     width = int(total.max())
+    start = width - total
+    answer_start = start + slots + prompt.lengths
     input_ids = torch.full((len(prompts), width), tokenizer.pad_token_id, dtype=torch.long)
-    prompt.place(input_ids, torch.full_like(prompt.lengths, slots))
+    prompt.place(input_ids, start + slots)
     answer.place(input_ids, answer_start)
-    input_ids[torch.arange(len(prompts)), total - 1] = tokenizer.eos_token_id
+    input_ids[:, -1] = tokenizer.eos_token_id
     columns = torch.arange(width)
-    mask = columns < total[:, None]
-    labels = torch.where((columns >= answer_start[:, None]) & mask, input_ids, -100)
-    return {"input_ids": to_device(input_ids, device), "attention_mask": to_device(mask.long(), device),
+    labels = torch.where(columns >= answer_start[:, None], input_ids, -100)
+    return {"input_ids": to_device(input_ids, device),
+            "attention_mask": to_device((columns >= start[:, None]).long(), device),
+            "position_ids": to_device((columns - start[:, None]).clamp(min=0), device),
             "labels": to_device(labels, device)}
+
+
+def answer_loss(lm: torch.nn.Module, batch: dict[str, torch.Tensor]) -> SummedLoss:
+    """Cross-entropy of ``lm`` on the labelled tokens of ``batch`` (``lm_batch``, plus whatever else the
+    model's forward takes), summed, with their count. The LM head runs only over the last columns, those
+    that predict an answer token (HF's ``logits_to_keep``), not over every prompt position: at N = 200 a
+    TextPrompt row has ~2,500 prompt tokens and the head a 49,152-word vocabulary."""
+    labels = batch["labels"]
+    labelled = (labels != -100).any(0)
+    keep = labels.shape[1] - int(labelled.int().argmax()) + 1  # the column before the first label on
+    inputs = {name: value for name, value in batch.items() if name != "labels"}
+    logits = lm(**inputs, logits_to_keep=keep, use_cache=False).logits[:, :-1]
+    targets = labels[:, labels.shape[1] - keep + 1:]
+    total = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100,
+                                              reduction="sum")
+    return SummedLoss(total, int((targets != -100).sum()))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,6 +83,67 @@ def batch_indices(n: int, batch_size: int, steps: int, seed: int) -> Iterator[np
 
 
 @dataclass
+class SummedLoss:
+    """A loss summed over ``count`` items (an LLM's answer tokens): micro-batches of one batch add their
+    sums and divide once by the batch's count, so the update is the batch's mean loss, split or not."""
+
+    total: torch.Tensor
+    count: int
+
+    def mean(self) -> torch.Tensor:
+        return self.total / max(1, self.count)
+
+
+StepLoss = Callable[[np.ndarray], "torch.Tensor | SummedLoss"]  # a batch's mean loss, or its summed loss
+
+
+def backward_in_parts(step_loss: StepLoss, index: np.ndarray, budget: Budget, params: list[torch.nn.Parameter],
+                      forward: Callable[[], AbstractContextManager] = nullcontext) -> torch.Tensor:
+    """Gradients of the mean loss over ``index`` accumulated in ``params``, one micro-batch at a time
+    (``budget.micro_batch_size``; each forward under ``forward()``, e.g. autocast); returns the mean loss,
+    detached. A mean loss (a tensor) is weighted by its part's share of the examples, a ``SummedLoss``
+    divided by the batch's summed count."""
+    parts = budget.micro_batches(index)
+    if len(parts) == 1:
+        with forward():
+            loss = step_loss(index)
+            loss = loss.mean() if isinstance(loss, SummedLoss) else loss
+        loss.backward()
+        return loss.detach()
+    total, count, summed = None, 0, False
+    for part in parts:
+        with forward():
+            loss = step_loss(part)
+        summed = isinstance(loss, SummedLoss)
+        value = loss.total if summed else loss * (len(part) / len(index))
+        value.backward()
+        count += loss.count if summed else 0
+        total = value.detach() if total is None else total + value.detach()
+    if summed:
+        for param in params:
+            if param.grad is not None:
+                param.grad.div_(max(1, count))
+        total = total / max(1, count)
+    return total
+
+
+def measure_train_flops(step_loss: StepLoss, sample: np.ndarray, budget: Budget,
+                        forward: Callable[[], AbstractContextManager] = nullcontext) -> int:
+    """FLOPs of forward (under ``forward()``) + backward over the example indices ``sample``, in parts no
+    larger than a training step's micro-batch (so that measuring costs no more memory than a step)."""
+    from bench.accounting import measure_flops
+
+    def one(part: np.ndarray) -> None:
+        with forward():
+            loss = step_loss(part)
+        (loss.total if isinstance(loss, SummedLoss) else loss).backward()
+
+    size = min(budget.micro_batch_size or budget.batch_size, budget.batch_size)
+    parts = [sample[lo:lo + size] for lo in range(0, len(sample), size)]
+    return sum(measure_flops(lambda part=part: one(part)) for part in parts)
+
+
+@dataclass
 class TrainRun:
     """Per-step losses, the wall-clock seconds of the optimisation loop alone (validation checks not
     counted), the steps the budget allowed, the measured FLOPs of one step and why it stopped."""
@@ -113,12 +174,13 @@ def planned_steps(budget: Budget, flops_per_step: int | None) -> int:
     return max(1, min(budget.steps, math.ceil(budget.flops / flops_per_step)))
 
 
-def train(ctx: TrialContext, model: torch.nn.Module, step_loss: Callable[[np.ndarray], torch.Tensor],
+def train(ctx: TrialContext, model: torch.nn.Module, step_loss: StepLoss,
           n_examples: int, budget: Budget | None = None, desc: str = "train", max_grad_norm: float = 1.0,
           lr_of: Callable[[str], float] | None = None, predict: Predictor | None = None,
           llm: bool = False) -> TrainRun:
     """Run ``budget.steps`` optimisation steps of ``step_loss(batch_indices)`` (under
-    ``bench.precision.autocast(ctx, llm)``), or fewer where ``budget.flops`` is given: the first step's
+    ``bench.precision.autocast(ctx, llm)``; in micro-batches where ``budget.micro_batch_size`` asks, see
+    ``backward_in_parts``), or fewer where ``budget.flops`` is given: the first step's
     FLOPs are counted and the run gets as many steps as the budget's FLOPs buy. The learning-rate schedule
     spans those steps. ``budget.seconds`` is a guard only: where it stops the run, the result depends on
     the machine's speed and the record says so (stopped: seconds).
@@ -127,13 +189,12 @@ def train(ctx: TrialContext, model: torch.nn.Module, step_loss: Callable[[np.nda
     harness scores it every ``budget.eval_every`` steps and after the last step (the curve goes to
     ``ctx.validation``), training stops after ``budget.patience`` checks without improvement, and the
     trainable weights of the best check are restored at the end."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from bench.accounting import cpu_sdpa_mapping
+    from bench.accounting import flop_counter
 
     budget = budget or ctx.budget
     validation = ctx.validation if predict is not None else None
     optimizer = make_optimizer(model, budget, lr_of=lr_of)
+    trainable = [p for p in model.parameters() if p.requires_grad]
     total, flops_per_step = budget.steps, None
     schedule = WarmupCosine(optimizer, total, budget.warmup)
     model.train()
@@ -143,19 +204,17 @@ def train(ctx: TrialContext, model: torch.nn.Module, step_loss: Callable[[np.nda
     bar = ctx.progress(batches, total=budget.steps, desc=desc)
     for step, index in enumerate(bar, start=1):
         tick = time.perf_counter()
-        counter = FlopCounterMode(display=False, custom_mapping=cpu_sdpa_mapping()) if step == 1 and budget.flops else None
+        counter = flop_counter() if step == 1 and budget.flops else None
+        optimizer.zero_grad(set_to_none=True)
         with counter or nullcontext():
-            with autocast(ctx, llm):
-                loss = step_loss(index)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss = backward_in_parts(step_loss, index, budget, trainable, lambda: autocast(ctx, llm))
         if counter is not None:
             flops_per_step = int(counter.get_total_flops())
             total = planned_steps(budget, flops_per_step)
             schedule = WarmupCosine(optimizer, total, budget.warmup)
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], max_grad_norm)
+        torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
         optimizer.step()
-        losses.append(loss.detach())
+        losses.append(loss)
         seconds += time.perf_counter() - tick
         schedule.update(step)
         seen += len(index)
