@@ -1,9 +1,12 @@
-"""How many evaluation examples a method may process at once: as many as fit in a share of the memory
-free on its device, up to a cap past which larger batches are no faster (docs/findings.md)."""
+"""Memory: how many evaluation examples a method may process at once (as many as fit in a share of the
+memory free on its device, up to a cap past which larger batches are no faster, docs/findings.md), the
+allocator policy of a training loop, and what Ray says when its memory monitor stops a worker."""
 
 from __future__ import annotations
 
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,3 +86,32 @@ def release_free_heap() -> None:
     trim = _libc_function("malloc_trim")
     if trim is not None:
         trim(0)
+
+
+@dataclass(frozen=True)
+class MemoryKill:
+    """A worker Ray's memory monitor stopped: what it held then, and the node's use against its limit (GB)."""
+
+    worker_gb: float | None
+    node_used_gb: float | None
+    node_limit_gb: float | None
+    pid: int | None = None  # the stopped worker's process id
+
+    def describe(self) -> str:
+        held = f" at {self.worker_gb:.2f} GB" if self.worker_gb is not None else ""
+        node = (f" (the node at {self.node_used_gb:.2f} of {self.node_limit_gb:.2f} GB)"
+                if self.node_used_gb is not None and self.node_limit_gb is not None else "")
+        return (f"out of memory: Ray's memory monitor stopped the trial's worker{held}{node}; not retried. "
+                "Lower budget.batch_size, set budget.micro_batch_size or budget.checkpointing, or run fewer "
+                "trials at once (resources.memory_gb)")
+
+
+def memory_kill(error_text: str) -> MemoryKill | None:
+    """The memory kill Ray's error text reports (its OutOfMemoryError), else None."""
+    if "running low on memory" not in error_text and "OutOfMemoryError" not in error_text:
+        return None
+    worker = re.search(r"memory used=([\d.]+)\s*GB", error_text)
+    node = re.search(r"was ([\d.]+)\s*GB used / ([\d.]+)\s*GB limit", error_text)
+    pid = re.search(r"Selected to kill:.*?pid=(\d+)", error_text, re.DOTALL)
+    return MemoryKill(float(worker.group(1)) if worker else None, float(node.group(1)) if node else None,
+                      float(node.group(2)) if node else None, int(pid.group(1)) if pid else None)

@@ -19,6 +19,7 @@ from typing import Any
 from tabulate import tabulate
 
 from bench.data.cache import cache_root
+from bench.memory import memory_kill
 from bench.runner import start_ray, trial_resources
 from bench.spec import TrialSpec
 from bench.suite import Suite
@@ -103,7 +104,10 @@ def _profile_trials(suite: Suite, shared_cache: Path | None, steps: int, example
     import ray
 
     resources = trial_resources(suite)
-    remote = ray.remote(max_calls=1)(profile_trial).options(num_cpus=resources["cpu"], num_gpus=resources["gpu"])
+    # max_retries=0: a trial Ray's memory monitor stops is a row, never run again (Ray retries a task it
+    # stopped for memory without end otherwise)
+    remote = ray.remote(max_calls=1, max_retries=0)(profile_trial).options(num_cpus=resources["cpu"],
+                                                                          num_gpus=resources["gpu"])
     rows = []
     for spec in suite.trials + [spec for spec, _ in suite.searches]:
         row = {"label": spec.label, "dataset": spec.dataset.name, "task": spec.task, "seq_len": spec.seq_len,
@@ -112,7 +116,11 @@ def _profile_trials(suite: Suite, shared_cache: Path | None, steps: int, example
             row |= ray.get(remote.remote(spec, steps, examples, str(shared_cache.resolve()) if shared_cache else None))
         except ray.exceptions.RayError as exc:  # a failing trial is a row, never the end of the profile
             cause = getattr(exc, "cause", None) or exc
-            row["error"] = f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1]}"
+            kill = memory_kill(str(exc))
+            if kill is not None:
+                row["error"], row["peak_rss_gib"] = kill.describe(), kill.worker_gb and kill.worker_gb * 1e9 / GIB
+            else:
+                row["error"] = f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1]}"
         print(_line(row), flush=True)
         rows.append(row)
     return rows
@@ -134,7 +142,7 @@ def profile_table(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         what = [row["label"], row["task"], row["seq_len"], row["seed"]]
         if "error" in row:
-            cells.append([*what, f"failed: {row['error']}"])
+            cells.append([*what, f"failed: {row['error'].split(';')[0]}"])  # the whole error: its [profile] line
             continue
         share = f"{100 * row['of_peak']:.0f}%" if row.get("of_peak") else "-"
         cells.append([*what, f"{row['device']} {row['dtype']}", row["setup_seconds"], row["seconds_per_step"],

@@ -30,12 +30,13 @@ from bench.interrupt import (
     stop_processes,
     stopping,
 )
+from bench.memory import memory_kill
 from bench.nodes import node_id, trial_files_root
 from bench.paper_budgets import paper_examples
 from bench.spec import TrialSpec
 from bench.store import jsonable, load_records, read_checked, read_record, record_path, write_json_atomically
 from bench.suite import BUDGET_PREFIX, SearchSpec, Suite
-from bench.tracking import Logger, logged_name, logger_callbacks
+from bench.tracking import WORKER_KEY, Logger, logged_name, logger_callbacks
 from bench.trial import execute_trial
 from bench.tuning import asha, curve_point, final_specs, pruned_record, samples_done
 
@@ -147,6 +148,7 @@ def _trainable(config: dict[str, Any]) -> None:
     from ray import tune
 
     spec = _sampled_spec(config)
+    tune.report({WORKER_KEY: os.getpid()})  # which trial a worker Ray's memory monitor names was running
     cache = Path(config["shared_cache"]) if config["shared_cache"] else cache_root()
     files = trial_files_root(Path(config["results_root"]), config["driver_node"])
     record = execute_trial(spec, files, cache, show_progress=config["verbose"],
@@ -192,6 +194,7 @@ def _callback(results_root: Path, show_progress: bool = True, started: set[str] 
             self.timed_out: dict[str, float] = {}  # Tune trial id -> seconds it ran when stopped
             self.curves: dict[str, list[dict[str, Any]]] = {}  # Tune trial id -> its validation checks so far
             self.began: dict[str, float] = {}  # Tune trial id -> when it started (a pruned sample's cost)
+            self.workers: dict[int, TrialSpec] = {}  # worker process id -> the trial it runs
 
         def on_trial_start(self, iteration, trials, trial, **info):
             spec = _sampled_spec(trial.config)
@@ -216,6 +219,8 @@ def _callback(results_root: Path, show_progress: bool = True, started: set[str] 
                 ray.kill(actor, no_restart=True)
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
+            if WORKER_KEY in result:
+                self.workers[result[WORKER_KEY]] = _sampled_spec(trial.config)
             point = curve_point(result) if PROGRESS_KEY in result else None
             if point is not None:
                 self.curves.setdefault(trial.trial_id, []).append(point)
@@ -253,9 +258,21 @@ def _callback(results_root: Path, show_progress: bool = True, started: set[str] 
                                 "(budget.timeout, else 2 x budget.seconds + 30 min); a fit or predict that never "
                                 "returns, or a budget too large for this machine")
             else:
-                _record_failure(spec, results_root, "WorkerDied", f"the trial's worker died: {_ray_error(trial)}")
+                kill = memory_kill(_ray_error_text(trial))
+                if kill is not None:
+                    _record_failure(spec, results_root, "OutOfMemory", kill.describe(), peak_rss_gb=kill.worker_gb)
+                else:
+                    _record_failure(spec, results_root, "WorkerDied", f"the trial's worker died: {_ray_error(trial)}")
 
     return TrialLines()
+
+
+def _ray_error_text(trial: Any) -> str:
+    """Ray's whole error text for a trial ("" where it left none)."""
+    try:
+        return Path(trial.error_file).read_text()
+    except (OSError, TypeError):
+        return ""
 
 
 def _ray_error(trial: Any) -> str:
@@ -267,15 +284,19 @@ def _ray_error(trial: Any) -> str:
         return f"no error text from Ray (error file: {trial.error_file})"
 
 
-def _record_failure(spec: TrialSpec, root: Path, kind: str, message: str) -> None:
+def _record_failure(spec: TrialSpec, root: Path, kind: str, message: str, peak_rss_gb: float | None = None) -> None:
     """A failure record for a trial that could not send its own (its worker died, or the harness stopped
-    it). A trial that already has its record finished before: it is left as it is and not reported
-    again; nothing is recorded while a signal stops the run (those trials simply run again)."""
+    it), with the worker's memory where Ray reported it. A trial that already has its record finished
+    before: it is left as it is and not reported again; nothing is recorded while a signal stops the run
+    (those trials simply run again)."""
     path = record_path(spec.suite, spec.trial_id, root)
     if stopping() or read_record(path) is not None:
         return
-    write_json_atomically(path, {"trial_id": spec.trial_id, "suite": spec.suite, "spec": spec.to_json(),
-                                 "status": "failed", "error": {"type": kind, "message": message}})
+    record = {"trial_id": spec.trial_id, "suite": spec.suite, "spec": spec.to_json(), "status": "failed",
+              "error": {"type": kind, "message": message}}
+    if peak_rss_gb is not None:
+        record["peak_rss_gb"] = peak_rss_gb
+    write_json_atomically(path, record)
     print(f"[error] {_describe(spec)}: {message}", flush=True)
 
 
@@ -421,8 +442,9 @@ def _tune_grid(trainable: Any, common: dict[str, Any], pending: list[TrialSpec],
                results_root: Path, show_progress: bool = True, started: set[str] | None = None,
                loggers: list[Logger] = ()) -> None:
     """Run ``pending`` as one Tune grid. Tune aborts the whole experiment when Ray's memory monitor kills
-    a worker (it raises instead of failing the trial): record the trials then in flight as failed and
-    go on with the others."""
+    a worker (it raises instead of failing the trial): record the trial whose worker it was as out of
+    memory (by the worker's process id; where that is unknown, every trial then in flight) and go on
+    with the others, those that were in flight included."""
     from ray import tune
     from ray.exceptions import RayError
 
@@ -435,10 +457,17 @@ def _tune_grid(trainable: Any, common: dict[str, Any], pending: list[TrialSpec],
         except RuntimeError as exc:
             if not isinstance(exc.__cause__, RayError):
                 raise
-            message = f"Ray stopped the trial's worker: {str(exc.__cause__).splitlines()[0]}"
-            for spec in pending:
-                if spec.trial_id in lines.started:
-                    _record_failure(spec, results_root, "WorkerDied", message)
+            kill = memory_kill(str(exc.__cause__))
+            killed = lines.workers.get(kill.pid) if kill is not None else None
+            if killed is not None:  # that trial alone; the others in flight run again
+                _record_failure(killed, results_root, "OutOfMemory", kill.describe(), kill.worker_gb)
+            else:
+                kind, message = (("OutOfMemory", f"{kill.describe()} (one of the trials then running)")
+                                 if kill is not None else
+                                 ("WorkerDied", f"Ray stopped the trial's worker: {str(exc.__cause__).splitlines()[0]}"))
+                for spec in pending:
+                    if spec.trial_id in lines.started:
+                        _record_failure(spec, results_root, kind, message)
             pending = [s for s in pending if read_record(record_path(s.suite, s.trial_id, results_root)) is None]
 
 

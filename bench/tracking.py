@@ -26,6 +26,7 @@ HOOKS = ("setup", "on_step_begin", "on_step_end", "on_trial_start", "on_trial_re
          "on_trial_result", "on_trial_complete", "on_trial_recover", "on_trial_error", "on_checkpoint",
          "on_experiment_end")  # ray.tune.Callback's hooks, which a guarded logger forwards
 MLFLOW_PACKAGES = ("mlflow", "sqlalchemy", "alembic")  # the tracking extra: pip install -e '.[tracking]'
+WORKER_KEY = "worker_pid"  # a trial's first result: its worker's process id, for the driver, not logged
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def guarded(callback: Any, name: str) -> Any:
 
     def forwarding(hook: str) -> Any:
         def forward(self: Guarded, *args: Any, **kwargs: Any) -> None:
-            if self.failed:
+            if self.failed or hook == "on_trial_result" and WORKER_KEY in kwargs.get("result", {}):
                 return
             try:
                 getattr(self.inner, hook)(*args, **kwargs)

@@ -112,3 +112,21 @@ class Faulty(Method):
 
     def accounting(self, ctx: TrialContext) -> dict:
         return {"train_steps", "params_total"} if self.params.kind == "set" else {}
+
+
+@register_method("test_memory_hog")
+class MemoryHog(Method):
+    """Holds ``gb`` more resident memory, 100 MB at a time, in fit: what Ray's memory monitor stops."""
+
+    @dataclass(frozen=True)
+    class Params:
+        gb: float = 6.0
+
+    def fit(self, ctx: TrialContext) -> None:
+        self.blocks = []
+        for _ in range(int(self.params.gb * 10)):
+            self.blocks.append(np.ones(100_000_000 // 8))
+            time.sleep(0.05)
+
+    def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
+        return Predictions(ranked=np.tile(np.arange(10), (len(examples), 1)))
