@@ -180,6 +180,9 @@ def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
         examples = rec.get("examples", {})
         row["test_n"] = examples["test"][0] if "test" in examples else None
         row["capped"] = rec.get("capped", False)
+        row["test_examples"] = rec.get("test_examples")  # the test set's fingerprint: paired rows share it
+        row["test_seconds"] = (rec.get("timing") or {}).get("test_seconds")  # per test example, where timed one by one
+        row["device_name"], row["peak_rss_gb"] = rec.get("device_name"), rec.get("peak_rss_gb")
         row["machine_dependent"] = rec.get("machine_dependent", False)
         sources = rec.get("sources") or {}
         row["sources"] = f"{sources.get('harness', '?')}/{sources.get('method', '?')}"

@@ -167,6 +167,7 @@ class PreparedTrial:
     test_view: Dataset
     split: Split
     spec: TrialSpec
+    test_batch_seconds: list[tuple[int, float]] = dataclasses.field(default_factory=list)
 
     def predict_valid(self, examples: Examples) -> Any:
         """The method's predictions of validation examples, from the fit view (no validation labels)."""
@@ -178,7 +179,9 @@ class PreparedTrial:
 
     @property
     def test_ctx(self) -> TrialContext:
-        return dataclasses.replace(self.ctx, dataset=self.test_view, validation=None)
+        """The test view's context; its ``eval_batches`` are timed into ``test_batch_seconds``."""
+        return dataclasses.replace(self.ctx, dataset=self.test_view, validation=None,
+                                   batch_seconds=self.test_batch_seconds)
 
 
 def prepare_trial(spec: TrialSpec | Mapping[str, Any], results_root: Path, shared_cache: Path,
@@ -217,6 +220,25 @@ def prepare_trial(spec: TrialSpec | Mapping[str, Any], results_root: Path, share
     return PreparedTrial(method, ctx, valid, test, dropped, dataset, test_view, split, spec)
 
 
+def measured_inference_flops(trial: PreparedTrial) -> int | None:
+    """FLOPs of the method's prediction of one validation example (an LLM's prefill and constrained
+    decoding), counted by torch after the test predictions; None without a validation example."""
+    from bench.accounting import measure_flops
+
+    if len(trial.valid) == 0:
+        return None
+    return measure_flops(lambda: trial.predict_valid(trial.valid.subset(slice(0, 1))))
+
+
+def test_timing(batches: list[tuple[int, float]]) -> dict[str, Any]:
+    """The harness's clock on the test predictions' batches; with one example per batch
+    (``budget.eval_batch_size: 1``), each test example's seconds, in the order of the test examples."""
+    timing: dict[str, Any] = {"test_batches": [[size, round(seconds, 4)] for size, seconds in batches]}
+    if batches and all(size == 1 for size, _ in batches):
+        timing["test_seconds"] = [round(seconds, 4) for _, seconds in batches]
+    return timing
+
+
 def run_trial(spec: TrialSpec | Mapping[str, Any], results_root: Path, shared_cache: Path,
               show_progress: bool = False, report: Any = None) -> dict[str, Any]:
     """Fit, predict and score the trial ``spec``; return its record's body (raises on failure, writes
@@ -234,6 +256,7 @@ def run_trial(spec: TrialSpec | Mapping[str, Any], results_root: Path, shared_ca
     test_values, predict_seconds = predict_and_score(trial.predict_test, spec.method, task, protocol,
                                                      trial.labelled, test)
 
+    inference_flops = measured_inference_flops(trial) if method.uses_llm and spec.tested else None
     accounting = checked_accounting(method, ctx)
     if "llm_input_tokens" in accounting:
         stats = token_stats(accounting.pop("llm_input_tokens"))
@@ -243,7 +266,8 @@ def run_trial(spec: TrialSpec | Mapping[str, Any], results_root: Path, shared_ca
     loop_seconds = accounting.get("train_seconds", fit_seconds)  # the optimisation loop where the method says
     accounting.update({"fit_seconds": round(fit_seconds, 3), "seconds_per_step": loop_seconds / max(1, steps),
                        "predict_seconds": round(predict_seconds, 3),
-                       "seconds_per_test_example": predict_seconds / max(1, len(test))})
+                       "seconds_per_test_example": predict_seconds / max(1, len(test)),
+                       **({"flops_per_inference_example_measured": inference_flops} if inference_flops else {})})
     metrics = {"valid": summarize_all(valid_values, spec.seed)}
     if spec.tested:
         metrics["test"] = summarize_all(test_values, spec.seed)
@@ -257,7 +281,8 @@ def run_trial(spec: TrialSpec | Mapping[str, Any], results_root: Path, shared_ca
         "test_examples": test.fingerprint(),
         "per_example": {"test": {name: np.round(values, 4) for name, values in test_values.items()}}
         if spec.tested else {},
-        "accounting": accounting, "device": ctx.device, "device_name": device_name(ctx.device),
+        "accounting": accounting, "timing": test_timing(trial.test_batch_seconds),
+        "device": ctx.device, "device_name": device_name(ctx.device),
         "dtype": compute_dtype(ctx, method.uses_llm),
         # a run the wall-clock guard stopped did as much work as this machine managed in the time
         "machine_dependent": stopped == "seconds",

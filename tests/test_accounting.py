@@ -15,7 +15,7 @@ from bench.tasks import get_task
 from bench.trial import run_trial
 from userllm.pretraining import checkpoint_path, code_version
 
-from conftest import fresh_cache
+from conftest import fresh_cache, split_of
 
 SMALL = {"llm": TINY, "encoder.layers": 1, "encoder.dim": 16, "encoder.heads": 2, "pretrain.steps": 3,
          "pretrain.batch_size": 4, "xattn_every": 1, "beams": 2}
@@ -105,3 +105,40 @@ def test_userllm_generates_reviews_scored_by_rouge(tmp_path, review_sources):
         rouge = body["metrics"]["test"]["rouge_lsum"]
         assert 0 <= rouge["mean"] <= 100 and body["examples"]["test"][0] == 7
         assert body["training"]["curve"] and "rouge_lsum" in body["training"]["curve"][-1]["valid"]
+
+
+@pytest.mark.parametrize(("method", "fusion"), [("text_prompt", None), ("userllm", "cross_attention"),
+                                                ("userllm", "soft_prompt")])
+def test_input_tokens_are_the_tokenizer_count_of_the_prompts_the_llm_reads(ml100k, tmp_path, monkeypatch, method,
+                                                                          fusion):
+    """Table 3's token counts: each test example's count is the tokenizer's count of the prompt the method
+    built for it (plus a soft prompt's slots), as the LLM received it."""
+    import test_text_prompt
+    import test_userllm
+
+    import bench.models.answerer as answerer
+
+    if method == "text_prompt":
+        fitted_method, ctx = test_text_prompt.fitted(ml100k, "next_item", prompt_events=6)
+    else:
+        fitted_method, ctx = test_userllm.fitted(ml100k, fresh_cache(tmp_path), fusion=fusion)
+    seen = []
+    encode = answerer.encode_prompts
+
+    def spy(tokenizer, prompts, device="cpu", slots=0):
+        encoded = encode(tokenizer, prompts, device, slots)
+        seen.append((tokenizer, list(prompts), slots, encoded["attention_mask"].sum(1).tolist()))
+        return encoded
+
+    monkeypatch.setattr(answerer, "encode_prompts", spy)
+    before = len(fitted_method.accounting(ctx)["llm_input_tokens"])
+    fitted_method.predict(ctx, split_of(ctx).test.subset(slice(0, 5)))
+    counted = fitted_method.accounting(ctx)["llm_input_tokens"][before:]
+    tokenized = [len(tokenizer(prompt)["input_ids"]) + slots for tokenizer, prompts, slots, _ in seen
+                 for prompt in prompts]
+    received = [n for *_, masks in seen for n in masks]
+    assert len(counted) == 5 and counted == tokenized == received
+    if method == "text_prompt":
+        assert min(counted) > 6 * 5  # six events written out in every prompt
+    elif fusion == "soft_prompt":
+        assert seen[0][2] > 0  # the slots count

@@ -1,6 +1,7 @@
 """Figures as PNG (matplotlib, headless): the paper's figure 3 (recall@k against history length,
-TextPrompt vs USER-LLM, unfrozen vs frozen LLM) and a cost/quality plot the paper does not have
-(recall@1 against LLM training FLOPs per example, every method of the results).
+TextPrompt vs USER-LLM, unfrozen vs frozen LLM), its table 3 as a figure (tokens and measured seconds
+per example against N), and a cost/quality plot the paper does not have (recall@1 against LLM training
+FLOPs per example, every method of the results).
 
 No point stands alone: each carries its 95% CI (or ± std over seeds) and its test count, and a point
 scored on a capped sample of the test set is drawn hollow. Validation curves scored on fewer than
@@ -14,10 +15,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.errors import ConfigError  # noqa: E402
-from bench.report.paper_tables import one_configuration, pick, userllm  # noqa: E402
+from bench.report.paper_tables import one_configuration, paper_numbers, pick, table3_pair, userllm  # noqa: E402
 from bench.store import records_frame  # noqa: E402
 
 FIGURE3_LINES = {"Unfrozen LLM": {"TP (full)": {"method": "text_prompt", "param.strategy": "full"},
@@ -163,6 +165,54 @@ def curves(records: list[dict]) -> plt.Figure:
     return fig
 
 
+def efficiency(frame: pd.DataFrame) -> plt.Figure:
+    """Table 3 as a figure: LLM input tokens and seconds per test example against N (log scale), TextPrompt
+    and USER-LLM of the pair table 3 reports, the paper's token counts beside ours."""
+    fig, (tokens_ax, seconds_ax) = plt.subplots(1, 2, figsize=(10, 4.2))
+    paper, drawn, device = paper_numbers(3), 0, None
+    for name, side, style in (("TP", 1, "o-"), ("USER-LLM", 2, "s-")):
+        points = []
+        for n in (50, 100, 200):
+            pair = table3_pair(frame, n)
+            if pair is None:
+                continue
+            rows = pair[side]
+            chosen, _ = one_configuration(rows)
+            timed = rows[rows["test_seconds"].apply(lambda v: isinstance(v, list))]
+            seconds = np.asarray(timed["test_seconds"].iloc[0]) if not timed.empty else None
+            device = device or (timed["device_name"].iloc[0] if not timed.empty else None)
+            points.append((n, float(chosen["acct.llm_input_tokens_mean"].mean()), seconds, pair[0]))
+        if points:
+            drawn += 1
+            ns = [p[0] for p in points]
+            line = tokens_ax.plot(ns, [p[1] for p in points], style, label=f"{name} ({points[0][3]}), ours")[0]
+            tokens_ax.plot([50, 100, 200], [paper[(f"# Tokens {name}", f"Len{n}")] for n in (50, 100, 200)], style,
+                           color=line.get_color(), alpha=0.45, linestyle=":", label=f"{name}, paper")
+            timed = [(n, s) for n, _, s, _ in points if s is not None]
+            if timed:
+                means = [s.mean() for _, s in timed]
+                spread = [[m - np.percentile(s, 2.5) for (_, s), m in zip(timed, means)],
+                          [np.percentile(s, 97.5) - m for (_, s), m in zip(timed, means)]]
+                seconds_ax.errorbar([n for n, _ in timed], means, yerr=spread, fmt=style, capsize=3,
+                                    color=line.get_color(), label=f"{name} (n={len(timed[0][1])} users)")
+    if not drawn:
+        raise ConfigError("the efficiency figure needs next_item results of text_prompt and userllm at N = 50, 100 "
+                          "or 200 (suite table3)")
+    for ax, label in ((tokens_ax, "LLM input tokens per test example"),
+                      (seconds_ax, "seconds per test example (prefill + decoding)")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xticks([50, 100, 200], ["50", "100", "200"])
+        ax.set_xlabel("history length N")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3, which="both")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.suptitle(f"Table 3 as a figure: cost per example vs history length (measured on {device or 'no timed run'}; "
+                 "bars: 2.5-97.5 percentiles over users)")
+    return fig
+
+
 def _save(fig: plt.Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
@@ -171,13 +221,14 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-FIGURES = {"3": figure3, "0": cost_quality}
+FIGURES = {"3": figure3, "0": cost_quality, "efficiency": efficiency}
 
 
 def draw_figure(name: str, records: list[dict], path: Path) -> Path:
-    """Draw figure ``name`` (3; 0 for cost/quality; curves) from the results into ``path``."""
+    """Draw figure ``name`` (3; 0 for cost/quality; efficiency; curves) from the results into ``path``."""
     if name not in (*FIGURES, "curves"):
-        raise ConfigError(f"--figure {name}: expected 3 (recall vs history length), 0 (cost/quality) or curves")
+        raise ConfigError(f"--figure {name}: expected 3 (recall vs history length), 0 (cost/quality), efficiency "
+                          "(table 3: tokens and seconds per example vs N) or curves")
     if not records:
         raise ConfigError("no results to draw")
     return _save(curves(records) if name == "curves" else FIGURES[name](records_frame(records)), path)

@@ -54,6 +54,8 @@ def html_report(records: list[dict[str, Any]], frame: pd.DataFrame, out_dir: Pat
              _section("paired", "Paired comparisons", _paired(records, frame, versus)),
              _section("curves", "Validation curves", _figure("curves", records)),
              _section("cost-quality", "Cost and quality", _figure("0", records)),
+             _section("efficiency", "Cost per example against history length (table 3)",
+                      _figure("efficiency", records)),
              _section("paper-tables", "Paper tables these results feed", _paper_tables(frame)),
              _section("runs", "Runs: machine, dtype, versions, commit", _runs(records))]
     page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>userllm-bench: "

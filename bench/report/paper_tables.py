@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bench.errors import ConfigError
@@ -142,28 +143,66 @@ def metric_cell(frame: pd.DataFrame, row: Row, column: Column) -> str:
     return _value(rows, row.column, "{:.2f}" if row.metric == "ROUGE" else "{:.3f}")
 
 
-def _table3(frame: pd.DataFrame, row: str, column: str) -> str:
-    """Tokens and 6ND reduction from a TextPrompt and a USER-LLM trial of the same strategy (full if both
-    have it, else LoRA), the strategy named in the cell."""
-    n = int(column.removeprefix("Len"))
+TABLE3_ROWS = ["# Tokens USER-LLM", "# Tokens TP", "FLOPs Reduction", "FLOPs Reduction, measured training",
+               "FLOPs Reduction, measured inference", "Inference speed-up, measured", "Peak memory GB, TP / USER-LLM"]
+TABLE3_RATIOS = {"FLOPs Reduction": "acct.flops_per_train_example_6nd",
+                 "FLOPs Reduction, measured training": "acct.flops_per_train_example_measured",
+                 "FLOPs Reduction, measured inference": "acct.flops_per_inference_example_measured"}
+
+
+def table3_pair(frame: pd.DataFrame, n: int) -> tuple[str, pd.DataFrame, pd.DataFrame] | None:
+    """(strategy, TextPrompt rows, USER-LLM rows) at history length ``n``, of the same strategy (full if
+    both have it, else LoRA); None where there is no such pair."""
     for strategy in ("full", "lora"):
         tp = pick(frame, method="text_prompt", task="next_item", seq_len=n,
                   **{"param.prompt_events": n, "param.strategy": strategy})
         ours = pick(frame, method="userllm", task="next_item", seq_len=n,
                     **{"param.fusion": "cross_attention", "param.short_context": 0, "param.strategy": strategy})
         if not tp.empty and not ours.empty:
-            break
-    else:
+            return strategy, tp, ours
+    return None
+
+
+def inference_speedup(tp: pd.DataFrame, ours: pd.DataFrame, resamples: int = 2000) -> str:
+    """TextPrompt's mean seconds per test example over USER-LLM's, on the same test users timed one by one
+    (``budget.eval_batch_size: 1``), with a 95% bootstrap interval over those users and the device."""
+    timed = [(a, b) for _, a in tp.iterrows() for _, b in ours.iterrows()
+             if isinstance(a.get("test_seconds"), list) and isinstance(b.get("test_seconds"), list)
+             and a["test_examples"] == b["test_examples"] and a["seed"] == b["seed"]]
+    if not timed:
         return MISSING
-    column_6nd = "acct.flops_per_train_example_6nd"
+    a, b = timed[0]
+    slow, fast = np.asarray(a["test_seconds"]), np.asarray(b["test_seconds"])
+    draws = np.random.default_rng(0).integers(0, len(slow), (resamples, len(slow)))
+    low, high = np.percentile(slow[draws].mean(1) / fast[draws].mean(1), [2.5, 97.5])
+    return (f"{slow.mean() / fast.mean():.1f}X [{low:.1f}, {high:.1f}] ({len(slow)} users, "
+            f"{slow.mean():.2f} / {fast.mean():.3f} s each; {a['device_name']})")
+
+
+def _table3(frame: pd.DataFrame, row: str, column: str) -> str:
+    """Tokens, 6ND and measured FLOPs reductions, the measured inference speed-up and peak memory, from a
+    TextPrompt and a USER-LLM trial of the same strategy (full if both have it, else LoRA), the strategy
+    named in the cell."""
+    pair = table3_pair(frame, int(column.removeprefix("Len")))
+    if pair is None:
+        return MISSING
+    strategy, tp, ours = pair
     if row == "# Tokens TP":
         return f"{_value(tp, 'acct.llm_input_tokens_mean', '{:.0f}')} [{strategy}]"
     if row == "# Tokens USER-LLM":
         return f"{_value(ours, 'acct.llm_input_tokens_mean', '{:.0f}')} [{strategy}]"
-    if column_6nd not in tp or column_6nd not in ours:
+    if row == "Inference speed-up, measured":
+        cell = inference_speedup(tp, ours)
+        return cell if cell == MISSING else f"{cell} [{strategy}]"
+    column_name = TABLE3_RATIOS.get(row, "peak_rss_gb")
+    tp, ours = tp[tp[column_name].notna()] if column_name in tp else tp.iloc[0:0], \
+        ours[ours[column_name].notna()] if column_name in ours else ours.iloc[0:0]
+    if tp.empty or ours.empty:
         return MISSING
     (tp, tp_note), (ours, ours_note) = one_configuration(tp), one_configuration(ours)
-    return f"{tp[column_6nd].mean() / ours[column_6nd].mean():.1f}X [{strategy}; {tp_note} / {ours_note}]"
+    if row in TABLE3_RATIOS:
+        return f"{tp[column_name].mean() / ours[column_name].mean():.1f}X [{strategy}; {tp_note} / {ours_note}]"
+    return f"{tp[column_name].mean():.2f} / {ours[column_name].mean():.2f} [{strategy}]"
 
 
 def _rows(spec: list[tuple[str, str, list[str]]]) -> list[Row]:
@@ -185,8 +224,9 @@ LAYOUTS = {
     2: Layout("Table 2: next item prediction, USER-LLM vs DualEnc and Bert4Rec (recall@k)", NEXT_ITEM_RECALLS,
               [Column("DualEnc", DUAL_ENCODER), Column("Bert4Rec", {"method": "bert4rec"}),
                Column("USER-LLM", userllm("full"))]),
-    3: Layout("Table 3: LLM input tokens and FLOPs reduction, TP vs USER-LLM (6ND per training example)",
-              ["# Tokens USER-LLM", "# Tokens TP", "FLOPs Reduction"], ["Len50", "Len100", "Len200"], _table3),
+    3: Layout("Table 3: LLM input tokens and FLOPs reduction, TP vs USER-LLM (6ND per training example), with "
+              "measured FLOPs, the measured inference speed-up and peak memory", TABLE3_ROWS,
+              ["Len50", "Len100", "Len200"], _table3),
     4: Layout("Table 4: favourite genre/category (recall@1) and review generation (ROUGE-Lsum)",
               _rows([("MovieLens20M", "FavGenre", ["R@1"]), ("Google Review", "FavCat", ["R@1"]),
                      ("Google Review", "ReviewG", ["ROUGE"]), ("Amazon Review", "FavCat", ["R@1"]),
