@@ -8,8 +8,9 @@ by side in one run, each (code, N, variant) in a fresh process.
 
 A process whose resident memory passes --limit-gb is stopped there and reported as over it (so that a
 run that would not fit never takes the machine down). Variants of this checkout: the default budget,
-activation checkpointing (``budget.checkpointing``), and that with micro-batches of 1
-(``budget.micro_batch_size``). Each process pins glibc's mmap threshold as a trial does.
+and activation checkpointing (``budget.checkpointing``) with micro-batches of 1
+(``budget.micro_batch_size``), as suites/seq_length.yaml runs TextPrompt. Each process pins glibc's mmap
+threshold as a trial does.
 """
 
 from __future__ import annotations
@@ -62,8 +63,7 @@ print(json.dumps({"peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss 
                   "train_tokens": method.llm.input_tokens.mean("train")}), flush=True)
 """
 
-AFTER_VARIANTS = {"default budget": {}, "checkpointing": {"checkpointing": True},
-                  "micro-batch 1 + checkpointing": {"micro_batch_size": 1, "checkpointing": True}}
+AFTER_VARIANTS = {"default budget": {}, "micro-batch 1 + checkpointing": {"micro_batch_size": 1, "checkpointing": True}}
 
 
 def run(code: Path, n: int, extra: dict, limit: float) -> dict:
