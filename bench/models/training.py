@@ -117,6 +117,7 @@ def backward_in_parts(step_loss: StepLoss, index: np.ndarray, budget: Budget, pa
         summed = isinstance(loss, SummedLoss)
         value = loss.total if summed else loss * (len(part) / len(index))
         value.backward()
+        release_free_heap()  # a micro-batch's activations are freed: give their heap pages back before the next
         count += loss.count if summed else 0
         total = value.detach() if total is None else total + value.detach()
     if summed:
@@ -137,6 +138,7 @@ def measure_train_flops(step_loss: StepLoss, sample: np.ndarray, budget: Budget,
         with forward():
             loss = step_loss(part)
         (loss.total if isinstance(loss, SummedLoss) else loss).backward()
+        release_free_heap()
 
     size = min(budget.micro_batch_size or budget.batch_size, budget.batch_size)
     parts = [sample[lo:lo + size] for lo in range(0, len(sample), size)]
