@@ -513,10 +513,11 @@ def run_suite(suite: Suite, results_root: Path, shared_cache: Path | None = None
                 stop_ray(before)
         except Interrupted as stop:
             stop_ray(before)
-            ids = [spec.trial_id for spec in pending]
+            ids = list(dict.fromkeys([spec.trial_id for spec in pending] + sorted(started)))  # search samples and
+            # final trials too, those that started
             done = sum(1 for i in ids if _written_since(record_path(suite.name, i, results_root), started_at))
             running = max(0, len(started & set(ids)) - done)
-            return RunSummary(len(pending), skipped, [], len(stale), stop.signal, stop.exit_code, done, running,
+            return RunSummary(len(ids), skipped, [], len(stale), stop.signal, stop.exit_code, done, running,
                               len(ids) - done - running)
 
     records = load_records(results_root, [suite.name])
