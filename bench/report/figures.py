@@ -186,8 +186,8 @@ def efficiency(frame: pd.DataFrame) -> plt.Figure:
             drawn += 1
             ns = [p[0] for p in points]
             line = tokens_ax.plot(ns, [p[1] for p in points], style, label=f"{name} ({points[0][3]}), ours")[0]
-            tokens_ax.plot([50, 100, 200], [paper[(f"# Tokens {name}", f"Len{n}")] for n in (50, 100, 200)], style,
-                           color=line.get_color(), alpha=0.45, linestyle=":", label=f"{name}, paper")
+            tokens_ax.plot([50, 100, 200], [paper[(f"# Tokens {name}", f"Len{n}")] for n in (50, 100, 200)],
+                           marker=style[0], color=line.get_color(), alpha=0.45, linestyle=":", label=f"{name}, paper")
             timed = [(n, s) for n, _, s, _ in points if s is not None]
             if timed:
                 means = [s.mean() for _, s in timed]
@@ -203,13 +203,14 @@ def efficiency(frame: pd.DataFrame) -> plt.Figure:
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks([50, 100, 200], ["50", "100", "200"])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("history length N")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
-    fig.suptitle(f"Table 3 as a figure: cost per example vs history length (measured on {device or 'no timed run'}; "
-                 "bars: 2.5-97.5 percentiles over users)")
+    fig.suptitle(f"Table 3 as a figure: cost per example vs history length\nmeasured on {device or 'no timed run'}; "
+                 "bars: 2.5-97.5 percentiles over the users")
     return fig
 
 
