@@ -20,6 +20,8 @@ TIE_BREAK = 1e-6
 @register_method("cooccurrence")
 class Cooccurrence(Method):
     tasks = ("next_item",)
+    reads = ("item ids",)
+    supervision = "all positions"
 
     @dataclass(frozen=True)
     class Params:

@@ -4,7 +4,7 @@ over the next item (or the favourite category); softmax over dot-product similar
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -23,6 +23,14 @@ from bench.registry import Method, register_method
 @register_method("dual_encoder")
 class DualEncoderBaseline(Method):
     tasks = ("next_item", "fav_category")
+
+    @classmethod
+    def inputs(cls, params: Any) -> tuple[str, ...]:
+        return params.features_read()
+
+    @classmethod
+    def targets(cls, params: Any) -> str:
+        return "all positions" if params.positions == "all" else "last"
 
     @dataclass(frozen=True)
     class Params(EncoderParams):

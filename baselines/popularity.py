@@ -14,6 +14,7 @@ from bench.registry import Method, register_method
 @register_method("popularity")
 class Popularity(Method):
     tasks = ("next_item", "fav_category")
+    supervision = "labels"
 
     def fit(self, ctx: TrialContext) -> None:
         labels = ctx.labels(ctx.train)

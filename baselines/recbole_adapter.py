@@ -1,24 +1,29 @@
-"""Any RecBole sequential recommender (method ``recbole``, ``model:`` SASRec, GRU4Rec, BERT4Rec, ...;
-``bert4rec`` is its BERT4Rec preset), with RecBole's own model and trainer, on exactly the harness's split.
+"""Any RecBole sequential recommender (method ``recbole``, ``model:`` SASRec, GRU4Rec, BERT4Rec, SASRecF,
+...; ``bert4rec`` is its BERT4Rec preset): RecBole's own model and loss, trained by the harness's loop on
+exactly the harness's training windows, in the same budget currency as every other method.
 
-- Data: the adapter writes RecBole atomic files (every user's events, with the position in the user's
-  time order as timestamp, so RecBole's leave-one-out split is the harness's: last event test, the one
-  before it validation) plus the ``.item`` file, so the vocabulary is the whole catalog; RecBole's
-  internal item ids are mapped back to ours.
-- Training examples: RecBole's prefix augmentation also makes examples of fewer than N events (and from
-  users the harness gives no training window); the adapter keeps only its rows of exactly N input
-  events, which are the harness's training windows one for one (checked).
-- Validation: RecBole's trainer runs its epochs and early stopping, but every validation score it sees is
-  the harness's (``ctx.validation``: the method's own predict on the harness's validation examples);
-  ``budget.patience`` checks without improvement stop it, ``budget.seconds`` caps its training epochs.
+- Data: the adapter writes RecBole atomic files (every visible event, and a ``.item`` file of the whole
+  catalog with each item's categories), so RecBole's vocabulary is the catalog; RecBole's internal item
+  ids are mapped back to ours. Feature-aware models (``SASRecF``, ``GRU4RecF``: a name ending in ``F``)
+  read the item categories; every other model reads item ids only.
+- Training: ``bench.models.training.train`` over the harness's training windows (``budget.steps`` of
+  ``budget.batch_size``, AdamW with warm-up and cosine decay, harness-scored validation checks every
+  ``budget.eval_every`` steps, ``budget.patience``, ``budget.flops``): each batch is a RecBole
+  ``Interaction`` of the windows' N events and their labels, and the loss is the model's own
+  ``calculate_loss``. RecBole's epochs, trainer and evaluator are not used, so a RecBole trial's steps,
+  examples and FLOPs mean what they mean for the Dual Encoder.
+- Masked models (BERT4Rec: RecBole's ``transform: mask_itemseq``) learn from the window and its label as
+  one sequence of N + 1 events (RecBole's own masking); at prediction they read all N input events and a
+  mask after them. (RecBole's test reconstruction drops a sequence's first event to make room for the
+  mask; the adapter feeds a leading pad instead, so no input event is dropped.)
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.resources
 import importlib.util
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,11 +39,12 @@ from bench.data.views import hidden_item
 from bench.data.windows import Examples
 from bench.evaluation import Predictions
 from bench.memory import score_bytes
+from bench.models.training import TrainRun, train
 from bench.registry import Method, register_method
 
 DATASET_NAME = "bench"
 SEQUENTIAL = "recbole.model.sequential_recommender"
-TIE = 1e-9
+CATEGORY = "category"  # the .item file's category field (token_seq)
 
 
 @contextlib.contextmanager
@@ -53,19 +59,19 @@ def bare_argv():
 
 
 def write_atomic_files(ctx: TrialContext, folder: Path) -> None:
-    """``<folder>/bench/bench.inter`` (user, item, order) of the fit view and ``bench.item``. RecBole's
-    leave-two-out split then leaves exactly the harness's training windows: its validation and test rows
-    are the view's hidden label events, which nothing reads (the harness validates)."""
+    """``<folder>/bench/bench.inter`` (user, item, order) of the fit view and ``bench.item`` (every catalog
+    item and the item hidden events hold, with its categories as tokens)."""
     target = folder / DATASET_NAME
     target.mkdir(parents=True, exist_ok=True)
     events = ctx.dataset.events
     order = np.arange(len(events)) - ctx.dataset.user_ptr[events["user"].to_numpy()]
     pd.DataFrame({"user_id:token": events["user"].to_numpy(), "item_id:token": events["item"].to_numpy(),
                   "timestamp:float": order}).to_csv(target / f"{DATASET_NAME}.inter", sep="\t", index=False)
-    # every catalog item, and the item hidden events hold (the validation and test labels of the view),
-    # which RecBole would otherwise filter out with their rows and so shift its leave-two-out split
-    pd.DataFrame({"item_id:token": np.arange(hidden_item(ctx.dataset) + 1)}).to_csv(
-        target / f"{DATASET_NAME}.item", sep="\t", index=False)
+    ptr, ids = ctx.dataset.item_categories
+    tokens = [" ".join(str(c) for c in ids[ptr[i]:ptr[i + 1]]) for i in range(ctx.dataset.n_items)]
+    pd.DataFrame({"item_id:token": np.arange(hidden_item(ctx.dataset) + 1),
+                  f"{CATEGORY}:token_seq": tokens + [""]}).to_csv(target / f"{DATASET_NAME}.item", sep="\t",
+                                                                   index=False)
 
 
 def sequential_model(name: str) -> type:
@@ -75,39 +81,20 @@ def sequential_model(name: str) -> type:
     return getattr(module, name)
 
 
-class OutOfTime(Exception):
-    """``budget.seconds`` of training epochs are spent."""
+def window_items(ctx: TrialContext, positions: np.ndarray) -> torch.Tensor:
+    """Our item ids of the events at ``positions`` (int64 [b, n])."""
+    return torch.from_numpy(ctx.dataset.item[positions].astype(np.int64))
 
 
-def harness_trainer(ctx: TrialContext, predict: Any, batches_per_epoch: int) -> type:
-    """RecBole's Trainer with the harness's validation in place of RecBole's evaluator, and a wall-clock cap."""
-    from recbole.trainer import Trainer
+def masked_model(model: str) -> bool:
+    """A masked (Cloze) model, which RecBole trains through its ``mask_itemseq`` transform (BERT4Rec)."""
+    defaults = importlib.resources.files("recbole") / "properties" / "model" / f"{model}.yaml"
+    return defaults.is_file() and "mask_itemseq" in defaults.read_text()
 
-    class HarnessTrainer(Trainer):
-        train_seconds = 0.0
-        epochs_run = 0
 
-        def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
-            if ctx.budget.seconds is not None and self.train_seconds >= ctx.budget.seconds:
-                raise OutOfTime
-            started = time.perf_counter()
-            loss = super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
-            self.train_seconds += time.perf_counter() - started
-            self.epochs_run += 1
-            return loss
-
-        def _valid_epoch(self, valid_data, show_progress=False):
-            self.model.eval()
-            with torch.no_grad():
-                ctx.validation.check(predict, self.epochs_run * batches_per_epoch, self.train_seconds,
-                                     self.epochs_run * len(ctx.train),
-                                     float(self.train_loss_dict[self.epochs_run - 1]) / batches_per_epoch)
-            latest = ctx.validation.points[-1]["valid"]
-            # RecBole's early stopping counts a tie as an improvement; a hair less per epoch makes it
-            # count ties as the harness does (the earlier check stays best), far below a metric's resolution
-            return latest[ctx.validation.metric] - TIE * self.epochs_run, latest
-
-    return HarnessTrainer
+def reads_categories(model: str) -> bool:
+    """RecBole's feature-aware sequential models (SASRecF, GRU4RecF) read item features."""
+    return model.endswith("F")
 
 
 @register_method("recbole")
@@ -116,19 +103,18 @@ class RecBoleSequential(Method):
 
     @dataclass(frozen=True)
     class Params:
-        model: str = "SASRec"  # any RecBole sequential recommender over item ids (SASRec, GRU4Rec, BERT4Rec, ...)
+        model: str = "SASRec"  # any RecBole sequential recommender over item ids (SASRec, GRU4Rec, BERT4Rec, SASRecF, ...)
         layers: int = 2
         dim: int = 64
         heads: int = 2
         dropout: float = 0.2
         mask_ratio: float = 0.2  # BERT4Rec
         loss: str = "CE"
-        epochs: int = 20  # the upper bound; validation stops it earlier (budget.patience, budget.seconds)
 
         def __post_init__(self) -> None:
             if importlib.util.find_spec(f"{SEQUENTIAL}.{self.model.lower()}") is None:
                 raise ValueError(f"model {self.model!r} is not a RecBole sequential recommender "
-                                 "(e.g. SASRec, GRU4Rec, BERT4Rec)")
+                                 "(e.g. SASRec, GRU4Rec, BERT4Rec, SASRecF)")
             if self.layers < 1 or self.heads < 1 or self.dim % self.heads:
                 raise ValueError("recbole needs layers >= 1, heads >= 1 and dim divisible by heads")
             if not 0 < self.mask_ratio < 1:
@@ -137,19 +123,24 @@ class RecBoleSequential(Method):
                 raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
             if self.loss not in ("CE", "BPR"):
                 raise ValueError(f"loss must be 'CE' or 'BPR', got {self.loss!r}")
-            if self.epochs < 1:
-                raise ValueError("epochs must be >= 1")
+
+    @classmethod
+    def inputs(cls, params: Any) -> tuple[str, ...]:
+        return ("item ids", "categories") if reads_categories(params.model) else ("item ids",)
+
+    @classmethod
+    def targets(cls, params: Any) -> str:
+        return "masked positions" if masked_model(params.model) else "last"
 
     def recbole_config(self, ctx: TrialContext) -> dict[str, Any]:
-        p, budget = self.params, ctx.budget
-        eval_users = ctx.eval_batch_size(score_bytes(ctx.dataset.n_items))  # RecBole's full sort counts scores
-        patience = budget.patience if budget.patience is not None else p.epochs
+        p = self.params
+        features = reads_categories(p.model)
         return {
             "model": p.model, "dataset": DATASET_NAME, "data_path": str(ctx.workdir / "recbole"),
             "checkpoint_dir": str(ctx.workdir / "recbole" / "checkpoints"),
             "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "TIME_FIELD": "timestamp",
-            "load_col": {"inter": ["user_id", "item_id", "timestamp"], "item": ["item_id"]},
-            "MAX_ITEM_LIST_LENGTH": ctx.seq_len,
+            "load_col": {"inter": ["user_id", "item_id", "timestamp"], "item": ["item_id"] + [CATEGORY] * features},
+            "selected_features": [CATEGORY] if features else [], "pooling_mode": "mean",
             "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full", "group_by": "user"},
             "metrics": ["Recall"], "topk": [10], "valid_metric": "Recall@10",
             "train_neg_sample_args": None if p.loss == "CE" else {"distribution": "uniform", "sample_num": 1},
@@ -157,9 +148,7 @@ class RecBoleSequential(Method):
             "n_layers": p.layers, "num_layers": p.layers, "n_heads": p.heads, "hidden_size": p.dim,
             "embedding_size": p.dim, "inner_size": 4 * p.dim, "hidden_dropout_prob": p.dropout,
             "attn_dropout_prob": p.dropout, "dropout_prob": p.dropout, "mask_ratio": p.mask_ratio,
-            "epochs": p.epochs, "stopping_step": max(0, patience - 1), "eval_step": 1,
-            "train_batch_size": budget.batch_size, "eval_batch_size": eval_users * (ctx.dataset.n_items + 1),
-            "learning_rate": budget.lr, "weight_decay": budget.weight_decay,
+            "train_batch_size": ctx.budget.batch_size, "learning_rate": ctx.budget.lr,
             "seed": ctx.seed, "reproducibility": True, "use_gpu": ctx.device == "cuda", "show_progress": False,
             "worker": 0, "save_dataset": False, "save_dataloaders": False,
         }
@@ -167,62 +156,74 @@ class RecBoleSequential(Method):
     def fit(self, ctx: TrialContext) -> None:
         from recbole.config import Config
         from recbole.data import create_dataset
-        from recbole.data.utils import create_samplers, get_dataloader
+        from recbole.data.transform import construct_transform
         from recbole.utils import init_seed
 
         model_class = sequential_model(self.params.model)
         write_atomic_files(ctx, ctx.workdir / "recbole")
+        self.masked = masked_model(self.params.model)
+        # a masked model's sequence holds the window, then its label (training) or a mask (prediction)
+        config = self.recbole_config(ctx) | {"MAX_ITEM_LIST_LENGTH": ctx.seq_len + self.masked}
         with bare_argv(), contextlib.chdir(ctx.workdir):
-            self.config = Config(model=model_class, config_dict=self.recbole_config(ctx))
+            self.config = Config(model=model_class, config_dict=config)
             init_seed(self.config["seed"], self.config["reproducibility"])
-            dataset = create_dataset(self.config)
-            built = dataset.build()
-            train, valid, test = built
-            windows = torch.nonzero(train.inter_feat["item_length"] == ctx.seq_len).squeeze(1)
-            train.inter_feat = train.inter_feat[windows]
-            if len(train.inter_feat) != len(ctx.train):
-                raise RuntimeError(f"RecBole kept {len(train.inter_feat)} training rows of {ctx.seq_len} events; "
-                                   f"the harness has {len(ctx.train)} training windows")
-            samplers = create_samplers(self.config, dataset, built)
-            self.train_data = get_dataloader(self.config, "train")(self.config, train, samplers[0], shuffle=True)
-            self.valid_data = get_dataloader(self.config, "valid")(self.config, valid, samplers[1], shuffle=False)
-            self.test_data = get_dataloader(self.config, "test")(self.config, test, samplers[2], shuffle=False)
-            token_ids = dataset.field2token_id["item_id"]
-            self.internal_ids = torch.tensor([token_ids[str(i)] for i in range(ctx.dataset.n_items)])
-            self.model = model_class(self.config, self.train_data.dataset).to(self.config["device"])
-            trainer_class = harness_trainer(ctx, lambda examples: self.predict(ctx, examples), len(self.train_data))
-            self.trainer = trainer_class(self.config, self.model)
-            self.stopped = "epochs"
-            try:
-                self.trainer.fit(self.train_data, self.valid_data, saved=True, show_progress=False, verbose=False)
-                if self.trainer.epochs_run < self.params.epochs:
-                    self.stopped = "patience"
-            except OutOfTime:
-                self.stopped = "seconds"
-            checkpoint = torch.load(self.trainer.saved_model_file, map_location=self.config["device"], weights_only=False)
-        self.model.load_state_dict(checkpoint["state_dict"])
-        self.model.eval()
-        ctx.validation.stop(self.stopped)
+            self.dataset = create_dataset(self.config)
+            self.transform = construct_transform(self.config)
+        # item features as the tensors a feature-aware model looks up (RecBole converts them in build(),
+        # which would also split and augment the interactions, unused here)
+        self.dataset.item_feat = self.dataset._dataframe_to_interaction(self.dataset.item_feat)
+        token_ids = self.dataset.field2token_id["item_id"]
+        self.internal_ids = torch.tensor([token_ids[str(i)] for i in range(ctx.dataset.n_items)])
+        self.model = model_class(self.config, self.dataset).to(ctx.device)
+        labels = torch.from_numpy(ctx.labels(ctx.train).astype(np.int64))
+        generator = ctx.torch_generator()
+
+        def step_loss(index: np.ndarray) -> torch.Tensor:
+            return self.model.calculate_loss(self.training_batch(ctx, index, labels, generator).to(ctx.device))
+
+        self.run: TrainRun = train(ctx, self.model, step_loss, len(ctx.train), desc="train",
+                                   predict=lambda examples: self.predict(ctx, examples))
+
+    def training_batch(self, ctx: TrialContext, index: np.ndarray, labels: torch.Tensor,
+                       generator: torch.Generator) -> Any:
+        """The RecBole ``Interaction`` of training windows ``index``: their N events and labels (a masked
+        model: one sequence of N + 1 events, masked by RecBole's transform); BPR: one uniform negative each."""
+        from recbole.data.interaction import Interaction
+
+        window = self.internal_ids[window_items(ctx, ctx.train.positions(index))]
+        target = self.internal_ids[labels[index]]
+        if self.masked:
+            sequence = torch.cat([window, target[:, None]], 1)
+            batch = Interaction({"item_id_list": sequence, "item_length": torch.full((len(index),), sequence.shape[1])})
+            return self.transform(self.dataset, batch)
+        fields = {"item_id_list": window, "item_length": torch.full((len(index),), window.shape[1]), "item_id": target}
+        if self.params.loss == "BPR":
+            negative = torch.randint(1, self.dataset.item_num, (len(index),), generator=generator)
+            fields["neg_item_id"] = torch.where(negative == target, negative % (self.dataset.item_num - 1) + 1, negative)
+        return Interaction(fields)
+
+    def prediction_batch(self, ctx: TrialContext, examples: Examples, index: np.ndarray) -> Any:
+        """The RecBole ``Interaction`` of ``examples[index]``: their N input events (a masked model: after
+        a leading pad, which RecBole's test reconstruction drops to make room for the mask)."""
+        from recbole.data.interaction import Interaction
+
+        window = self.internal_ids[window_items(ctx, examples.positions(index))]
+        if self.masked:
+            window = torch.cat([torch.zeros(len(index), 1, dtype=window.dtype), window], 1)
+        return Interaction({"item_id_list": window, "item_length": torch.full((len(index),), window.shape[1])})
 
     @torch.no_grad()
     def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
-        from recbole.data.interaction import Interaction
-
-        device = self.config["device"]
+        self.model.eval()
         scores = []
         for index in ctx.eval_batches(len(examples), ctx.eval_batch_size(score_bytes(ctx.dataset.n_items)), desc="rank"):
-            window = ctx.dataset.item[examples.positions(index)]
-            batch = Interaction({"item_id_list": self.internal_ids[torch.from_numpy(window.astype(np.int64))],
-                                 "item_length": torch.full((len(window),), window.shape[1], dtype=torch.long)})
-            full = self.model.full_sort_predict(batch.to(device))
-            scores.append(full[:, self.internal_ids.to(device)].float().cpu())
+            full = self.model.full_sort_predict(self.prediction_batch(ctx, examples, index).to(ctx.device))
+            scores.append(full[:, self.internal_ids.to(full.device)].float().cpu())
         return Predictions(scores=torch.cat(scores).numpy())
 
     def accounting(self, ctx: TrialContext) -> dict:
         total, trainable = count_parameters([self.model])
-        return {"params_total": total, "params_trainable": trainable,
-                "train_steps": self.trainer.epochs_run * len(self.train_data), "train_epochs": self.trainer.epochs_run,
-                "train_seconds": self.trainer.train_seconds, "stopped": self.stopped}
+        return {"params_total": total, "params_trainable": trainable, **self.run.accounting()}
 
 
 @register_method("bert4rec")

@@ -22,6 +22,8 @@ from bench.registry import Method, register_method
 @register_method("text_prompt")
 class TextPrompt(Method):
     tasks = ("next_item", "fav_category", "review_gen")
+    reads = ("text", "LLM prior")
+    supervision = "label text"
     uses_llm = True
 
     @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from bench.registry import Method, register_method
 @register_method("window_count")
 class WindowCount(Method):
     tasks = ("fav_category",)
+    reads = ("categories",)
 
     def fit(self, ctx: TrialContext) -> None:
         ptr, ids = ctx.dataset.item_categories

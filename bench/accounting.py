@@ -45,6 +45,18 @@ class InputTokens:
         return float(np.mean(counts)) if counts else 0.0
 
 
+def total_training(facts: dict[str, Any]) -> dict[str, Any]:
+    """A trained method's whole training in one currency: fine-tuning plus pretraining examples and
+    measured FLOPs (``bench.models.training.TrainRun.accounting``'s ``train_*`` and ``pretrain_*``);
+    nothing for a method that trains nothing."""
+    parts = [prefix for prefix in ("train", "pretrain") if facts.get(f"{prefix}_examples")]
+    if not parts:
+        return {}
+    flops = [facts.get(f"{prefix}_flops_measured") for prefix in parts]
+    return {"total_train_examples": sum(facts[f"{prefix}_examples"] for prefix in parts),
+            "total_train_flops": None if None in flops else sum(flops), "train_flops_basis": "measured"}
+
+
 FLOP_SAMPLE = 8
 
 

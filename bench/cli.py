@@ -212,14 +212,19 @@ def cmd_check_leakage(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from bench.data import DATASETS
-    from bench.registry import load_methods, param_defaults
+    from bench.registry import INPUTS, build_params, declared_inputs, load_methods, param_defaults
     from bench.tasks import TASKS
 
     what = args.what
     if what in ("methods", "all"):
-        rows = [(name, ", ".join(cls.tasks), ", ".join(f"{k}={v}" for k, v in param_defaults(cls).items()) or "-")
-                for name, cls in sorted(load_methods().items())]
-        print(tabulate(rows, headers=["method", "tasks", "parameters (defaults)"], maxcolwidths=[None, None, 90]))
+        rows = []
+        for name, cls in sorted(load_methods().items()):
+            declared = declared_inputs(cls, build_params(cls, {}, f"method {name}"))
+            rows.append((name, "\n".join(cls.tasks), ", ".join(declared["reads"]) or "-", declared["supervision"],
+                         ", ".join(f"{k}={v}" for k, v in param_defaults(cls).items()) or "-"))
+        print(tabulate(rows, headers=["method", "tasks", "reads (at defaults)", "learns from", "parameters (defaults)"],
+                       maxcolwidths=[None, None, 18, 14, 56]))
+        print("reads: " + "; ".join(f"{name}: {meaning}" for name, meaning in INPUTS.items()))
     if what in ("datasets", "all"):
         print()
         print(tabulate([(s.name, s.description) for s in DATASETS.values()], headers=["dataset", "description"]))

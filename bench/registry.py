@@ -7,6 +7,7 @@ The harness knows methods only through this module; methods know the harness onl
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib
 import importlib.metadata
@@ -48,6 +49,8 @@ class Method(ABC):
     tasks: ClassVar[tuple[str, ...]] = ("next_item", "fav_category")
     Params: ClassVar[type] = NoParams
     uses_llm: ClassVar[bool] = False  # computes in the trial's dtype on a CPU too (bench.precision)
+    reads: ClassVar[tuple[str, ...]] = ()  # what it reads of a user's events, from INPUTS (see ``inputs``)
+    supervision: ClassVar[str] = "none"  # what it learns from: a SUPERVISION key (see ``targets``)
 
     def __init__(self, params: Any) -> None:
         self.params = params
@@ -65,6 +68,54 @@ class Method(ABC):
     def accounting(self, ctx: TrialContext) -> dict[str, Any]:
         """Cost facts: params_total, params_trainable, llm_input_tokens (per example), train_steps, ..."""
         return {}
+
+    @classmethod
+    def inputs(cls, params: Any) -> tuple[str, ...]:
+        """What the method reads with these parameters, from ``INPUTS`` (the class's ``reads`` unless a
+        parameter changes it, e.g. ``features: ids``)."""
+        return cls.reads
+
+    @classmethod
+    def targets(cls, params: Any) -> str:
+        """What it learns from with these parameters: a key of ``SUPERVISION``."""
+        return cls.supervision
+
+
+INPUTS = {"item ids": "each event's item id", "categories": "each event's item categories (genres)",
+          "ratings": "each event's rating", "timestamps": "each event's time",
+          "text": "item titles, categories and ratings written as text",
+          "LLM prior": "what a pretrained LLM learned about the items before the trial (web text)"}
+SUPERVISION = {"none": "no training (a rule or a count)", "labels": "the training labels' frequency",
+               "last": "one target per training window (its label)",
+               "all positions": "every next event of a training window (N targets a window)",
+               "masked positions": "masked events of the window and its label (Cloze)",
+               "label text": "the label written as text, token by token",
+               "label text, pretrained encoder": "the label as text; the user encoder first pretrained on every next "
+                                                 "event of the training windows"}
+
+
+def params_json(params: Any) -> dict[str, Any]:
+    """``dataclasses.asdict(params)`` as a trial spec keeps it, without the fields marked
+    ``metadata={"omit_at_default": True}`` that hold their default: a parameter added later leaves the
+    trial ids of every configuration that does not set it as they were."""
+    out = {}
+    for spec in dataclasses.fields(params):
+        value = getattr(params, spec.name)
+        if spec.metadata.get("omit_at_default") and value == spec.default:
+            continue
+        out[spec.name] = params_json(value) if dataclasses.is_dataclass(value) else copy.deepcopy(value)
+    return out
+
+
+def declared_inputs(cls: type[Method], params: Any) -> dict[str, Any]:
+    """What a method reads and learns from with ``params``, checked against ``INPUTS`` and
+    ``SUPERVISION`` (a ConfigError naming the method otherwise)."""
+    reads, targets = tuple(cls.inputs(params)), cls.targets(params)
+    unknown = [name for name in reads if name not in INPUTS]
+    if unknown or targets not in SUPERVISION:
+        raise ConfigError(f"method {cls.name!r} declares inputs {list(reads)} and supervision {targets!r}; "
+                          f"expected inputs from {sorted(INPUTS)} and supervision one of {sorted(SUPERVISION)}")
+    return {"reads": list(reads), "supervision": targets}
 
 
 METHODS: dict[str, type[Method]] = {}

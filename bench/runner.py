@@ -562,7 +562,7 @@ def _run_trials(suite: Suite, common: dict[str, Any], pending: list[TrialSpec], 
                   f"{suite.name}-search-{spec.search_group}", samples=samples,
                   search=BasicVariantGenerator(random_state=spec.seed + remaining + 1000 * attempt),
                   lines=_callback(results_root, show_progress, started), loggers=loggers,
-                  scheduler=asha(search, spec.budget.steps) if search.scheduler else None)
+                  scheduler=asha(search, spec.budget.steps * spec.budget.batch_size) if search.scheduler else None)
             done = samples_done(load_records(results_root, [suite.name]), spec.search_group, search.tuned)
             remaining = search.target - done
             if remaining <= 0 or search.exhaustive:  # a configuration that failed would fail again

@@ -184,6 +184,9 @@ def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
         row["test_seconds"] = (rec.get("timing") or {}).get("test_seconds")  # per test example, where timed one by one
         row["device_name"], row["peak_rss_gb"] = rec.get("device_name"), rec.get("peak_rss_gb")
         row["machine_dependent"] = rec.get("machine_dependent", False)
+        inputs = rec.get("inputs") or {}
+        row["reads"] = ", ".join(inputs["reads"]) if "reads" in inputs else None
+        row["supervision"] = inputs.get("supervision")
         sources = rec.get("sources") or {}
         row["sources"] = f"{sources.get('harness', '?')}/{sources.get('method', '?')}"
         row["error"] = rec.get("error", {}).get("message") if rec["status"] == "failed" else None

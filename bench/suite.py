@@ -24,7 +24,16 @@ from bench.data.registry import check_options, dataset_spec
 from bench.errors import ConfigError
 from bench.paper_budgets import PRESETS, paper_budget, paper_pretraining
 from bench.precision import DTYPES
-from bench.registry import build_params, coerce, get_method, has_param, load_methods, nested, param_defaults
+from bench.registry import (
+    build_params,
+    coerce,
+    get_method,
+    has_param,
+    load_methods,
+    nested,
+    param_defaults,
+    params_json,
+)
 from bench.spec import DatasetRef, TrialSpec, trial_hash
 from bench.tasks import TASKS, Protocol, get_task
 
@@ -48,7 +57,7 @@ DISTRIBUTIONS = {"loguniform": 2, "uniform": 2, "randint": 2, "choice": None}
 class SearchSpec:
     """A Ray Tune search over method parameters or budget fields, chosen by a validation metric. In a
     tuned suite (``tune:``) its samples are not tested: ``scheduler`` (ASHA's grace period in training
-    steps and reduction factor) stops bad samples early at their validation checks, and the best sample
+    examples, the same currency for every method, and reduction factor) stops bad samples early at their validation checks, and the best sample
     by validation is trained again on each of ``final_seeds`` and tested once."""
 
     space: dict[str, dict[str, list[Any]]]
@@ -416,7 +425,7 @@ def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str
             if preset == "paper":
                 trial_params = paper_pretraining(typed, dataset["name"], where)
                 trial_budget = paper_budget(budget, dataset["name"], task, where)
-            spec = TrialSpec(suite.name, entry.get("label", cls.name), cls.name, dataclasses.asdict(trial_params),
+            spec = TrialSpec(suite.name, entry.get("label", cls.name), cls.name, params_json(trial_params),
                              DatasetRef(dataset["name"], dataset["path"], dataset["options"]), task, seq_len, seed,
                              Budget(**trial_budget), _protocol_for(task, protocol), tuple(suite.plugins), dtype)
             if search is None:
@@ -472,7 +481,7 @@ def _tuning(raw: Any, seeds: list[int]) -> Tuning | None:
         grace, reduction = sched.get("grace", 1), sched.get("reduction", 2)
         if grace < 1 or reduction < 2:
             raise _fail("tune.scheduler", f"got grace={grace}, reduction={reduction}; expected grace >= 1 (training "
-                                          "steps) and reduction >= 2")
+                                          "examples) and reduction >= 2")
         scheduler = (grace, reduction)
     final = _ints(raw.get("final_seeds", [seed + 1000 for seed in seeds]), "tune.final_seeds", 0)
     if not final:

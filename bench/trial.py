@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.accounting import token_stats
+from bench.accounting import token_stats, total_training
 from bench.context import TrialContext
 from bench.data import build_split, load_dataset, views
 from bench.data.dataset import Dataset
@@ -34,7 +34,7 @@ from bench.memory import peak_rss_bytes, pin_mmap_threshold
 from bench.nodes import device_name, node_id
 from bench.precision import compute_dtype, resolve_dtype
 from bench.provenance import sources
-from bench.registry import Method, build_params, get_method, load_methods
+from bench.registry import Method, build_params, declared_inputs, get_method, load_methods
 from bench.spec import DatasetRef, TrialSpec
 from bench.store import jsonable, write_json_atomically
 from bench.tasks import Task, get_task
@@ -258,6 +258,7 @@ def run_trial(spec: TrialSpec | Mapping[str, Any], results_root: Path, shared_ca
 
     inference_flops = measured_inference_flops(trial) if method.uses_llm and spec.tested else None
     accounting = checked_accounting(method, ctx)
+    accounting.update(total_training(accounting))
     if "llm_input_tokens" in accounting:
         stats = token_stats(accounting.pop("llm_input_tokens"))
         accounting["llm_input_tokens_mean"], accounting["llm_input_tokens_max"] = stats["mean"], stats["max"]
@@ -282,6 +283,7 @@ def run_trial(spec: TrialSpec | Mapping[str, Any], results_root: Path, shared_ca
         "per_example": {"test": {name: np.round(values, 4) for name, values in test_values.items()}}
         if spec.tested else {},
         "accounting": accounting, "timing": test_timing(trial.test_batch_seconds),
+        "inputs": declared_inputs(type(method), method.params),
         "device": ctx.device, "device_name": device_name(ctx.device),
         "dtype": compute_dtype(ctx, method.uses_llm),
         # a run the wall-clock guard stopped did as much work as this machine managed in the time

@@ -15,15 +15,16 @@ from bench.tracking import logged_name
 VALID_PREFIX = "valid/"
 
 
-def asha(search: Any, budget_steps: int) -> Any:
-    """Ray Tune's ASHA over the samples' validation checks (their training step is Tune's
-    ``timesteps_total``): a sample below the top 1/reduction at a rung stops there."""
+def asha(search: Any, budget_examples: int) -> Any:
+    """Ray Tune's ASHA over the samples' validation checks, its rungs counted in training examples
+    (``examples_seen``: the same currency whatever a method's batch size): a sample below the top
+    1/reduction at a rung stops there."""
     from ray.tune.schedulers import ASHAScheduler
 
     grace, reduction = search.scheduler
-    return ASHAScheduler(time_attr="timesteps_total", metric=logged_name(f"{VALID_PREFIX}{search.metric}"),
+    return ASHAScheduler(time_attr="examples_seen", metric=logged_name(f"{VALID_PREFIX}{search.metric}"),
                          mode="max", grace_period=grace, reduction_factor=reduction,
-                         max_t=max(budget_steps, grace), stop_last_trials=False)  # a sample at its last check finishes
+                         max_t=max(budget_examples, grace), stop_last_trials=False)  # a sample at its last check finishes
 
 
 def curve_point(result: dict[str, Any]) -> dict[str, Any] | None:

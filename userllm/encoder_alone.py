@@ -6,6 +6,7 @@ LLM adds on top of its encoder."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -23,6 +24,11 @@ from userllm.pretraining import pretrain
 @register_method("ar_encoder")
 class AREncoderAlone(Method):
     tasks = ("next_item", "fav_category")
+    supervision = "all positions"
+
+    @classmethod
+    def inputs(cls, params: Any) -> tuple[str, ...]:
+        return params.features_read()
 
     @dataclass(frozen=True)
     class Params(EncoderParams):
@@ -30,6 +36,9 @@ class AREncoderAlone(Method):
 
     def fit(self, ctx: TrialContext) -> None:
         p = self.params
+        if p.features == "ids" and ctx.task.feature != "item":
+            raise ValueError(f"ar_encoder with features 'ids' predicts items only; {ctx.task.name} needs its "
+                             f"{ctx.task.feature} head (features 'all')")
         config = p.encoder_config(max_len=max(512, ctx.seq_len + 1))
         self.encoder = AutoregressiveEncoder(FeatureSpace.of(ctx.dataset), config).to(ctx.device)
         self.run = pretrain(ctx, self.encoder, ctx.budget, predict=lambda ex: self.predict(ctx, ex))

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
 
 from bench.accounting import analytic_train_flops, count_parameters, flop_sample
-from bench.context import Pretraining, TrialContext
+from bench.context import Budget, Pretraining, TrialContext
 from bench.data.windows import Examples
 from bench.evaluation import Predictions
 from bench.models.answerer import LLMAnswerer
@@ -50,9 +50,29 @@ class Fitted:
     run: TrainRun | None = None
 
 
+def fine_tuning_budget(budget: Budget, pretraining: dict) -> Budget:
+    """``budget`` less what the encoder's pretraining spent: a ``flops`` budget counts pretraining too
+    (cached or not, every trial is charged it), so the fine-tuning gets what is left."""
+    spent = pretraining.get("pretrain_flops_measured")
+    if budget.flops is None or not spent:
+        return budget
+    if spent >= budget.flops:
+        raise ValueError(f"budget.flops={budget.flops:.3g} is spent by the encoder's pretraining ({spent:.3g} FLOPs, "
+                         "counted in every trial that uses it); raise budget.flops or lower pretrain.steps")
+    return replace(budget, flops=budget.flops - spent)
+
+
 @register_method("userllm")
 class UserLLM(Method):
     tasks = ("next_item", "fav_category", "review_gen")
+    @classmethod
+    def inputs(cls, params: Any) -> tuple[str, ...]:
+        """The encoder's event features, and the LLM's prior (it answers with item titles as text)."""
+        return (*params.encoder.features_read(), "LLM prior")
+
+    @classmethod
+    def targets(cls, params: Any) -> str:
+        return "label text, pretrained encoder" if params.pretrained else "label text"
     uses_llm = True
 
     @dataclass(frozen=True)
@@ -164,7 +184,7 @@ class UserLLM(Method):
         fitted.measured_flops = measure_train_flops(lambda index: step_loss(index, count=False), sample, ctx.budget,
                                                     lambda: autocast(ctx, llm=True)) / len(sample)
         fitted.model.zero_grad(set_to_none=True)
-        lr_of, budget = self.learning_rates(ctx), ctx.budget
+        lr_of, budget = self.learning_rates(ctx), fine_tuning_budget(ctx.budget, fitted.pretraining)
         if self.params.align_steps:
             fitted.alignment = align_to_catalog(ctx, fitted.model, fitted.llm.tokenizer, self.params.align_steps, lr_of,
                                                 lambda mask: fitted.llm.input_tokens.add("align", mask))

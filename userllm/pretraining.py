@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -78,26 +79,35 @@ def pretrain(ctx: TrialContext, encoder: nn.Module, budget: Budget, predict: Pre
 def pretrained_encoder(ctx: TrialContext, encoder: nn.Module, kind: str, config: EncoderConfig,
                        budget: Budget) -> dict:
     """Load ``encoder``'s pretrained weights from the cache, or pretrain and cache them (atomically).
-    Returns facts for the trial's accounting."""
+    Returns facts for the trial's accounting: the pretraining's steps, examples, measured FLOPs, seconds
+    and final loss, the same on a cache hit (kept beside the checkpoint), so that every trial that uses
+    a pretrained encoder is charged its pretraining, as a paper reports it."""
     path = checkpoint_path(ctx, kind, config, budget)
-    if path.exists():
+    facts_path = path.with_suffix(".json")
+    if path.exists() and facts_path.exists():
         encoder.load_state_dict(torch.load(path, map_location=ctx.device, weights_only=True))
-        return {"encoder_checkpoint": str(path), "encoder_cache_hit": True}
+        return {"encoder_checkpoint": str(path), "encoder_cache_hit": True, **json.loads(facts_path.read_text())}
     facts = _pretrain_and_cache(ctx, encoder, budget, path)
     encoder.train()  # as a loaded one is: the same dropout, and RNG draws, in what follows
-    return facts
+    return {"encoder_checkpoint": str(path), "encoder_cache_hit": False, **facts}
+
+
+def _write_atomically(path: Path, write: Callable[[str], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, staging = tempfile.mkstemp(prefix=path.name, dir=path.parent)
+    os.close(handle)
+    write(staging)
+    os.replace(staging, path)
 
 
 def _pretrain_and_cache(ctx: TrialContext, encoder: nn.Module, budget: Budget, path: Path) -> dict:
-    """Pretrain ``encoder`` from its own seeded generator and write its checkpoint to ``path`` atomically."""
+    """Pretrain ``encoder`` from its own seeded generator; write its facts, then its checkpoint, to the
+    cache atomically (a checkpoint is only ever read with its facts)."""
     # its own generator, on the CPU and every GPU: a cache hit leaves the trial's RNG as a miss does
     with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
         torch.manual_seed(ctx.seed)
         run = pretrain(ctx, encoder, budget)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, staging = tempfile.mkstemp(prefix=path.name, dir=path.parent)
-    os.close(handle)
-    torch.save(encoder.state_dict(), staging)
-    os.replace(staging, path)
-    return {"encoder_checkpoint": str(path), "encoder_cache_hit": False,
-            "pretrain_seconds": run.seconds, "pretrain_final_loss": run.losses[-1]}
+    facts = run.accounting(prefix="pretrain")
+    _write_atomically(path.with_suffix(".json"), lambda staging: Path(staging).write_text(json.dumps(facts)))
+    _write_atomically(path, lambda staging: torch.save(encoder.state_dict(), staging))
+    return facts

@@ -12,7 +12,8 @@ method packages never import each other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +31,8 @@ class EncoderParams:
     dim: int = 128
     heads: int = 8
     dropout: float = 0.1
+    # ids: item ids only, categories and ratings neither read nor predicted (a control); left out of trial ids at "all"
+    features: Literal["all", "ids"] = field(default="all", metadata={"omit_at_default": True})
 
     def __post_init__(self) -> None:
         if self.layers < 1 or self.dim < 8 or self.heads < 1 or self.dim % self.heads:
@@ -37,9 +40,15 @@ class EncoderParams:
                              f"layers={self.layers}, dim={self.dim}, heads={self.heads}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"encoder dropout must be in [0, 1), got {self.dropout}")
+        if self.features not in ("all", "ids"):
+            raise ValueError(f"features must be 'all' or 'ids', got {self.features!r}")
+
+    def features_read(self) -> tuple[str, ...]:
+        """The event features the encoder reads (``bench.registry.INPUTS``)."""
+        return ("item ids",) if self.features == "ids" else ("item ids", "categories", "ratings")
 
     def encoder_config(self, max_len: int = 512) -> EncoderConfig:
-        return EncoderConfig(self.layers, self.dim, self.heads, self.dropout, max_len=max_len)
+        return EncoderConfig(self.layers, self.dim, self.heads, self.dropout, self.features, max_len=max_len)
 
 
 @dataclass(frozen=True)
@@ -50,17 +59,20 @@ class EncoderConfig(EncoderParams):
 
     @property
     def widths(self) -> tuple[int, int, int]:
-        """Widths of the item, category and rating embeddings; they concatenate to ``dim``."""
-        small = self.dim // 4
+        """Widths of the item, category and rating embeddings; they concatenate to ``dim`` (item ids
+        only: the item embedding is the whole width)."""
+        small = self.dim // 4 if self.features == "all" else 0
         return self.dim - 2 * small, small, small
 
 
 class EventEmbedding(nn.Module):
-    """Early fusion: item, category-bag and rating embeddings concatenated into one vector per event."""
+    """Early fusion: item, category-bag and rating embeddings concatenated into one vector per event (the
+    item embedding alone where ``config.features`` is "ids")."""
 
     def __init__(self, space: FeatureSpace, config: EncoderConfig) -> None:
         super().__init__()
         item_dim, cat_dim, rating_dim = config.widths
+        self.ids_only = config.features == "ids"
         self.item = nn.Embedding(space.n_items, item_dim)
         self.category = nn.Embedding(space.n_categories + 1, cat_dim, padding_idx=space.n_categories)
         self.rating = nn.Embedding(RATING_BUCKETS, rating_dim)
@@ -75,6 +87,8 @@ class EventEmbedding(nn.Module):
         return (self.category(cats) * mask).sum(-2) / mask.sum(-2).clamp(min=1)
 
     def forward(self, batch: EventBatch) -> torch.Tensor:
+        if self.ids_only:
+            return self.item(batch.items)
         return torch.cat([self.item(batch.items), self.category_bag(batch.items), self.rating(batch.ratings)], -1)
 
 
@@ -109,9 +123,10 @@ class AutoregressiveEncoder(nn.Module):
         super().__init__()
         self.tower = SequenceTower(space, config)
         item_dim, cat_dim, rating_dim = config.widths
-        self.heads = nn.ModuleDict({"item": nn.Linear(config.dim, item_dim),
-                                    "category": nn.Linear(config.dim, cat_dim),
-                                    "rating": nn.Linear(config.dim, rating_dim)})
+        heads = {"item": nn.Linear(config.dim, item_dim)}
+        if config.features == "all":
+            heads |= {"category": nn.Linear(config.dim, cat_dim), "rating": nn.Linear(config.dim, rating_dim)}
+        self.heads = nn.ModuleDict(heads)
         self.register_buffer("primary_category", space.primary_category, persistent=False)
         self.output_dim = config.dim
 
@@ -120,11 +135,10 @@ class AutoregressiveEncoder(nn.Module):
         return self.tower(batch)
 
     def feature_logits(self, hidden: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Logits over each feature's vocabulary, output weights tied to the input embeddings."""
+        """Logits over each read feature's vocabulary, output weights tied to the input embeddings."""
         embed = self.tower.embed
-        return {"item": self.heads["item"](hidden) @ embed.item.weight.T,
-                "category": self.heads["category"](hidden) @ embed.category.weight[:-1].T,
-                "rating": self.heads["rating"](hidden) @ embed.rating.weight.T}
+        tables = {"item": embed.item.weight, "category": embed.category.weight[:-1], "rating": embed.rating.weight}
+        return {name: head(hidden) @ tables[name].T for name, head in self.heads.items()}
 
     def loss(self, batch: EventBatch) -> torch.Tensor:
         """Next-event cross-entropy summed over features, over positions 0..n-2 predicting 1..n-1."""

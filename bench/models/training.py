@@ -148,21 +148,29 @@ def measure_train_flops(step_loss: StepLoss, sample: np.ndarray, budget: Budget,
 @dataclass
 class TrainRun:
     """Per-step losses, the wall-clock seconds of the optimisation loop alone (validation checks not
-    counted), the steps the budget allowed, the measured FLOPs of one step and why it stopped."""
+    counted), the steps the budget allowed, the measured FLOPs of one step, the training examples seen
+    and why it stopped."""
 
     losses: list[float]
     seconds: float
     stopped: str = "steps"
     planned_steps: int = 0
     flops_per_step: int | None = None
+    examples: int = 0
 
-    def accounting(self) -> dict[str, float | int | str | None]:
-        """The run's facts for a trial record: steps taken and planned, loop seconds, final loss, measured
-        training FLOPs (where a ``flops`` budget measured them), why it stopped."""
-        flops = None if self.flops_per_step is None else self.flops_per_step * len(self.losses)
-        return {"train_steps": len(self.losses), "planned_steps": self.planned_steps, "train_seconds": self.seconds,
-                "final_train_loss": self.losses[-1] if self.losses else float("nan"), "stopped": self.stopped,
-                "train_flops_measured": flops}
+    @property
+    def flops(self) -> int | None:
+        """Training FLOPs: the first step's, as torch counts them, times the steps taken."""
+        return None if self.flops_per_step is None else self.flops_per_step * len(self.losses)
+
+    def accounting(self, prefix: str = "train") -> dict[str, float | int | str | None]:
+        """The run's facts for a trial record, named ``<prefix>_...``: steps taken and planned, examples,
+        measured FLOPs, loop seconds, final loss, why it stopped."""
+        return {f"{prefix}_steps": len(self.losses), f"{prefix}_planned_steps": self.planned_steps,
+                f"{prefix}_examples": self.examples, f"{prefix}_flops_measured": self.flops,
+                f"{prefix}_seconds": self.seconds,
+                f"final_{prefix}_loss": self.losses[-1] if self.losses else float("nan"),
+                **({"stopped": self.stopped} if prefix == "train" else {})}
 
 
 def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -187,6 +195,9 @@ def train(ctx: TrialContext, model: torch.nn.Module, step_loss: StepLoss,
     spans those steps. ``budget.seconds`` is a guard only: where it stops the run, the result depends on
     the machine's speed and the record says so (stopped: seconds).
 
+    Every run counts its first step's FLOPs (torch's FlopCounterMode; ``TrainRun.flops`` = that times the
+    steps taken) and the examples it trained on: one currency for every method.
+
     With ``predict`` (the method's own predict over examples) and a harness validation in ``ctx``, the
     harness scores it every ``budget.eval_every`` steps and after the last step (the curve goes to
     ``ctx.validation``), training stops after ``budget.patience`` checks without improvement, and the
@@ -206,14 +217,15 @@ def train(ctx: TrialContext, model: torch.nn.Module, step_loss: StepLoss,
     bar = ctx.progress(batches, total=budget.steps, desc=desc)
     for step, index in enumerate(bar, start=1):
         tick = time.perf_counter()
-        counter = flop_counter() if step == 1 and budget.flops else None
+        counter = flop_counter() if step == 1 else None
         optimizer.zero_grad(set_to_none=True)
         with counter or nullcontext():
             loss = backward_in_parts(step_loss, index, budget, trainable, lambda: autocast(ctx, llm))
         if counter is not None:
             flops_per_step = int(counter.get_total_flops())
-            total = planned_steps(budget, flops_per_step)
-            schedule = WarmupCosine(optimizer, total, budget.warmup)
+            # the schedule spans the steps the FLOPs buy (a new WarmupCosine here would take the warm-up's
+            # zero learning rate of step 0 as its base: no step would ever learn)
+            total = schedule.total = planned_steps(budget, flops_per_step)
         torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
         optimizer.step()
         losses.append(loss)
@@ -251,4 +263,5 @@ def train(ctx: TrialContext, model: torch.nn.Module, step_loss: StepLoss,
     if validation is not None:
         validation.stop(stopped)
     model.eval()
-    return TrainRun(torch.stack(losses).float().tolist() if losses else [], seconds, stopped, total, flops_per_step)
+    return TrainRun(torch.stack(losses).float().tolist() if losses else [], seconds, stopped, total, flops_per_step,
+                    seen)

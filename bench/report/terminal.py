@@ -89,6 +89,7 @@ def _value(value: object) -> str:
 def _rows(group: pd.DataFrame, primary: str, others: list[str]) -> pd.DataFrame:
     """One row per configuration (seeds pooled: mean ± std where several), best first."""
     tags = _tags(group)
+    with_pretraining = "acct.pretrain_examples" in group and group["acct.pretrain_examples"].notna().any()
     keys = group.assign(_tag=tags).groupby(["label", "_tag"], sort=False)
     rows = []
     for (label, tag), trials in keys:
@@ -98,14 +99,29 @@ def _rows(group: pd.DataFrame, primary: str, others: list[str]) -> pd.DataFrame:
                "test n": _count(trials), primary: _with_interval(trials, primary)}
         for metric in others:
             row[metric] = _with_interval(trials, metric, interval=False)
-        seen = trials["train.examples_seen"].dropna() if "train.examples_seen" in trials else pd.Series(dtype=float)
-        row["train ex"] = f"{seen.mean():,.0f}" if len(seen) else "—"
-        seconds = trials["acct.train_seconds"].dropna() if "acct.train_seconds" in trials else pd.Series(dtype=float)
-        row["train s"] = f"{seconds.mean():.0f}" if len(seconds) else "—"
+        row.update(_training_cost(trials, with_pretraining))
         row["stopped"] = _stopped(trials)
         rows.append((mean, row))
     rows.sort(key=lambda pair: -pair[0] if pd.notna(pair[0]) else float("inf"))
     return pd.DataFrame([row for _, row in rows])
+
+
+def _mean_of(trials: pd.DataFrame, column: str) -> float | None:
+    values = trials[column].dropna() if column in trials else pd.Series(dtype=float)
+    return float(values.mean()) if len(values) else None
+
+
+def _training_cost(trials: pd.DataFrame, with_pretraining: bool) -> dict[str, str]:
+    """Training in one currency for every method: examples trained on (``pre ex``: the pretraining's,
+    where some row of the table pretrained) and measured FLOPs of all of it, pretraining included."""
+    examples = _mean_of(trials, "acct.train_examples") or _mean_of(trials, "train.examples_seen")
+    out = {"train ex": f"{examples:,.0f}" if examples else "—"}
+    if with_pretraining:
+        pretraining = _mean_of(trials, "acct.pretrain_examples")
+        out["pre ex"] = f"{pretraining:,.0f}" if pretraining else "—"
+    flops = _mean_of(trials, "acct.total_train_flops")
+    out["FLOPs"] = f"{flops:.2g}" if flops else "—"
+    return out
 
 
 def _with_interval(trials: pd.DataFrame, metric: str, interval: bool = True) -> str:
