@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from bench.accounting import flop_sample
+from bench.context import Budget
 from bench.models.llm import TINY, tiny_llama
 from bench.tasks import get_task
 from bench.trial import run_trial
@@ -62,6 +63,18 @@ def test_flops_are_measured_on_a_seeded_random_sample_of_training_windows():
     assert flop_sample(3, 0).tolist() == [0, 1, 2]
 
 
+def test_a_flops_budget_counts_the_encoders_pretraining(tmp_path):
+    from userllm.method import fine_tuning_budget
+
+    budget = Budget(steps=100, flops=1e12)
+    assert fine_tuning_budget(budget, {"pretrain_flops_measured": 4e11}).flops == pytest.approx(6e11)
+    assert fine_tuning_budget(budget, {}) is budget and fine_tuning_budget(Budget(), {"pretrain_flops_measured": 1}).flops is None
+    spec = userllm_spec({"fusion": "soft_prompt"}, task="fav_category")
+    spec["budget"]["flops"] = 1.0  # less than the pretraining alone
+    with pytest.raises(ValueError, match="spent by the encoder's pretraining"):
+        run_trial(spec, tmp_path / "a", fresh_cache(tmp_path / "cache"))
+
+
 def test_same_seed_same_numbers_whether_the_encoder_was_cached_or_not(tmp_path):
     cache = fresh_cache(tmp_path / "cache")
     spec = userllm_spec({"fusion": "soft_prompt", "perceiver": True, "perceiver_layers": 1, "perceiver_latents": 2},
@@ -72,6 +85,12 @@ def test_same_seed_same_numbers_whether_the_encoder_was_cached_or_not(tmp_path):
     assert miss["metrics"] == hit["metrics"] and miss["per_example"]["test"].keys() == hit["per_example"]["test"].keys()
     assert [p["valid"] for p in miss["training"]["curve"]] == [p["valid"] for p in hit["training"]["curve"]]
     assert miss["accounting"]["final_train_loss"] == hit["accounting"]["final_train_loss"]
+    # the cached encoder's pretraining is charged to the trial that reuses it, as to the one that made it
+    for key in ("pretrain_examples", "pretrain_steps", "pretrain_flops_measured"):
+        assert hit["accounting"][key] == miss["accounting"][key] > 0
+    facts = hit["accounting"]
+    assert facts["total_train_examples"] == facts["train_examples"] + facts["pretrain_examples"]
+    assert facts["total_train_flops"] == facts["train_flops_measured"] + facts["pretrain_flops_measured"]
 
 
 def test_building_the_tiny_llm_leaves_the_global_rng_alone():

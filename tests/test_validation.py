@@ -60,32 +60,52 @@ def test_seconds_caps_the_optimisation_loop_and_still_checks_once(tmp_path):
     assert training["stopped"] == "seconds" and len(training["curve"]) == 1
     assert 0.5 <= training["curve"][0]["seconds"] < 5 and body["accounting"]["train_steps"] < 10_000
     assert body["machine_dependent"] is True  # the guard fired: as many steps as this machine managed
-    assert body["accounting"]["planned_steps"] == 10_000
+    assert body["accounting"]["train_planned_steps"] == 10_000
 
 
 def test_a_flops_budget_buys_steps_by_the_first_steps_measured_flops(tmp_path):
     """Machine-independent compute matching: the same FLOPs budget is the same number of steps anywhere."""
-    one = run_trial(spec("dual_encoder", {"steps": 1, "eval_every": None}, TINY_DUAL_ENCODER, "fav_category"),
-                    tmp_path / "a", tmp_path)
-    assert one["accounting"]["train_flops_measured"] is None  # no flops budget: nothing counted
+    first = spec("dual_encoder", {"steps": 1, "eval_every": None}, TINY_DUAL_ENCODER, "fav_category")
+    one = run_trial(first, tmp_path / "a", tmp_path)
+    # every run counts its first step's FLOPs, with a flops budget or without
+    assert one["accounting"]["train_flops_measured"] > 0 and one["accounting"]["train_examples"] == first["budget"]["batch_size"]
     probe = run_trial(spec("dual_encoder", {"steps": 10_000, "flops": 1.0}, TINY_DUAL_ENCODER, "fav_category"),
                       tmp_path / "b", tmp_path)
     per_step = probe["accounting"]["train_flops_measured"]
     assert probe["accounting"]["train_steps"] == 1 and per_step > 0
     body = run_trial(spec("dual_encoder", {"steps": 10_000, "flops": 7.5 * per_step}, TINY_DUAL_ENCODER,
                           "fav_category"), tmp_path / "c", tmp_path)
-    assert body["accounting"]["train_steps"] == body["accounting"]["planned_steps"] == 8
+    assert body["accounting"]["train_steps"] == body["accounting"]["train_planned_steps"] == 8
+    assert one["accounting"]["train_flops_measured"] == per_step
     assert body["training"]["stopped"] == "flops" and body["machine_dependent"] is False
-    assert body["accounting"]["train_flops_measured"] == 8 * per_step
+    assert body["accounting"]["train_flops_measured"] == body["accounting"]["total_train_flops"] == 8 * per_step
+
+
+def test_a_flops_budget_keeps_the_learning_rate(ml100k):
+    """The schedule retargeted to the steps the FLOPs buy keeps its base rate (it once took the warm-up's
+    zero rate of step 0 as its base, and no step of a flops-budgeted run learned anything)."""
+    from bench.context import TrialContext
+    from bench.models.training import train
+
+    split = build_split(ml100k, 50)
+    task = get_task("fav_category")
+    model = torch.nn.Linear(4, 1)
+    before = model.weight.detach().clone()
+    for flops in (None, 1e12):
+        budget = Budget(steps=4, batch_size=2, lr=0.1, flops=flops)
+        ctx = TrialContext(dataset=ml100k, task=task, protocol=task.protocol(), train=split.train, budget=budget,
+                           seed=0, show_progress=False)
+        model.weight.data.copy_(before)
+        train(ctx, model, lambda index: model(torch.ones(len(index), 4)).square().mean(), len(split.train))
+        assert not torch.equal(model.weight, before)
 
 
 def test_recbole_is_validated_by_the_harness_with_patience(tmp_path):
-    body = run_trial(spec("recbole", {"batch_size": 512, "patience": 1},
-                          {"model": "SASRec", "layers": 1, "dim": 16, "heads": 1, "epochs": 3}), tmp_path, tmp_path)
+    body = run_trial(spec("recbole", {"batch_size": 512, "steps": 30, "eval_every": 5, "patience": 1},
+                          {"model": "SASRec", "layers": 1, "dim": 16, "heads": 1}), tmp_path, tmp_path)
     training = body["training"]
-    batches = body["accounting"]["train_steps"] // body["accounting"]["train_epochs"]
-    assert [p["step"] for p in training["curve"]] == [batches * (i + 1) for i in range(len(training["curve"]))]
-    assert training["stopped"] in ("epochs", "patience") and 1 <= len(training["curve"]) <= 3
+    assert [p["step"] for p in training["curve"]] == [5 * (i + 1) for i in range(len(training["curve"]))]
+    assert training["stopped"] in ("steps", "patience") and 1 <= len(training["curve"]) <= 6
     best = max(training["curve"], key=lambda p: (p["valid"]["recall@10"], -p["step"]))
     assert body["metrics"]["valid"]["recall@10"]["mean"] == pytest.approx(best["valid"]["recall@10"])
 
