@@ -5,7 +5,7 @@ examples, each in a fresh Ray worker (so the peak memory is its own) and one aft
 share the machine while timed). Nothing is written to results/. From the measured setup time (loading
 the LLM, pretraining an encoder that is not cached yet), seconds per step and seconds per evaluated
 example, each row estimates the full trial at the suite's budget and test-set caps. A method that does
-not train for ``budget.steps`` (popularity; Bert4Rec, which trains for its ``epochs``) trains here as it
+not train for ``budget.steps`` (popularity, co-occurrence) trains here as it
 will in the real run, and its measured fit time is its estimate.
 """
 

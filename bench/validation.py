@@ -17,7 +17,7 @@ from bench.evaluation import Predictions, predict_and_score
 from bench.tasks import Protocol, Task
 
 Predictor = Callable[[Examples], Predictions]
-STOP_REASONS = ("steps", "flops", "patience", "seconds", "epochs")
+STOP_REASONS = ("steps", "flops", "patience", "seconds")
 
 
 Scorer = Callable[[Predictor], dict[str, Any]]

@@ -22,8 +22,10 @@ BUILT_INS = [
     ("cooccurrence", "next_item", {}),
     ("dual_encoder", "fav_category", {"layers": 1, "dim": 16, "heads": 2}),
     ("ar_encoder", "next_item", {"layers": 1, "dim": 16, "heads": 2}),
-    ("recbole", "next_item", {"model": "SASRec", "layers": 1, "dim": 16, "heads": 1, "epochs": 1}),
-    ("bert4rec", "next_item", {"layers": 1, "dim": 16, "heads": 1, "epochs": 1}),  # an epoch of batch 1024 each
+    ("window_count", "fav_category", {}),
+    ("recbole", "next_item", {"model": "SASRec", "layers": 1, "dim": 16, "heads": 1}),
+    ("recbole", "next_item", {"model": "SASRecF", "layers": 1, "dim": 16, "heads": 1}),
+    ("bert4rec", "next_item", {"layers": 1, "dim": 16, "heads": 1}),
     ("text_prompt", "next_item", {"llm": TINY, "prompt_events": 3, "beams": 2}),
     ("userllm", "next_item", {"llm": TINY, "pretrain.steps": 2, "xattn_every": 1, "beams": 2, **SMALL_ENCODER}),
     ("userllm", "fav_category", {"llm": TINY, "fusion": "soft_prompt", "pretrained": False, "beams": 2,
@@ -33,12 +35,11 @@ BUILT_INS = [
 
 def leakage_spec(method: str, task: str, params: dict, plugins: tuple[str, ...] = ()) -> dict:
     protocol = get_task(task).protocol().to_dict()
-    batch = 1024 if "epochs" in params else 8  # RecBole trains whole epochs
     return {"suite": "leak", "plugins": list(plugins), "label": method, "method": method, "params": params,
             "dataset": {"name": "ml-100k", "path": None, "options": {}}, "task": task, "seq_len": 12, "seed": 0,
             "trial_id": f"{method}-{task}", "protocol": {k: list(v) if isinstance(v, tuple) else v
                                                          for k, v in protocol.items()},
-            "budget": {"steps": 2, "batch_size": batch, "lr": 1e-3, "weight_decay": 0.0, "warmup": 0.0,
+            "budget": {"steps": 2, "batch_size": 8, "lr": 1e-3, "weight_decay": 0.0, "warmup": 0.0,
                        "eval_batch_size": 8, "max_valid_examples": 4, "max_test_examples": 12,
                        "eval_every": None, "patience": None, "seconds": None}}
 

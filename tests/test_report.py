@@ -422,12 +422,15 @@ def test_the_terminal_summary_fits_120_columns_sorted_by_the_primary_metric(tmp_
                {**record("e", "ml-100k", 0.0), "status": "failed", "error": {"message": "boom " * 80}}]
     for rec in records:
         rec["spec"]["method"] = "dual_encoder" if rec["spec"]["label"] == "DualEnc" else rec["trial_id"]
+    # one currency for every row: examples, pretraining's where some row pretrained, FLOPs of all of it
+    records[2]["accounting"] = {"train_examples": 128, "pretrain_examples": 38_400, "total_train_flops": 2.31e13}
     text = terminal_summary(records_frame(records), tmp_path)
     lines = text.splitlines()
     assert max(map(len, lines)) <= 120
     assert lines[0] == "ml-100k · next_item · N=50 · sorted by test recall@10"
-    assert lines[1].split() == ["configuration", "test", "n", "recall@10", "ndcg@10", "mrr@10", "train", "ex",
-                                "train", "s", "stopped"]
+    assert lines[1].split() == ["configuration", "test", "n", "recall@10", "ndcg@10", "train", "ex",
+                                "pre", "ex", "FLOPs", "stopped"]  # mrr@10 gave way to fit 120 columns
+    assert lines[5].split()[-4:-1] == ["128", "38,400", "2.3e+13"]
     names = [line.split("  ")[0] for line in lines[3:7]]
     assert names == [long[:29] + "…", "DualEnc [dim=64]", "DualEnc [dim=32]", "Popularity"]
     assert "0.3000 [0.300, 0.300]" in lines[3] and "0.1500" in lines[3]

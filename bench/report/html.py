@@ -16,12 +16,13 @@ from typing import Any
 import pandas as pd
 
 from bench.errors import ConfigError
+from bench.registry import INPUTS
 from bench.report.paired import versus_rows
 from bench.report.paper_tables import LAYOUTS, MISSING, paper_table_frame
 from bench.report.summary import failed_trials
 from bench.report.terminal import summary_tables
 
-SECTIONS = ("summary", "paired", "curves", "cost-quality", "paper-tables", "runs")
+SECTIONS = ("summary", "inputs", "paired", "curves", "cost-quality", "paper-tables", "runs")
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
 h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
@@ -51,6 +52,7 @@ def html_report(records: list[dict[str, Any]], frame: pd.DataFrame, out_dir: Pat
              f"<p class='note'>{len(frame)} trial records; written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
              "by <code>bench report --html</code>.</p>",
              _section("summary", "Summary per task", _summary(frame)),
+             _section("inputs", "What each method read and learned from", _inputs(frame)),
              _section("paired", "Paired comparisons", _paired(records, frame, versus)),
              _section("curves", "Validation curves", _figure("curves", records)),
              _section("cost-quality", "Cost and quality", _figure("0", records)),
@@ -81,6 +83,17 @@ def _summary(frame: pd.DataFrame) -> str:
         parts.append("<h3>Failed trials</h3>" + _table(failed[["label", "dataset", "task", "seq_len", "seed",
                                                                "error", "trial_id"]]))
     return "".join(parts) or "<p class='note'>no finished trial</p>"
+
+
+def _inputs(frame: pd.DataFrame) -> str:
+    """Each configuration's declared inputs (``bench.registry.INPUTS``) and supervision, as its records keep them."""
+    if "reads" not in frame or frame["reads"].isna().all():
+        return "<p class='note'>these records declare no inputs (written before methods declared them)</p>"
+    rows = (frame[frame["status"] == "ok"][["label", "method", "task", "reads", "supervision"]]
+            .fillna({"reads": "—"}).replace({"reads": {"": "— (training labels only)"}})
+            .drop_duplicates().rename(columns={"supervision": "learns from"}))
+    legend = "; ".join(f"<b>{html.escape(name)}</b>: {html.escape(meaning)}" for name, meaning in INPUTS.items())
+    return _table(rows) + f"<p class='note'>{legend}</p>"
 
 
 def _paired(records: list[dict[str, Any]], frame: pd.DataFrame, versus: str | None) -> str:

@@ -10,7 +10,10 @@ from bench.paper_budgets import paper_examples
 
 IDENTITY = ["suite", "label", "method", "dataset", "task", "seq_len"]
 CONFIGURATION = ("param.", "budget.", "protocol.", "dataset_options", "dtype")  # what else changes a result
-COSTS = (("acct.llm_input_tokens_mean", "LLM tokens", "{:.1f}"), ("acct.params_trainable", "trainable", "{:,.0f}"),
+COSTS = (("acct.total_train_examples", "train ex (all)", "{:,.0f}"), ("acct.train_examples", "train ex", "{:,.0f}"),
+         ("acct.pretrain_examples", "pretrain ex", "{:,.0f}"), ("acct.total_train_flops", "train FLOPs", "{:.3g}"),
+         ("acct.pretrain_flops_measured", "pretrain FLOPs", "{:.3g}"), ("acct.train_seconds", "train s", "{:.0f}"),
+         ("acct.llm_input_tokens_mean", "LLM tokens", "{:.1f}"), ("acct.params_trainable", "trainable", "{:,.0f}"),
          ("acct.params_total", "params", "{:,.0f}"), ("acct.seconds_per_step", "s/step", "{:.3g}"),
          ("acct.seconds_per_test_example", "s/test ex", "{:.3g}"))
 
@@ -104,6 +107,9 @@ def summary_rows(frame: pd.DataFrame) -> pd.DataFrame:
             if column in group and group[column].notna().any():
                 row[label] = style.format(group[column].mean())
         row.update(training_columns(group))
+        for column, label in (("reads", "reads"), ("supervision", "learns from")):
+            if column in group and group[column].notna().any():
+                row[label] = group[column].iloc[0] or "—"
         row["test n"] = "/".join(str(int(n)) for n in dict.fromkeys(group["test_n"].dropna())) + (
             " (capped)" if group["capped"].any() else "")
         if group["machine_dependent"].any():

@@ -23,16 +23,28 @@ def summary_tables(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     for (dataset, task, seq_len), group in ok.groupby(["dataset_label", "task", "seq_len"], sort=True):
         primary = group["primary_metric"].iloc[0]
         title = f"{dataset} · {task} · N={seq_len} · sorted by test {primary}"
-        tables.append((title, _rows(group, primary, companion_metrics(group, primary))))
+        companions = companion_metrics(group, primary)
+        rows = _rows(group, primary, companions)
+        while companions and _width(rows) > WIDTH:  # the cost columns stay; a companion metric gives way
+            companions = companions[:-1]
+            rows = _rows(group, primary, companions)
+        tables.append((title, rows))
     return tables
+
+
+def _table_text(rows: pd.DataFrame) -> str:
+    return tabulate(rows, headers="keys", tablefmt="simple", showindex=False, disable_numparse=True)
+
+
+def _width(rows: pd.DataFrame) -> int:
+    return max(map(len, _table_text(rows).splitlines()))
 
 
 def terminal_summary(frame: pd.DataFrame, results: Path) -> str:
     """Every finished configuration of ``frame`` (``bench.store.records_frame``) in tables that fit
     ``WIDTH`` columns, then one line per failed trial naming its record."""
     ok = best_of_searches(frame[frame["status"] == "ok"])  # the rows the tables show
-    blocks = [title + "\n" + tabulate(rows, headers="keys", tablefmt="simple", showindex=False, disable_numparse=True)
-              for title, rows in summary_tables(frame)]
+    blocks = [title + "\n" + _table_text(rows) for title, rows in summary_tables(frame)]
     notes = []
     if ok["capped"].any():
         notes.append("* tested on a capped sample (budget.max_test_examples), not the whole test set")
