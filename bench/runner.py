@@ -123,6 +123,11 @@ def _training_line(record: dict[str, Any]) -> str:
     if paper:
         share = 100 * training["examples_seen"] / paper
         line += f"; {training['examples_seen']:,} training examples = {share:.2g}% of the paper's ({paper:,})"
+    facts = record.get("accounting") or {}
+    if facts.get("pretrain_examples"):
+        line += f", after {facts['pretrain_examples']:,} pretraining examples"
+    if facts.get("total_train_flops"):
+        line += f"; {facts['total_train_flops']:.3g} training FLOPs in all"
     return line
 
 

@@ -19,6 +19,8 @@ from bench.registry import Method
 
 class MarkovChain(Method):
     tasks = ("next_item",)
+    reads = ("item ids",)
+    supervision = "last"  # the label after each training window's last event
 
     @dataclass(frozen=True)
     class Params:
