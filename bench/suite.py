@@ -27,6 +27,7 @@ from bench.precision import DTYPES
 from bench.registry import (
     build_params,
     coerce,
+    declared_inputs,
     get_method,
     has_param,
     load_methods,
@@ -413,6 +414,7 @@ def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str
     combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] or [{}]
     for combo in combos:
         typed = build_params(cls, nested(combo, into=nested(params)), f"{where}.params")
+        declared_inputs(cls, typed)  # a method that declares what no report can name fails here, not in a trial
         # in a tuned suite a method with nothing to tune is tested on the final seeds, beside the finals it pairs with
         entry_seeds = list(tuning.final_seeds) if tuning is not None and search is None else seeds
         for dataset, task, seq_len, seed in itertools.product(datasets, entry_tasks, entry_lens, entry_seeds):

@@ -3,6 +3,7 @@ and controllable: an encoder with ``features: ids`` reads nothing but item ids."
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from bench.cli import main
@@ -26,6 +27,33 @@ def test_every_built_in_method_declares_known_inputs_and_supervision():
     assert ids_only == {"reads": ["item ids"], "supervision": "all positions"}
     userllm = declared_inputs(methods["userllm"], build_params(methods["userllm"], {"encoder.features": "ids"}, "u"))
     assert userllm["reads"] == ["item ids", "LLM prior"]
+
+
+def test_a_method_declaring_an_unknown_input_is_refused_before_any_trial(tmp_path):
+    from bench.errors import ConfigError
+    from bench.registry import Method
+    from bench.suite import load_suite
+
+    class Psychic(Method):
+        name = "psychic"
+        reads = ("item ids", "the future")
+
+        def fit(self, ctx): ...
+
+        def predict(self, ctx, examples): ...
+
+    with pytest.raises(ConfigError, match=r"method 'psychic' declares inputs \['item ids', 'the future'\]"):
+        declared_inputs(Psychic, build_params(Psychic, {}, "psychic"))
+    methods = load_methods()
+    methods["psychic"] = Psychic
+    try:
+        suite = tmp_path / "s.yaml"
+        suite.write_text("name: s\ndatasets: [ml-100k]\ntasks: [next_item]\nseq_lens: [12]\n"
+                         "methods:\n  - {method: psychic}\n")
+        with pytest.raises(ConfigError, match=r"s.yaml: .*'the future'"):
+            load_suite(suite)
+    finally:
+        del methods["psychic"]
 
 
 def test_an_ids_only_encoder_reads_no_category_or_rating(ml100k):

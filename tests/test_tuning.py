@@ -19,7 +19,7 @@ from test_runner import run_cli
 TUNED = {"name": "tuned", "datasets": ["ml-100k"], "tasks": ["next_item"], "seq_lens": [20], "seeds": [0],
          "budget": {"steps": 6, "batch_size": 32, "eval_every": 1, "max_valid_examples": 40},
          "resources": {"cpu": 1, "gpu": 0},
-         "tune": {"samples": 6, "metric": "recall@10", "scheduler": {"grace": 1, "reduction": 3}, "final_seeds": [7]},
+         "tune": {"samples": 6, "metric": "recall@10", "scheduler": {"grace": 32, "reduction": 3}, "final_seeds": [7]},
          "methods": [{"method": "dual_encoder", "label": "DualEnc", "params": {"layers": 1, "dim": 16, "heads": 2},
                       "search": {"space": {"budget.lr": {"loguniform": [1.0e-6, 3.0e-2]}}}},
                      {"method": "cooccurrence", "label": "Co-occurrence",
@@ -36,7 +36,7 @@ def write(tmp_path, suite: dict):
 def test_a_tuned_suite_gives_every_method_the_same_search_budget(tmp_path):
     suite = load_suite(write(tmp_path, TUNED))
     assert [(s.label, x.samples, x.metric, x.scheduler, x.final_seeds) for s, x in suite.searches] == [
-        ("DualEnc", 6, "recall@10", (1, 3), (7,)), ("Co-occurrence", 6, "recall@10", (1, 3), (7,))]
+        ("DualEnc", 6, "recall@10", (32, 3), (7,)), ("Co-occurrence", 6, "recall@10", (32, 3), (7,))]
     assert all(not s.tested for s, _ in suite.searches) and [t.label for t in suite.trials] == ["Popularity"]
     own = {**TUNED, "methods": [{**TUNED["methods"][0], "search": {**TUNED["methods"][0]["search"], "samples": 9}}]}
     with pytest.raises(ConfigError, match="sets samples; in a tuned suite every method gets the suite's tune.samples"):
