@@ -72,6 +72,9 @@ def test_the_search_prunes_resumes_and_only_the_retrained_best_is_reported(tmp_p
     assert tuning.loc["DualEnc", "samples"].startswith(f"6 ({len(pruned)} pruned")
     assert tuning.loc["DualEnc", "best configuration"].startswith("lr=")
     assert tuning.loc["Co-occurrence", "samples"] == "3 (0 pruned, 0 failed)"
+    # the search's budget in examples, pruned samples' included: at most 6 samples of 6 steps of 32
+    seen = int(tuning.loc["DualEnc", "search examples"].replace(",", ""))
+    assert 6 * 32 < seen < 6 * 6 * 32 and tuning.loc["Co-occurrence", "search examples"] == "—"
     assert tuning.loc["Co-occurrence", "optimism"] != "—"
     paired = versus_rows(records, "Popularity")  # the untuned trial runs on the final seed: every final pairs
     assert set(paired["label"]) == {"DualEnc", "Co-occurrence"} and not paired.attrs.get("unpaired")

@@ -186,9 +186,10 @@ def test_the_llm_sees_the_encoders_last_k_outputs(ml100k, cache, encoder, kept, 
 @pytest.mark.parametrize(("params", "message"), [
     ({"encoder.kind": "gru"}, "encoder.kind: got 'gru'; expected one of 'ar', 'de'"),
     ({"encoder": {"kind": "ar", "width": 3}}, "encoder.width: unknown parameter of UserEncoderParams; expected one "
-                                              "of: layers, dim, heads, dropout, kind"),
+                                              "of: layers, dim, heads, dropout, features, kind"),
     # the spellings before the parameters nested: one error naming the new one
-    ({"encoder": "de"}, "encoder: got 'de'; expected a mapping of layers, dim, heads, dropout, kind; 'de' is a value "
+    ({"encoder": "de"}, "encoder: got 'de'; expected a mapping of layers, dim, heads, dropout, features, kind; "
+                        "'de' is a value "
                         "of encoder.kind: write encoder: {kind: de}"),
     ({"encoder_layers": 2}, "encoder_layers: renamed; write encoder.layers: 2 (or encoder: {layers: 2})"),
     ({"pretrain_lr": 0.1}, "pretrain_lr: renamed; write pretrain.lr: 0.1 (or pretrain: {lr: 0.1})"),

@@ -37,7 +37,10 @@ def tuning_rows(frame: pd.DataFrame) -> pd.DataFrame:
                "samples": f"{len(samples)} ({(samples['status'] == 'pruned').sum()} pruned, "
                           f"{(samples['status'] == 'failed').sum()} failed)",
                "trial-seconds": f"{samples['wall_seconds'].fillna(0).sum():,.0f}"}
-        flops = samples.get("acct.train_flops_measured")
+        # the search's budget in the currency every method shares: examples trained, pruned samples' included
+        seen = samples.get("train.examples_seen")
+        row["search examples"] = f"{seen.sum():,.0f}" if seen is not None and seen.notna().any() else "—"
+        flops = samples.get("acct.train_flops_measured")  # finished samples (a pruned one keeps its curve only)
         row["train FLOPs"] = f"{flops.sum():.3g}" if flops is not None and flops.notna().any() else "—"
         rows.append(row)
     return pd.DataFrame(rows)
