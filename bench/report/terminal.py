@@ -28,6 +28,8 @@ def summary_tables(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
         while companions and _width(rows) > WIDTH:  # the cost columns stay; a companion metric gives way
             companions = companions[:-1]
             rows = _rows(group, primary, companions)
+        if _width(rows) < WIDTH:  # room to spare: longer configuration names, so that tags are not cut
+            rows = _rows(group, primary, companions, LABEL_MOST + WIDTH - _width(rows))
         tables.append((title, rows))
     return tables
 
@@ -88,18 +90,36 @@ def _tags(group: pd.DataFrame) -> pd.Series:
         if len(rows) < 2:
             continue
         columns = [c for c in varying if rows[c].astype(str).nunique() > 1]
+        defaults = _defaults(rows["method"].iloc[0])
         tags[rows.index] = rows[columns].apply(
-            lambda row: ",".join(f"{c.split('.', 1)[1]}={_value(v)}" for c, v in row.items()), axis=1)
+            lambda row: ",".join(f"{c.split('.', 1)[1]}={_value(v, defaults.get(c))}" for c, v in row.items()), axis=1)
     return tags
 
 
-def _value(value: object) -> str:
-    """A parameter as a suite writes it (a column with gaps holds 64 as 64.0)."""
+def _defaults(method: str) -> dict[str, object]:
+    """``param.<name>`` -> the method's default, for parameters a record leaves out at their default (none
+    where the method is not registered here)."""
+    from bench.errors import ConfigError
+    from bench.registry import load_methods, param_defaults
+
+    try:
+        cls = load_methods().get(method)
+    except ConfigError:  # a plugin that does not import here: its rows show what their records hold
+        return {}
+    return {f"param.{name}": value for name, value in param_defaults(cls).items()} if cls else {}
+
+
+def _value(value: object, default: object = None) -> str:
+    """A parameter as a suite writes it (a column with gaps holds 64 as 64.0); one a record left out at its
+    default shows that default."""
+    if pd.isna(value) and default is not None:
+        value = default
     return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
-def _rows(group: pd.DataFrame, primary: str, others: list[str]) -> pd.DataFrame:
-    """One row per configuration (seeds pooled: mean ± std where several), best first."""
+def _rows(group: pd.DataFrame, primary: str, others: list[str], label_most: int = LABEL_MOST) -> pd.DataFrame:
+    """One row per configuration (seeds pooled: mean ± std where several), best first; names cut at
+    ``label_most`` characters."""
     tags = _tags(group)
     with_pretraining = "acct.pretrain_examples" in group and group["acct.pretrain_examples"].notna().any()
     keys = group.assign(_tag=tags).groupby(["label", "_tag"], sort=False)
@@ -107,7 +127,7 @@ def _rows(group: pd.DataFrame, primary: str, others: list[str]) -> pd.DataFrame:
     for (label, tag), trials in keys:
         name = f"{label} [{tag}]" if tag else label
         mean = trials[f"test/{primary}"].mean()
-        row = {"configuration": _shortened(name, LABEL_MOST),
+        row = {"configuration": _shortened(name, label_most),
                "test n": _count(trials), primary: _with_interval(trials, primary)}
         for metric in others:
             row[metric] = _with_interval(trials, metric, interval=False)
