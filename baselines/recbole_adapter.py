@@ -148,7 +148,6 @@ class RecBoleSequential(Method):
             "n_layers": p.layers, "num_layers": p.layers, "n_heads": p.heads, "hidden_size": p.dim,
             "embedding_size": p.dim, "inner_size": 4 * p.dim, "hidden_dropout_prob": p.dropout,
             "attn_dropout_prob": p.dropout, "dropout_prob": p.dropout, "mask_ratio": p.mask_ratio,
-            "train_batch_size": ctx.budget.batch_size, "learning_rate": ctx.budget.lr,
             "seed": ctx.seed, "reproducibility": True, "use_gpu": ctx.device == "cuda", "show_progress": False,
             "worker": 0, "save_dataset": False, "save_dataloaders": False,
         }
@@ -181,7 +180,7 @@ class RecBoleSequential(Method):
         def step_loss(index: np.ndarray) -> torch.Tensor:
             return self.model.calculate_loss(self.training_batch(ctx, index, labels, generator).to(ctx.device))
 
-        self.run: TrainRun = train(ctx, self.model, step_loss, len(ctx.train), desc="train",
+        self.run: TrainRun = train(ctx, self.model, step_loss, len(ctx.train),
                                    predict=lambda examples: self.predict(ctx, examples))
 
     def training_batch(self, ctx: TrialContext, index: np.ndarray, labels: torch.Tensor,
