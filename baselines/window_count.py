@@ -23,8 +23,9 @@ class WindowCount(Method):
         self.ptr, self.ids = ptr, ids
 
     def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
-        """Per category: its count in the window plus a fraction < 1 that grows with its latest sighting,
-        so the ranking is the counting rule's (count, then most recent, then lower id)."""
+        """Per category: its count in the window plus a fraction < 1 that grows with its latest sighting and
+        a smaller one that falls with its id, so the ranking is the counting rule's (count, then most recent,
+        then lower id) with no tie left to the harness."""
         n_cat, n = len(ctx.dataset.categories), examples.seq_len
         items = ctx.dataset.item[examples.positions()]  # [b, n]
         per_event = np.diff(self.ptr)[items]
@@ -37,7 +38,8 @@ class WindowCount(Method):
         latest = np.full((len(examples), n_cat), -1.0)
         np.add.at(counts, (rows, category), 1.0)
         np.maximum.at(latest, (rows, category), where)
-        return Predictions(scores=counts + (latest + 1) / (n + 1))
+        lower_id = (n_cat - np.arange(n_cat)) / ((n_cat + 1) * (n + 1))
+        return Predictions(scores=counts + (latest + 1) / (n + 1) + lower_id)
 
     def accounting(self, ctx: TrialContext) -> dict:
         return {"params_total": 0, "params_trainable": 0, "train_steps": 0}

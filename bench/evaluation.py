@@ -10,7 +10,8 @@ import numpy as np
 
 from bench.data.dataset import Dataset
 from bench.data.windows import Examples
-from bench.metrics import get_metric, summarize
+from bench.intervals import mean_interval
+from bench.metrics import get_metric
 from bench.tasks import Protocol, Task
 
 PREDICT_CHUNK = 512
@@ -54,13 +55,39 @@ def excluded(dataset: Dataset, examples: Examples, scope: str) -> tuple[np.ndarr
     return rows, dataset.item[positions].astype(np.int64)
 
 
+def excluded_labels(task: Task, protocol: Protocol, dataset: Dataset, examples: Examples) -> np.ndarray:
+    """Mask of the examples whose label the protocol's exclusion would remove from their own ranking (a
+    repeat of an item the user had before): certain misses for every method, so the harness drops them
+    from validation and test and counts them. Empty unless the task ranks items."""
+    if task.feature != "item" or protocol.exclude_history == "none":
+        return np.zeros(len(examples), dtype=bool)
+    rows, items = excluded(dataset, examples, protocol.exclude_history)
+    mask = np.zeros(len(examples), dtype=bool)
+    mask[rows[items == dataset.item[examples.label_positions][rows]]] = True
+    return mask
+
+
+def tie_breaks(label_positions: np.ndarray, n_candidates: int) -> np.ndarray:
+    """uint64 [n, n_candidates]: the order in which equal scores rank, a fixed pseudo-random permutation of
+    the candidates per example (splitmix64 of the label event's position and the candidate id). It is the
+    same for every method and every run, so equal scores favour no item: a constant scorer gets the recall
+    of a random order, and two methods with the same scores get the same ranking."""
+    with np.errstate(over="ignore"):
+        x = (label_positions.astype(np.uint64)[:, None] * np.uint64(n_candidates)
+             + np.arange(n_candidates, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15))
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
 def ranking(dataset: Dataset, examples: Examples, predictions: Predictions, protocol: Protocol,
             depth: int, n_candidates: int) -> np.ndarray:
-    """Top-``depth`` candidate ids [n, depth] (-1 padded), after the protocol's history exclusion."""
+    """Top-``depth`` candidate ids [n, depth] (-1 padded), after the protocol's history exclusion. Scores
+    are ranked in float64, highest first, equal scores in the order of ``tie_breaks``."""
     n = len(examples)
     rows, items = excluded(dataset, examples, protocol.exclude_history)
     if predictions.scores is not None:
-        scores = np.array(predictions.scores, dtype=np.float32, copy=True)
+        scores = np.array(predictions.scores, dtype=np.float64, copy=True)
         if scores.ndim != 2 or scores.shape != (n, n_candidates):
             raise PredictionError(f"scores has shape {scores.shape}; expected ({n}, {n_candidates}): "
                                   f"one row per example, one column per candidate")
@@ -68,7 +95,7 @@ def ranking(dataset: Dataset, examples: Examples, predictions: Predictions, prot
             rows = np.flatnonzero(np.isnan(scores).any(axis=1))
             raise PredictionError(f"scores hold NaN in {len(rows)} of {n} rows (first: row {rows[0]})")
         scores[rows, items] = -np.inf
-        top = np.argsort(-scores, axis=1, kind="stable")[:, :depth]
+        top = np.lexsort((tie_breaks(examples.label_positions, n_candidates), -scores), axis=1)[:, :depth]
         return _pad(np.where(np.take_along_axis(scores, top, axis=1) > -np.inf, top, -1), depth)
     ranked = np.asarray(predictions.ranked, dtype=np.int64)
     if ranked.ndim != 2 or ranked.shape[0] != n:
@@ -94,7 +121,7 @@ def _pad(top: np.ndarray, depth: int) -> np.ndarray:
 
 def evaluate(task: Task, protocol: Protocol, dataset: Dataset, examples: Examples,
              predictions: Predictions, seed: int = 0) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:
-    """Metrics (mean with bootstrap CI) and the per-example values behind them."""
+    """Metrics (mean with its interval) and the per-example values behind them."""
     per_example = score_examples(task, protocol, dataset, examples, predictions)
     return summarize_all(per_example, seed), per_example
 
@@ -139,4 +166,5 @@ def predict_and_score(predict: Callable[[Examples], Predictions], method: str, t
 
 
 def summarize_all(per_example: dict[str, np.ndarray], seed: int = 0) -> dict[str, dict[str, float]]:
-    return {name: summarize(values, seed=seed) for name, values in per_example.items()}
+    """Mean, interval and count of each metric (``bench.intervals``: exact for 0/1 values)."""
+    return {name: mean_interval(values, seed=seed) for name, values in per_example.items()}

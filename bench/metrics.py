@@ -14,7 +14,6 @@ from typing import Literal
 
 import numpy as np
 from rouge_score import rouge_scorer
-from scipy import stats
 
 from bench.errors import ConfigError
 
@@ -95,34 +94,3 @@ def rouge_lsum(predictions: Sequence[str], references: Sequence[str]) -> np.ndar
 @register_metric("rouge_lsum", scores="texts")
 def _rouge_lsum(predictions: Sequence[str], references: Sequence[str], ks: Sequence[int] = ()) -> dict[str, np.ndarray]:
     return {"rouge_lsum": rouge_lsum(predictions, references)}
-
-
-def exact_binomial_ci(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Clopper-Pearson interval of a proportion: all 0 of 100 gives [0, 0.036], not [0, 0]."""
-    alpha = 1 - confidence
-    low = 0.0 if successes == 0 else float(stats.beta.ppf(alpha / 2, successes, n - successes + 1))
-    high = 1.0 if successes == n else float(stats.beta.ppf(1 - alpha / 2, successes + 1, n - successes))
-    return low, high
-
-
-def bootstrap_ci(values: np.ndarray, confidence: float = 0.95, n_resamples: int = 1000,
-                 seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of the mean of per-example values."""
-    values = np.asarray(values, dtype=np.float64)
-    if len(values) < 2 or np.all(values == values[0]):
-        mean = float(values.mean()) if len(values) else float("nan")
-        return mean, mean
-    result = stats.bootstrap((values,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
-                             method="percentile", random_state=np.random.default_rng(seed), batch=50)
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
-
-
-def summarize(values: np.ndarray, confidence: float = 0.95, seed: int = 0) -> dict[str, float]:
-    """Mean, CI bounds and count of a per-example metric: a bootstrap CI, or where every value is the
-    same 0 or 1 (a hit rate the bootstrap cannot resample) the exact binomial interval."""
-    values = np.asarray(values, dtype=np.float64)
-    if len(values) and np.all(values == values[0]) and values[0] in (0.0, 1.0):
-        low, high = exact_binomial_ci(int(values.sum()), len(values), confidence)
-    else:
-        low, high = bootstrap_ci(values, confidence=confidence, seed=seed)
-    return {"mean": float(np.mean(values)), "ci_low": low, "ci_high": high, "n": int(len(values))}

@@ -20,7 +20,7 @@ from next_item_fit import benchmark_arguments, fit_userllm, next_item_context, s
 
 from bench.evaluation import evaluate
 from bench.registry import build_params, load_methods
-from bench.report.paired import paired_difference
+from bench.intervals import paired_difference
 
 
 def main() -> None:

@@ -11,7 +11,8 @@ import pytest
 from bench.data import build_split
 from bench.errors import ConfigError
 from bench.evaluation import Predictions, evaluate, ranking
-from bench.metrics import bootstrap_ci, get_metric, mrr_at_k, ndcg_at_k, recall_at_k, rouge_lsum
+from bench.intervals import bootstrap_ci
+from bench.metrics import get_metric, mrr_at_k, ndcg_at_k, recall_at_k, rouge_lsum
 from bench.tasks import TASKS, Protocol, get_task
 
 from conftest import make_dataset
@@ -199,9 +200,9 @@ def test_review_gen_cannot_score_an_empty_reference_and_the_harness_drops_it():
                         {k: ["x"] for k in "abcd"})
     reviews = ["", "", "", "   "] + ["", "ok", "nice", "great"]
     data = Dataset("reviews", data.events.assign(review=reviews), data.items, data.notes)
-    split, dropped = scorable(get_task("review_gen"), data, build_split(data, 1))
-    assert dropped == {"train": 1, "valid": 1, "test": 1}  # every label of u is empty or blank
     task = get_task("review_gen")
+    split, dropped = scorable(task, task.protocol(), data, build_split(data, 1))
+    assert dropped == {name: {"empty_reference": 1} for name in ("train", "valid", "test")}  # u's are empty or blank
     assert [task.labels(data, split[name]).tolist() for name in ("train", "valid", "test")] == \
         [["ok"], ["nice"], ["great"]]
 
