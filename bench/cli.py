@@ -40,6 +40,17 @@ def _tied_share(dataset, examples) -> str:
     return f"{tied} of {len(examples)} ({100 * tied / max(1, len(examples)):.1f}%)"
 
 
+def _repeat_share(dataset, examples) -> str:
+    """How many of ``examples``' labels repeat an item their user had before (dropped from scoring under
+    ``exclude_history: history``, kept under ``none``)."""
+    from bench.evaluation import excluded_labels
+    from bench.tasks import get_task
+
+    task = get_task("next_item")
+    repeats = int(excluded_labels(task, task.protocol(exclude_history="history"), dataset, examples).sum())
+    return f"{repeats} of {len(examples)} ({100 * repeats / max(1, len(examples)):.1f}%)"
+
+
 def cmd_data_describe(args: argparse.Namespace) -> int:
     from bench.data import build_split, load_dataset
 
@@ -54,6 +65,8 @@ def cmd_data_describe(args: argparse.Namespace) -> int:
         (f"valid examples (N={args.seq_len})", len(split.valid)),
         (f"test examples (N={args.seq_len})", len(split.test)),
         *[(f"{part} label ties (same timestamp)", _tied_share(dataset, split[part])) for part in ("valid", "test")],
+        *[(f"{part} labels repeating an earlier item of the user", _repeat_share(dataset, split[part]))
+          for part in ("valid", "test")],
         ("prepare seconds (load or cache hit)", f"{dataset.prepare_seconds:.2f}"),
         ("window seconds", f"{windows_seconds:.3f}"),
     ]
@@ -99,7 +112,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.tracking import check_loggers
 
     suite = _selected_suite(args)
-    check_histories(suite)
+    notes = check_histories(suite)
     check_loggers(args.log)
     samples = sum(search.target for _, search in suite.searches)
     finals = sum(len(search.final_seeds) for _, search in suite.searches)
@@ -108,6 +121,9 @@ def cmd_run(args: argparse.Namespace) -> int:
           + (f", {finals} final trials of the best" if finals else "") + f"); results in {Path(args.results) / suite.name}")
     for note in sorted(set(suite.skipped)):
         print(f"  skipped: {note}")
+    for name, handled in notes.items():
+        print(f"  data: {name}: rows handled while preparing: "
+              + ", ".join(f"{what} {count}" for what, count in handled.items()) + " (kept in each record's data_notes)")
     caps = sorted({(s.label, s.budget.max_test_examples) for s in suite.trials + [x for x, _ in suite.searches]
                    if s.budget.max_test_examples is not None})
     for label, cap in caps:
@@ -201,12 +217,18 @@ def cmd_check_leakage(args: argparse.Namespace) -> int:
                 print(f"[error] {what}: the method failed: {result.error}", flush=True)
             elif result.leaks:
                 leaks += 1
-                print(f"[LEAK] {what}: {result.changed} of {result.examples} test predictions changed when the test "
-                      f"label events were replaced and the method refitted (first: example {result.first['example']}, "
-                      f"user {result.first['user']}); {result.method} reads its test labels", flush=True)
+                if result.changed:
+                    print(f"[LEAK] {what}: {result.changed} of {result.examples} test predictions changed when the "
+                          f"test label events were replaced and the method refitted (first: example "
+                          f"{result.first['example']}, user {result.first['user']}); {result.method} reads its test "
+                          "labels", flush=True)
+                if result.past_window:
+                    print(f"[LEAK] {what}: {result.past_window} of {result.examples} test predictions changed when "
+                          f"the events before their input windows were replaced; {result.method} reads past its "
+                          "window", flush=True)
             else:
                 print(f"[ok]   {what}: {result.examples} test predictions unchanged with the test label events "
-                      "replaced and the method refitted", flush=True)
+                      "replaced and the method refitted, and with the events before the windows replaced", flush=True)
     return 1 if leaks else 0
 
 

@@ -3,10 +3,13 @@ keep every label out of a method's reach. The check fits a method and predicts t
 it replaces every test label event's item (next_item, fav_category) or review text (review_gen) by a
 random one in the source data, fits the method again from scratch and predicts again. A deterministic
 method that cannot see the test labels gives the same predictions; any change is a leak (a method that
-reads the data some other way than through its context, say). A method that fails is reported too."""
+reads the data some other way than through its context, say). Then, with the first fit kept, it predicts
+once more from data whose events before each test input window hold other random items: a method whose
+predictions change read past its window. A method that fails is reported too."""
 
 from __future__ import annotations
 
+import dataclasses
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,7 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from bench.data import views
 from bench.data.dataset import Dataset
+from bench.data.views import visible_view, window_only
+from bench.data.windows import Examples
 from bench.evaluation import Predictions, score_examples
 from bench.spec import TrialSpec
 from bench.tasks import Task
@@ -32,16 +38,30 @@ class LeakageResult:
     changed: int
     first: dict[str, Any] | None
     error: str | None = None
+    past_window: int = 0  # test predictions that changed with the events before their windows replaced
 
     @property
     def leaks(self) -> bool:
-        return self.changed > 0
+        return self.changed > 0 or self.past_window > 0
 
 
 def corrupted(dataset: Dataset, label_positions: np.ndarray, task: Task, seed: int) -> Dataset:
     """A copy of ``dataset`` whose label events at ``label_positions`` are corrupted as ``task`` says
     (another random item, or another review text)."""
     return Dataset(dataset.name, task.corrupted_events(dataset, label_positions, seed), dataset.items, dataset.notes)
+
+
+def before_windows(dataset: Dataset, examples: Examples, seed: int) -> Dataset:
+    """A copy of ``dataset`` whose events before each of ``examples``' input windows (of its user) hold
+    another random item."""
+    marks = np.zeros(len(dataset.events) + 1, dtype=np.int64)
+    np.add.at(marks, dataset.user_ptr[examples.users], 1)
+    np.add.at(marks, examples.starts, -1)
+    positions = np.flatnonzero(np.cumsum(marks)[:-1] > 0)
+    events = dataset.events.copy()
+    shift = np.random.default_rng(seed).integers(1, dataset.n_items, len(positions))
+    events.loc[positions, "item"] = ((events["item"].to_numpy()[positions] + shift) % dataset.n_items).astype(np.int32)
+    return Dataset(dataset.name, events, dataset.items, dataset.notes)
 
 
 def _rows(predictions: Any) -> list[Any]:
@@ -69,6 +89,9 @@ def check_leakage(spec: TrialSpec | Mapping[str, Any], workdir: Path, shared_cac
         predictions = trial.predict_test(test)
         score_examples(trial.ctx.task, trial.ctx.protocol, trial.labelled, test, predictions)  # scorable at all?
         honest = _rows(predictions)
+        past = before_windows(trial.labelled, trial.split.test, spec.seed + 1)
+        view = window_only(visible_view(past, views.TEST, trial.ctx.task.label_event_is_input), trial.split.test)
+        past_rows = _rows(trial.method.predict(dataclasses.replace(trial.test_ctx, dataset=view), test))
         source = corrupted(trial.labelled, trial.split.test.label_positions, trial.ctx.task, spec.seed)
         probe = prepare_trial(spec, workdir, shared_cache, dataset=source)
         probe.method.fit(probe.ctx)
@@ -78,8 +101,9 @@ def check_leakage(spec: TrialSpec | Mapping[str, Any], workdir: Path, shared_cac
         return LeakageResult(spec.method, len(test), 0, None,
                              f"{type(exc).__name__}: {exc} ({Path(where.filename).name}:{where.lineno})")
     changed = [i for i, (a, b) in enumerate(zip(honest, probed, strict=True)) if not _same(a, b)]
+    past_window = sum(not _same(a, b) for a, b in zip(honest, past_rows, strict=True))
     first = None
     if changed:
         i = changed[0]
         first = {"example": i, "user": int(test.users[i]), "label_position": int(test.label_positions[i])}
-    return LeakageResult(spec.method, len(test), len(changed), first)
+    return LeakageResult(spec.method, len(test), len(changed), first, past_window=past_window)

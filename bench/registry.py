@@ -28,6 +28,7 @@ BUILTIN_MODULES = (
     "baselines.popularity",
     "baselines.cooccurrence",
     "baselines.window_count",
+    "baselines.latest_label",
     "baselines.dual_encoder",
     "baselines.text_prompt",
     "baselines.recbole_adapter",
@@ -86,6 +87,7 @@ INPUTS = {"item ids": "each event's item id", "categories": "each event's item c
           "text": "item titles, categories and ratings written as text",
           "LLM prior": "what a pretrained LLM learned about the items before the trial (web text)"}
 SUPERVISION = {"none": "no training (a rule or a count)", "labels": "the training labels' frequency",
+               "user's labels": "each user's own training labels (remembered per user)",
                "last": "one target per training window (its label)",
                "all positions": "every next event of a training window (N targets a window)",
                "masked positions": "masked events of the window and its label (Cloze)",

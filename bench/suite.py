@@ -443,9 +443,10 @@ def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str
                 suite.searches.append((sample, search))
 
 
-def check_histories(suite: Suite) -> None:
+def check_histories(suite: Suite) -> dict[str, dict[str, int]]:
     """Before any trial starts: every history length of the suite leaves training examples on its dataset
-    (a training window needs N inputs, its label, and the validation and test events after it)."""
+    (a training window needs N inputs, its label, and the validation and test events after it). Returns
+    the rows each dataset's loader repaired or dropped, by dataset (only datasets with some)."""
     from bench.data import load_dataset
 
     lengths: dict[tuple[str, str | None, str], set[int]] = {}
@@ -453,8 +454,12 @@ def check_histories(suite: Suite) -> None:
         dataset = spec.dataset
         key = (dataset.name, dataset.path, json.dumps(dict(dataset.options), sort_keys=True))
         lengths.setdefault(key, set()).add(spec.seq_len)
+    notes: dict[str, dict[str, int]] = {}
     for (name, path, options), seq_lens in lengths.items():
         dataset = load_dataset(name, path, **json.loads(options))
+        handled = {what: count for what, count in dataset.notes.items() if count}
+        if handled:
+            notes[name + (f" {options}" if options != "{}" else "")] = handled
         longest = int(np.diff(dataset.user_ptr).max(initial=0))
         too_long = sorted(n for n in seq_lens if n + 3 > longest)
         if too_long and longest < 4:
@@ -465,6 +470,7 @@ def check_histories(suite: Suite) -> None:
             raise ConfigError(f"{suite.path}: seq_lens: N={too_long[0]} leaves no training example on {name}: its "
                               f"longest user history has {longest} events and a training window needs N + 3 "
                               f"(N inputs, the label, then the validation and test events); expected N <= {longest - 3}")
+    return notes
 
 
 def _tuning(raw: Any, seeds: list[int]) -> Tuning | None:

@@ -26,10 +26,10 @@ from bench.accounting import token_stats, total_training
 from bench.context import TrialContext
 from bench.data import build_split, load_dataset, views
 from bench.data.dataset import Dataset
-from bench.data.views import visible_view
+from bench.data.views import visible_view, window_only
 from bench.data.windows import SPLITS, Examples, Split
 from bench.errors import DataError, MethodError
-from bench.evaluation import predict_and_score, summarize_all
+from bench.evaluation import excluded_labels, predict_and_score, summarize_all
 from bench.memory import peak_rss_bytes, pin_mmap_threshold
 from bench.nodes import device_name, node_id
 from bench.precision import compute_dtype, resolve_dtype
@@ -37,7 +37,7 @@ from bench.provenance import sources
 from bench.registry import Method, build_params, declared_inputs, get_method, load_methods
 from bench.spec import DatasetRef, TrialSpec
 from bench.store import jsonable, write_json_atomically
-from bench.tasks import Task, get_task
+from bench.tasks import Protocol, Task, get_task
 from bench.validation import Validation
 
 KEY_PACKAGES = ("torch", "transformers", "peft", "ray", "recbole", "numpy", "pandas", "rouge-score")
@@ -89,15 +89,19 @@ def capped(examples: Examples, cap: int | None, seed: int) -> Examples:
     return examples.subset(keep)
 
 
-def scorable(task: Task, dataset: Any, split: Split) -> tuple[Split, dict[str, int]]:
-    """The split without the examples the task cannot score (review_gen: an empty reference review),
-    and how many were dropped from each part."""
+def scorable(task: Task, protocol: Protocol, dataset: Any, split: Split) -> tuple[Split, dict[str, dict[str, int]]]:
+    """The split without the examples no method can learn from or be scored on, and how many were dropped
+    from each part, by reason: an empty reference review (review_gen), or, in validation and test, a label
+    the protocol's history exclusion removes from its own ranking (a repeated item: ``excluded_labels``)."""
     parts, dropped = {}, {}
     for name in SPLITS:
         examples = split[name]
-        keep = task.usable(dataset, examples)
+        reasons = {"empty_reference": ~task.usable(dataset, examples)}
+        if name != "train":
+            reasons["label_repeats_excluded_item"] = excluded_labels(task, protocol, dataset, examples)
+        keep = ~np.logical_or.reduce(list(reasons.values()))
         parts[name] = examples if keep.all() else examples.subset(np.flatnonzero(keep))
-        dropped[name] = int(len(examples) - keep.sum())
+        dropped[name] = {reason: int(mask.sum()) for reason, mask in reasons.items() if mask.any()}
     return Split(split.seq_len, **parts), dropped
 
 
@@ -156,15 +160,17 @@ def checked_accounting(method: Method, ctx: TrialContext) -> dict[str, Any]:
 @dataclasses.dataclass
 class PreparedTrial:
     """A trial ready to fit: its method, the context handed to ``fit`` (the fit view), the (capped)
-    evaluation examples, the labelled dataset the harness scores against, and the test view."""
+    evaluation examples, the labelled dataset the harness scores against, the test view (which scores
+    validation) and the view test predictions read (``window_only``)."""
 
     method: Method
     ctx: TrialContext
     valid: Examples
     test: Examples
-    dropped: dict[str, int]
+    dropped: dict[str, dict[str, int]]
     labelled: Dataset
     test_view: Dataset
+    predict_view: Dataset
     split: Split
     spec: TrialSpec
     test_batch_seconds: list[tuple[int, float]] = dataclasses.field(default_factory=list)
@@ -174,13 +180,14 @@ class PreparedTrial:
         return self.method.predict(self.ctx, examples)
 
     def predict_test(self, examples: Examples) -> Any:
-        """The method's predictions of test examples, from the test view (no test labels)."""
+        """The method's predictions of test examples, from the window-only view (no test labels, nothing
+        before the input windows)."""
         return self.method.predict(self.test_ctx, examples)
 
     @property
     def test_ctx(self) -> TrialContext:
-        """The test view's context; its ``eval_batches`` are timed into ``test_batch_seconds``."""
-        return dataclasses.replace(self.ctx, dataset=self.test_view, validation=None,
+        """The context test predictions get; its ``eval_batches`` are timed into ``test_batch_seconds``."""
+        return dataclasses.replace(self.ctx, dataset=self.predict_view, validation=None,
                                    batch_seconds=self.test_batch_seconds)
 
 
@@ -206,18 +213,19 @@ def prepare_trial(spec: TrialSpec | Mapping[str, Any], results_root: Path, share
     seed_everything(spec.seed)
     workdir = work_dir(spec, results_root)
     workdir.mkdir(parents=True, exist_ok=True)
-    split, dropped = scorable(task, dataset, build_split(dataset, spec.seq_len))
+    split, dropped = scorable(task, protocol, dataset, build_split(dataset, spec.seq_len))
     valid = capped(split.valid, budget.max_valid_examples, spec.seed)
     test = capped(split.test, budget.max_test_examples, spec.seed)
     label_visible = task.label_event_is_input
     fit_view = visible_view(dataset, views.FIT, label_visible)
     test_view = visible_view(dataset, views.TEST, label_visible)
+    predict_view = window_only(test_view, split.test)
     ctx = TrialContext(dataset=fit_view, task=task, protocol=protocol, train=split.train,
                        budget=budget, seed=spec.seed, device=device, dtype=dtype, workdir=workdir,
                        shared_cache=shared_cache, report=report or (lambda metrics: None),
                        show_progress=show_progress,
                        validation=Validation.of(spec.method, task, protocol, test_view, valid, report))
-    return PreparedTrial(method, ctx, valid, test, dropped, dataset, test_view, split, spec)
+    return PreparedTrial(method, ctx, valid, test, dropped, dataset, test_view, predict_view, split, spec)
 
 
 def measured_inference_flops(trial: PreparedTrial) -> int | None:
@@ -275,11 +283,13 @@ def run_trial(spec: TrialSpec | Mapping[str, Any], results_root: Path, shared_ca
     return {
         "metrics": metrics,
         "protocol": dataclasses.asdict(protocol),
+        "data_notes": {name: count for name, count in trial.labelled.notes.items() if count},
         "examples": {"train": len(split.train), "valid": [len(valid), len(split.valid)],
                      "test": [len(test), len(split.test)], "dropped_unscorable": trial.dropped},
         "capped": (spec.tested and len(test) < len(split.test)) or len(valid) < len(split.valid),
         "training": ctx.validation.to_record(),
         "test_examples": test.fingerprint(),
+        "test_label_positions": test.label_positions.tolist() if spec.tested else [],
         "per_example": {"test": {name: np.round(values, 4) for name, values in test_values.items()}}
         if spec.tested else {},
         "accounting": accounting, "timing": test_timing(trial.test_batch_seconds),

@@ -4,7 +4,8 @@ A view keeps every row, so an example (an offset into the event arrays) means th
 A hidden event's item is ``dataset.n_items`` (one past the catalog: any lookup by it fails loudly
 instead of reading a label), its rating and timestamp are -1 and its review is empty. The harness hands
 ``fit`` and the validation checks the view that hides each user's validation and test label events;
-test predictions get the view that hides each user's test label event. A task whose inputs include the
+test predictions get the view that hides each user's test label event and every event before the test
+input window (``window_only``): the input window is all a prediction reads of a user. A task whose inputs include the
 label event's item by design (review_gen: "write the review of <item>, rated <r>") keeps that event's
 item and rating visible and hides its review.
 """
@@ -16,6 +17,7 @@ from dataclasses import replace
 import numpy as np
 
 from bench.data.dataset import Dataset
+from bench.data.windows import Examples
 
 FIT = 2  # the view fit and validation checks see: the last two events of each user hidden
 TEST = 1  # the view test predictions see: the last event of each user hidden
@@ -39,6 +41,23 @@ def visible_view(dataset: Dataset, hide_last: int, label_item_visible: bool = Fa
     rank = from_end(dataset)
     hidden = rank <= hide_last
     keep_item = hidden & (rank == hide_last) if label_item_visible else np.zeros_like(hidden)
+    return _hidden(dataset, hidden, keep_item)
+
+
+def window_only(view: Dataset, examples: Examples) -> Dataset:
+    """``view`` with every event of an example's user before its input window hidden too: what a method
+    sees when it predicts ``examples`` (one per user), its window and nothing before it. A method that
+    remembers a user's training windows from ``fit`` still can; the ``latest_label`` row shows how far
+    that goes."""
+    marks = np.zeros(len(view.events) + 1, dtype=np.int64)
+    np.add.at(marks, view.user_ptr[examples.users], 1)
+    np.add.at(marks, examples.starts, -1)
+    before = np.cumsum(marks)[:-1] > 0
+    return _hidden(view, before, np.zeros_like(before))
+
+
+def _hidden(dataset: Dataset, hidden: np.ndarray, keep_item: np.ndarray) -> Dataset:
+    """``dataset`` with the events of mask ``hidden`` hidden (those of ``keep_item`` keep item and rating)."""
     events = dataset.events.copy()
     events["item"] = np.where(hidden & ~keep_item, hidden_item(dataset), events["item"].to_numpy()).astype(np.int32)
     events["rating"] = np.where(hidden & ~keep_item, np.float32(-1), events["rating"].to_numpy()).astype(np.float32)

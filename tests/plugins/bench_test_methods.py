@@ -130,3 +130,35 @@ class MemoryHog(Method):
 
     def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
         return Predictions(ranked=np.tile(np.arange(10), (len(examples), 1)))
+
+
+@register_method("test_history_counter")
+class HistoryCounter(Method):
+    """A cheat at favourite category: counts categories over every visible event of the user before the
+    label, not its window (skipping hidden events, as a careful cheat would)."""
+
+    tasks = ("fav_category",)
+    reads = ("categories",)
+
+    def fit(self, ctx: TrialContext) -> None:
+        pass
+
+    def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
+        dataset, (ptr, ids) = ctx.dataset, ctx.dataset.item_categories
+        scores = np.zeros((len(examples), len(dataset.categories)))
+        for row, (user, end) in enumerate(zip(examples.users, examples.label_positions)):
+            items = dataset.item[dataset.user_ptr[user]:end]
+            for item in items[items < dataset.n_items]:
+                scores[row, ids[ptr[item]:ptr[item + 1]]] += 1
+        return Predictions(scores=scores)
+
+
+@register_method("test_zero")
+class Zero(Method):
+    """Scores every candidate 0: ties everywhere."""
+
+    def fit(self, ctx: TrialContext) -> None:
+        pass
+
+    def predict(self, ctx: TrialContext, examples: Examples) -> Predictions:
+        return Predictions(scores=np.zeros((len(examples), ctx.task.n_candidates(ctx.dataset))))
