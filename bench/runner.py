@@ -36,7 +36,7 @@ from bench.paper_budgets import paper_examples
 from bench.spec import TrialSpec
 from bench.store import jsonable, load_records, read_checked, read_record, record_path, write_json_atomically
 from bench.suite import BUDGET_PREFIX, SearchSpec, Suite
-from bench.tracking import WORKER_KEY, Logger, logged_name, logger_callbacks
+from bench.tracking import WORKER_KEY, Logger, logged_name, logger_callbacks, trial_dirname, trial_name
 from bench.trial import execute_trial
 from bench.tuning import asha, curve_point, final_specs, pruned_record, samples_done
 
@@ -436,7 +436,8 @@ def _tune(trainable: Any, param_space: dict[str, Any], run_dir: Path, name: str,
           search: Any = None, lines: Any = None, loggers: list[Logger] = (), scheduler: Any = None) -> None:
     from ray import tune
 
-    tune_config = tune.TuneConfig(num_samples=samples, search_alg=search, reuse_actors=False, scheduler=scheduler)
+    tune_config = tune.TuneConfig(num_samples=samples, search_alg=search, reuse_actors=False, scheduler=scheduler,
+                                  trial_name_creator=trial_name, trial_dirname_creator=trial_dirname)
     callbacks = [lines, *logger_callbacks(list(loggers), run_dir, run_dir.name)]
     run_config = tune.RunConfig(name=name, storage_path=str((run_dir / "tune").resolve()), verbose=0,
                                 callbacks=callbacks, failure_config=tune.FailureConfig(fail_fast=False, max_failures=0))

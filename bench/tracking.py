@@ -12,8 +12,10 @@ the results."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import logging
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,3 +117,19 @@ def guarded(callback: Any, name: str) -> Any:
         setattr(Guarded, hook, forwarding(hook))
     return Guarded()
 
+
+def trial_name(trial: Any) -> str:
+    """A Tune trial's name as MLflow and TensorBoard show it: the harness trial's label, dataset, task,
+    history length and seed (a search sample also its Tune id), not Tune's ``_trainable_811a8_00002``."""
+    spec = trial.config.get("spec")
+    if not isinstance(spec, dict):
+        return f"trial {trial.trial_id}"
+    name = (f"{spec.get('label') or spec.get('method')} · {spec['dataset']['name']} · {spec['task']} · "
+            f"N={spec['seq_len']} · seed {spec['seed']}")
+    return name + (f" · sample {trial.trial_id}" if trial.config.get("sample") else "")
+
+
+def trial_dirname(trial: Any) -> str:
+    """``trial_name`` as a folder name (TensorBoard names its runs by folder), with Tune's id for uniqueness."""
+    readable = re.sub(r"[^A-Za-z0-9=.-]+", "_", trial_name(trial).replace(" · ", "_")).strip("_")
+    return f"{readable[:100]}_{trial.trial_id}"

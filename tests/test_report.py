@@ -146,7 +146,7 @@ def test_curves_plot_each_trials_validation_metric_against_step_and_seconds():
 
 
 def test_paired_difference_counts_wins_and_losses_on_the_same_examples():
-    from bench.report.paired import paired_difference
+    from bench.intervals import paired_difference
 
     method = np.array([1, 1, 0, 1, 0, 0, 1, 1] * 25, dtype=float)
     reference = np.array([0, 1, 0, 0, 1, 0, 1, 0] * 25, dtype=float)
@@ -155,7 +155,7 @@ def test_paired_difference_counts_wins_and_losses_on_the_same_examples():
     assert paired["diff"] == pytest.approx(0.25)
     assert 0 < paired["ci_low"] < 0.25 < paired["ci_high"] < 0.5
     same = paired_difference(method, method)
-    assert (same["diff"], same["ci_low"], same["ci_high"], same["wins"], same["losses"]) == (0, 0, 0, 0, 0)
+    assert (same["diff"], same["wins"], same["losses"], same["p"]) == (0, 0, 0, 1.0) and same["ci_low"] < 0 < same["ci_high"]
     with pytest.raises(ValueError, match="same examples"):
         paired_difference(method, reference[:-1])
 
@@ -383,7 +383,30 @@ def test_versus_refuses_a_reference_label_on_two_configurations_and_lists_the_un
     capped["test_examples"] = "f2"
     rows = versus_rows([short, scored("m", "Mine", [1, 1, 1, 0]), capped], "Popularity")
     assert rows.attrs["unpaired"] == ["Capped (ml-100k/next_item/N=50, seed 0): Popularity differs in test examples "
-                                      "(a different cap)"]
+                                      "(none shared)"]
+
+
+def test_a_capped_run_pairs_with_the_reference_on_its_shared_users_in_a_table_a_person_reads():
+    from bench.report.paired import versus_tables, versus_rows
+    from bench.report.terminal import versus_text
+
+    reference = scored("p", "Popularity", [0, 0, 1, 0, 1, 0])
+    reference["test_label_positions"] = [10, 20, 30, 40, 50, 60]
+    capped = scored("c", "A much longer label than anyone would type (32 users)", [1, 1])
+    capped["test_label_positions"] = [30, 60]
+    full = scored("m", "Mine", [1, 1, 1, 0, 0, 0], beams=10)
+    full["test_label_positions"] = reference["test_label_positions"]
+    rows = versus_rows([reference, capped, full], "Popularity")
+    by_label = rows.set_index("label")
+    assert by_label.loc["A much longer label than anyone would type (32 users)", "Popularity"] == "0.5000"  # at 30 and 60
+    assert by_label.loc["A much longer label than anyone would type (32 users)", "n"] == 2
+    tables, unpaired = versus_tables([reference, capped, full], "Popularity")
+    (title, table), = tables
+    assert title == "ml-100k · next_item · N=50 · test recall@10 against Popularity" and not unpaired
+    assert list(table.columns) == ["configuration", "n", "recall@10", "Popularity", "difference [95% CI]", "p", "won/lost"]
+    assert list(table["won/lost"]) == ["1/0", "2/1"]  # largest difference first
+    text = versus_text([reference, capped, full], "Popularity")
+    assert max(map(len, text.splitlines())) <= 120
 
 
 def test_a_paper_table_cell_shows_one_configuration_and_says_which():
@@ -396,14 +419,6 @@ def test_a_paper_table_cell_shows_one_configuration_and_says_which():
     rows = pd.read_csv(__import__("io").StringIO(paper_table(2, records_frame([quick, long]), "csv")))
     cell = rows.set_index("Unnamed: 0").loc["MovieLens20M NextItem R@10", "DualEnc ours"]
     assert cell == "0.080 (ml-100k, s/dual_encoder; 1 of 2 configurations)"  # the uncapped one, never a mean
-
-
-def test_a_degenerate_hit_rate_gets_the_exact_binomial_interval():
-    from bench.metrics import summarize
-
-    none = summarize(np.zeros(100))
-    assert none["ci_low"] == 0.0 and none["ci_high"] == pytest.approx(0.0362, abs=1e-4)
-    assert summarize(np.ones(50))["ci_low"] == pytest.approx(0.9289, abs=1e-4)
 
 
 def test_the_terminal_summary_fits_120_columns_sorted_by_the_primary_metric(tmp_path):

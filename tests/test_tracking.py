@@ -42,8 +42,10 @@ def test_a_trials_curve_and_metrics_reach_mlflow_and_tensorboard(tmp_path):
     assert {m.step: m.value for m in history} == pytest.approx(curve)
     assert run.data.metrics["test/recall_at_10"] == pytest.approx(record["metrics"]["test"]["recall@10"]["mean"])
     assert run.data.params["spec/method"] == "dual_encoder"
+    assert run.info.run_name == "dual_encoder · ml-100k · next_item · N=20 · seed 0"  # the trial, not Tune's id
 
     (events,) = (results / "t" / "tune").rglob("events.out.tfevents.*")
+    assert events.parent.name.startswith("dual_encoder_ml-100k_next_item_N=20_seed_0_")
     accumulator = EventAccumulator(str(events.parent))
     accumulator.Reload()
     scalars = accumulator.Scalars("ray/tune/valid/recall_at_10")

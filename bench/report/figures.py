@@ -1,7 +1,7 @@
 """Figures as PNG (matplotlib, headless): the paper's figure 3 (recall@k against history length,
 TextPrompt vs USER-LLM, unfrozen vs frozen LLM), its table 3 as a figure (tokens and measured seconds
-per example against N), and a cost/quality plot the paper does not have (recall@1 against LLM training
-FLOPs per example, every method of the results).
+per example against N), and a cost/quality plot the paper does not have (each task's primary metric against LLM
+training FLOPs per example, every method of the results).
 
 No point stands alone: each carries its 95% CI (or ± std over seeds) and its test count, and a point
 scored on a capped sample of the test set is drawn hollow. Validation curves scored on fewer than
@@ -97,16 +97,20 @@ def _point(rows: pd.DataFrame, metric: str) -> tuple[int, float, float, float]:
 
 
 def cost_quality(frame: pd.DataFrame) -> plt.Figure:
-    """Test recall@1 against LLM training FLOPs per example (6ND), per task; methods without an LLM as lines."""
-    ok = pick(frame)
-    metric, flops = "test/recall@1", "acct.flops_per_train_example_6nd"
-    if ok.empty or metric not in ok:
-        raise ConfigError("the cost/quality plot needs results with test recall@1")
-    panels = sorted(set(zip(ok["dataset"], ok["task"])))  # one dataset per panel: never mixed
+    """Each task's primary test metric against LLM training FLOPs per example (6ND), one panel per dataset
+    and task that has an LLM result; methods without an LLM as reference lines."""
+    ok, flops = pick(frame), "acct.flops_per_train_example_6nd"
+    with_flops = ok[ok[flops].notna()] if flops in ok else ok.iloc[0:0]
+    panels = sorted(set(zip(with_flops["dataset"], with_flops["task"])))  # one dataset per panel: never mixed
+    if not panels:
+        raise ConfigError("the cost/quality plot needs results of a method with an LLM (LLM FLOPs per example)")
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
     for ax, (dataset, task) in zip(axes[0], panels):
-        rows = ok[(ok["dataset"] == dataset) & (ok["task"] == task) & ok[metric].notna()]
-        with_llm = rows[rows[flops].notna()] if flops in rows else rows.iloc[0:0]
+        primary = with_flops[(with_flops["dataset"] == dataset) & (with_flops["task"] == task)]["primary_metric"].iloc[0]
+        metric = f"test/{primary}"
+        rows = ok[(ok["dataset"] == dataset) & (ok["task"] == task)]
+        rows = rows[rows[metric].notna()] if metric in rows else rows.iloc[0:0]
+        with_llm = rows[rows[flops].notna()]
         for label, group in with_llm.groupby("label"):
             configurations = [seeds for _, seeds in group.groupby(flops)]  # seeds of one configuration pooled
             x = [float(seeds[flops].iloc[0]) for seeds in configurations]
@@ -125,11 +129,11 @@ def cost_quality(frame: pd.DataFrame) -> plt.Figure:
             ax.set_xscale("log")
             ax.legend(fontsize=8)
         ax.set_xlabel("LLM training FLOPs per example (6ND)")
-        ax.set_ylabel("test recall@1")
+        ax.set_ylabel(f"test {primary}")
         ax.set_title(f"{dataset}: {task}")
         ax.grid(alpha=0.3)
-    fig.suptitle("Cost vs quality: recall@1 against LLM FLOPs per training example\n(bars and bands: 95% CI; "
-                 "n: test examples; hollow or dotted: a capped sample)", fontsize=10)
+    fig.suptitle("Cost vs quality: each task's primary metric against LLM FLOPs per training example\n(bars and "
+                 "bands: 95% CI; n: test examples; hollow or dotted: a capped sample)", fontsize=10)
     return fig
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from bench.errors import ConfigError
 from bench.registry import INPUTS
-from bench.report.paired import versus_rows
+from bench.report.paired import versus_tables
 from bench.report.paper_tables import LAYOUTS, MISSING, paper_table_frame
 from bench.report.summary import failed_trials
 from bench.report.terminal import summary_tables
@@ -102,13 +102,16 @@ def _paired(records: list[dict[str, Any]], frame: pd.DataFrame, versus: str | No
     if reference is None:
         return "<p class='note'>no reference: name one with <code>--versus LABEL</code></p>"
     try:
-        rows = versus_rows(records, reference)
+        tables, unpaired = versus_tables(records, reference)
     except ConfigError as exc:
         return f"<p class='note'>{html.escape(str(exc))}</p>"
-    note = f"<p class='note'>each configuration against {html.escape(reference)} on the same test examples</p>"
-    unpaired = rows.attrs.get("unpaired") or []
+    note = (f"<p class='note'>each configuration against {html.escape(reference)} on the test examples both were "
+            "scored on, on the task's primary metric; hit rates: Newcombe's interval and the exact McNemar p; "
+            "several seeds: the interval adds their spread (docs/reports.md); every metric: "
+            "<code>bench report --versus LABEL --wide</code></p>")
+    parts = [f"<h3>{html.escape(title)}</h3>{_table(rows)}" for title, rows in tables]
     listed = "".join(f"<li>{html.escape(line)}</li>" for line in unpaired)
-    return note + _table(rows) + (f"<p class='note'>not paired:</p><ul class='note'>{listed}</ul>" if listed else "")
+    return note + "".join(parts) + (f"<p class='note'>not paired:</p><ul class='note'>{listed}</ul>" if listed else "")
 
 
 def _figure(name: str, records: list[dict[str, Any]]) -> str:

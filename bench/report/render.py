@@ -11,7 +11,7 @@ from bench.report.formats import format_frame
 from bench.report.paired import versus_rows
 from bench.report.paper_tables import paper_table
 from bench.report.summary import summary_rows
-from bench.report.terminal import terminal_summary
+from bench.report.terminal import terminal_summary, versus_text
 from bench.report.tuning import tuning_rows
 from bench.store import load_records, records_frame
 
@@ -87,6 +87,8 @@ def render_report(results: Path, suites: list[str] | None = None, table: int | N
         text = format_frame(rows, fmt)
     elif table is not None:
         text = paper_table(table, frame, fmt)
+    elif versus is not None and fmt == "terminal" and not wide:
+        text = versus_text(records, versus)
     elif versus is not None:
         rows = versus_rows(records, versus)
         text = format_frame(rows, fmt)

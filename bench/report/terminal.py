@@ -42,6 +42,24 @@ def _width(rows: pd.DataFrame) -> int:
     return max(map(len, _table_text(rows).splitlines()))
 
 
+def versus_text(records: list, reference: str) -> str:
+    """``bench report --versus LABEL`` as a terminal shows it: a table per dataset, task and history length
+    (``bench.report.paired.versus_tables``), then the trials left unpaired."""
+    from bench.report.paired import versus_tables
+
+    tables, unpaired = versus_tables(records, reference)
+    blocks = []
+    for title, rows in tables:
+        excess = _width(rows) - WIDTH
+        if excess > 0:  # the configuration's name gives way
+            most = max(map(len, rows["configuration"])) - excess
+            rows = rows.assign(configuration=[_shortened(name, most) for name in rows["configuration"]])
+        blocks.append(title + "\n" + _table_text(rows))
+    if unpaired:
+        blocks.append("not paired:\n" + "\n".join(f"- {line}" for line in unpaired))
+    return "\n\n".join(blocks)
+
+
 def terminal_summary(frame: pd.DataFrame, results: Path) -> str:
     """Every finished configuration of ``frame`` (``bench.store.records_frame``) in tables that fit
     ``WIDTH`` columns, then one line per failed trial naming its record."""
@@ -82,7 +100,7 @@ def companion_metrics(group: pd.DataFrame, primary: str, most: int = 2) -> list[
     return (same_k + same_stem)[:most]
 
 
-def _tags(group: pd.DataFrame) -> pd.Series:
+def configuration_tags(group: pd.DataFrame) -> pd.Series:
     """A short configuration tag for rows whose label has several configurations (what varies)."""
     varying = [c for c in varying_params(group) if not c.startswith("protocol.")]
     tags = pd.Series("", index=group.index)
@@ -120,7 +138,7 @@ def _value(value: object, default: object = None) -> str:
 def _rows(group: pd.DataFrame, primary: str, others: list[str], label_most: int = LABEL_MOST) -> pd.DataFrame:
     """One row per configuration (seeds pooled: mean ± std where several), best first; names cut at
     ``label_most`` characters."""
-    tags = _tags(group)
+    tags = configuration_tags(group)
     with_pretraining = "acct.pretrain_examples" in group and group["acct.pretrain_examples"].notna().any()
     keys = group.assign(_tag=tags).groupby(["label", "_tag"], sort=False)
     rows = []
