@@ -102,7 +102,7 @@ def _selected_suite(args: argparse.Namespace):
         if args.path:
             dataset["path"] = args.path
     return select(load_suite(_suite_path(args.suite), sets=args.set, dataset=dataset, budget_scale=args.budget,
-                             preset=args.preset, dtype=args.dtype), args.only)
+                             preset=args.preset, dtype=args.dtype, kernels=args.kernels), args.only)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -305,6 +305,10 @@ def _suite_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16"],
                         help="the LLM methods' dtype (default auto: bf16 on a CUDA GPU or a CPU with avx512_bf16/AMX "
                              "that supports it, else fp32); recorded with every trial")
+    parser.add_argument("--kernels", choices=["native", "reproducible"],
+                        help="native: each CPU's fastest kernels (numbers can move across CPU kinds); reproducible: "
+                             "every kernel pinned to AVX2 and fp32 on one thread per trial, the same numbers on any "
+                             "x86 CPU (default: the suite's kernels:, else native)")
     parser.add_argument("--cache", help="cache for prepared data, models and checkpoints, used at this path on every "
                                         "node (default: each node's $USERLLM_BENCH_CACHE, else ~/.cache/userllm-bench)")
 
@@ -356,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     leakage.add_argument("--examples", type=_positive, default=64,
                          help="test (and validation) examples per checked trial (default 64)")
     leakage.set_defaults(func=cmd_check_leakage, set=[], option=[], dataset=None, path=None, budget=None,
-                         preset=None, only=[], cache=None, dtype="auto")
+                         preset=None, only=[], cache=None, dtype="auto", kernels=None)
 
     status = commands.add_parser("status", help="each trial of a suite: ok, stale, failed or missing (exit 1 "
                                                 "unless all ok)")

@@ -66,13 +66,15 @@ class TrialSpec:
     search_group: str | None = None
     search_metric: str | None = None
     tested: bool = True  # False: a tuned suite's search sample, scored on validation only
+    kernels: str = "native"  # bench.kernels: "reproducible" pins every CPU kernel to AVX2 and fp32
 
     @cached_property
     def trial_id(self) -> str:
         return trial_hash(self.to_json(with_id=False))
 
     def to_json(self, with_id: bool = True) -> dict[str, Any]:
-        """The spec as the JSON mapping records keep (``dtype`` and the search fields only where set)."""
+        """The spec as the JSON mapping records keep (``dtype``, ``kernels`` and the search fields only where
+        set)."""
         out = {"suite": self.suite, "plugins": list(self.plugins), "label": self.label, "method": self.method,
                "params": dict(self.params), "dataset": self.dataset.to_json(), "task": self.task,
                "seq_len": self.seq_len, "seed": self.seed, "budget": self.budget.to_dict(),
@@ -83,6 +85,8 @@ class TrialSpec:
             out["search_group"], out["search_metric"] = self.search_group, self.search_metric
         if not self.tested:
             out["tested"] = False
+        if self.kernels != "native":
+            out["kernels"] = self.kernels
         if with_id:
             out["trial_id"] = self.trial_id
         return out
@@ -105,7 +109,8 @@ class TrialSpec:
             raise ConfigError(f"{where}: {exc}") from None
         return cls(raw["suite"], raw["label"], raw["method"], dict(raw["params"]), ref, raw["task"], raw["seq_len"],
                    raw["seed"], budget, protocol, tuple(raw.get("plugins") or ()), raw.get("dtype", "auto"),
-                   raw.get("search_group"), raw.get("search_metric"), raw.get("tested", True) is not False)
+                   raw.get("search_group"), raw.get("search_metric"), raw.get("tested", True) is not False,
+                   raw.get("kernels", "native"))
 
     @classmethod
     def of(cls, spec: TrialSpec | Mapping[str, Any]) -> TrialSpec:

@@ -184,6 +184,7 @@ def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
         row["test_seconds"] = (rec.get("timing") or {}).get("test_seconds")  # per test example, where timed one by one
         row["device_name"], row["peak_rss_gb"] = rec.get("device_name"), rec.get("peak_rss_gb")
         row["machine_dependent"] = rec.get("machine_dependent", False)
+        row["kernels_pinned"] = (rec.get("kernels") or {}).get("pinned", False)  # bench.kernels: reproducible
         inputs = rec.get("inputs") or {}
         row["reads"] = ", ".join(inputs["reads"]) if "reads" in inputs else None
         row["supervision"] = inputs.get("supervision")

@@ -22,6 +22,7 @@ import yaml
 from bench.context import Budget
 from bench.data.registry import check_options, dataset_spec
 from bench.errors import ConfigError
+from bench.kernels import KERNELS
 from bench.paper_budgets import PRESETS, paper_budget, paper_pretraining
 from bench.precision import DTYPES
 from bench.registry import (
@@ -40,7 +41,7 @@ from bench.tasks import TASKS, Protocol, get_task
 
 TOP_KEYS = {"name": str, "description": str, "feeds": list, "plugins": list, "datasets": list, "tasks": list,
             "seq_lens": list, "seeds": list, "budget": dict, "protocol": dict, "resources": dict, "methods": list,
-            "tune": dict}
+            "tune": dict, "kernels": str}
 METHOD_KEYS = {"method": str, "label": str, "params": dict, "grid": dict, "search": dict, "budget": dict,
                "tasks": list, "seq_lens": list}
 DATASET_KEYS = {"name": str, "path": str, "options": dict}
@@ -246,10 +247,12 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def load_suite(path: str | Path, sets: list[str] = (), dataset: dict[str, Any] | None = None,
-               budget_scale: float | None = None, preset: str | None = None, dtype: str = "auto") -> Suite:
+               budget_scale: float | None = None, preset: str | None = None, dtype: str = "auto",
+               kernels: str | None = None) -> Suite:
     """Read, override, validate and expand a suite. ``preset="paper"`` gives every trial the paper's
     budget for its dataset and task (appendix table 9); ``dtype`` (auto, fp32, bf16) is every trial's
-    (``bench.precision``). Raises ConfigError naming file and key path."""
+    (``bench.precision``); ``kernels`` (native, reproducible) overrides the suite's (``bench.kernels``).
+    Raises ConfigError naming file and key path."""
     path = Path(path)
     if budget_scale is not None and not budget_scale > 0:
         raise ConfigError(f"--budget {budget_scale}: expected a factor > 0 (0.5 halves every trial's steps)")
@@ -272,6 +275,8 @@ def load_suite(path: str | Path, sets: list[str] = (), dataset: dict[str, Any] |
             raise ConfigError(f"--set {assignment!r}: {key} does not name a place in {path}") from None
     if dataset is not None:
         raw["datasets"] = [dataset]
+    if kernels is not None:
+        raw["kernels"] = kernels
     return validate_suite(raw, path, budget_scale, preset, dtype)
 
 
@@ -350,11 +355,16 @@ def _validate(raw: dict[str, Any], path: Path, budget_scale: float | None, prese
     suite = Suite(name=raw.get("name", path.stem), path=path, description=raw.get("description", ""),
                   feeds=_strings(raw.get("feeds", []), "feeds"), plugins=plugins,
                   resources={"cpu": resources.get("cpu", 2), "gpu": gpu, "memory_gb": memory_gb})
+    kernels = raw.get("kernels", "native")
+    if kernels not in KERNELS:
+        raise _fail("kernels", f"got {kernels!r}; expected one of {', '.join(KERNELS)}")
+    if kernels == "reproducible" and dtype == "bf16":
+        raise _fail("kernels", "reproducible computes in fp32; --dtype bf16 contradicts it")
     if not raw["methods"]:
         raise _fail("methods", "empty; name at least one method")
     for i, entry in enumerate(raw["methods"]):
         _expand_method(suite, entry, f"methods[{i}]", datasets, tasks, seq_lens, seeds, protocol, base_budget,
-                       budget_scale, preset, dtype, tuning)
+                       budget_scale, preset, dtype, tuning, kernels)
     if not suite.trials and not suite.searches:
         raise _fail("methods", f"no trial to run: {'; '.join(sorted(set(suite.skipped)))}; expected at least one "
                                "method that does one of the suite's tasks")
@@ -395,7 +405,7 @@ def _protocol_for(task_name: str, overrides: dict[str, Any]) -> Protocol:
 def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str, Any]], tasks: list[str],
                    seq_lens: list[int], seeds: list[int], protocol: dict[str, Any], base_budget: dict[str, Any],
                    budget_scale: float | None, preset: str | None = None, dtype: str = "auto",
-                   tuning: Tuning | None = None) -> None:
+                   tuning: Tuning | None = None, kernels: str = "native") -> None:
     _check_keys(entry, METHOD_KEYS, where)
     if "method" not in entry:
         raise _fail(where, "missing method")
@@ -429,7 +439,8 @@ def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str
                 trial_budget = paper_budget(budget, dataset["name"], task, where)
             spec = TrialSpec(suite.name, entry.get("label", cls.name), cls.name, params_json(trial_params),
                              DatasetRef(dataset["name"], dataset["path"], dataset["options"]), task, seq_len, seed,
-                             Budget(**trial_budget), _protocol_for(task, protocol), tuple(suite.plugins), dtype)
+                             Budget(**trial_budget), _protocol_for(task, protocol), tuple(suite.plugins), dtype,
+                             kernels=kernels)
             if search is None:
                 suite.trials.append(spec)
             else:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from bench import kernels
 from bench.accounting import token_stats, total_training
 from bench.context import TrialContext
 from bench.data import build_split, load_dataset, views
@@ -209,7 +210,8 @@ def prepare_trial(spec: TrialSpec | Mapping[str, Any], results_root: Path, share
     protocol, budget = spec.protocol, spec.budget
     cls = get_method(spec.method)
     method = cls(build_params(cls, dict(spec.params), "params"))
-    device, dtype = pick_device(spec.dtype)
+    kernels.enter(spec.kernels)
+    device, dtype = pick_device("fp32" if spec.kernels == "reproducible" else spec.dtype)
     seed_everything(spec.seed)
     workdir = work_dir(spec, results_root)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -296,6 +298,7 @@ def run_trial(spec: TrialSpec | Mapping[str, Any], results_root: Path, shared_ca
         "inputs": declared_inputs(type(method), method.params),
         "device": ctx.device, "device_name": device_name(ctx.device),
         "dtype": compute_dtype(ctx, method.uses_llm),
+        "kernels": kernels.facts(spec.kernels),
         # a run the wall-clock guard stopped did as much work as this machine managed in the time
         "machine_dependent": stopped == "seconds",
     }

@@ -19,8 +19,8 @@ from __future__ import annotations
 from next_item_fit import benchmark_arguments, fit_userllm, next_item_context, split_of
 
 from bench.evaluation import evaluate
-from bench.registry import build_params, load_methods
 from bench.intervals import paired_difference
+from bench.registry import build_params, load_methods
 
 
 def main() -> None:

@@ -387,7 +387,7 @@ def test_versus_refuses_a_reference_label_on_two_configurations_and_lists_the_un
 
 
 def test_a_capped_run_pairs_with_the_reference_on_its_shared_users_in_a_table_a_person_reads():
-    from bench.report.paired import versus_tables, versus_rows
+    from bench.report.paired import versus_rows, versus_tables
     from bench.report.terminal import versus_text
 
     reference = scored("p", "Popularity", [0, 0, 1, 0, 1, 0])

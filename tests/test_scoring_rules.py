@@ -12,7 +12,7 @@ import pytest
 
 from bench.data import build_split
 from bench.evaluation import Predictions, excluded_labels, ranking
-from bench.intervals import clopper_pearson, mean_interval, newcombe_paired, paired_difference
+from bench.intervals import clopper_pearson, mean_interval, newcombe_paired, over_seeds, paired_difference
 from bench.tasks import get_task
 from bench.trial import execute_trial
 
@@ -115,3 +115,13 @@ def test_the_zero_scorer_gets_nothing_and_the_record_says_what_was_dropped(tmp_p
     assert record["metrics"]["test"]["recall@10"]["mean"] < 0.02
     assert record["examples"]["dropped_unscorable"] == {"train": {}, "valid": {}, "test": {}}  # ml-100k: no repeats
     assert record["data_notes"]["items_with_duplicate_title"] > 0
+
+
+def test_an_interval_over_seeds_carries_their_spread():
+    one = over_seeds([0.10], [0.08], [0.12])
+    assert one == (0.10, 0.08, 0.12)
+    calm = over_seeds([0.10, 0.10, 0.10], [0.08] * 3, [0.12] * 3)
+    assert calm == pytest.approx((0.10, 0.08, 0.12))  # no spread: the test set's interval
+    spread = over_seeds([0.08, 0.10, 0.12], [0.06, 0.08, 0.10], [0.10, 0.12, 0.14])
+    # t(0.975, 2) * 0.02 / sqrt(3) = 0.0497 and the test half-width 0.02, in quadrature: 0.0536
+    assert spread == pytest.approx((0.10, 0.10 - 0.0536, 0.10 + 0.0536), abs=2e-4)

@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # Issue #40 changed, on purpose, every RecBole trial (trained in steps in the harness's loop, no epochs), the
 # quickstart's learned next-item baselines (the same 1,200 steps each), compute_matched's USER-LLM (a smaller
 # encoder, so that its pretraining fits the FLOPs budget) and tuned's groups (3 final seeds, ASHA in
-# examples); the Dual Encoder's and the encoders' new `features` parameter is left out of ids at its default
+# examples); the Dual Encoder's and the encoders' new `features` parameter is left out of ids at its default.
+# Issue #41 changed the quickstart's ids on purpose (kernels: reproducible; a latest-label reference row) and
+# added suites/seeds.yaml; `kernels` is left out of ids at its default (native)
 BEFORE = json.loads((Path(__file__).parent / "trial_ids.json").read_text())
 
 

@@ -3,7 +3,7 @@ TextPrompt vs USER-LLM, unfrozen vs frozen LLM), its table 3 as a figure (tokens
 per example against N), and a cost/quality plot the paper does not have (each task's primary metric against LLM
 training FLOPs per example, every method of the results).
 
-No point stands alone: each carries its 95% CI (or ± std over seeds) and its test count, and a point
+No point stands alone: each carries its 95% CI (over several seeds, one that adds their spread) and its test count, and a point
 scored on a capped sample of the test set is drawn hollow. Validation curves scored on fewer than
 ``FEW_VALID`` examples are dashed and say so."""
 
@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.errors import ConfigError  # noqa: E402
+from bench.intervals import over_seeds  # noqa: E402
 from bench.report.paper_tables import one_configuration, paper_numbers, pick, table3_pair, userllm  # noqa: E402
 from bench.store import records_frame  # noqa: E402
 
@@ -73,7 +74,7 @@ def figure3(frame: pd.DataFrame) -> plt.Figure:
         raise ConfigError("figure 3 needs next_item results of text_prompt and/or userllm (suite seq_length)")
     datasets = ", ".join(sorted(frame["dataset"].unique()))
     fig.suptitle(f"Figure 3: next item recall vs history length ({datasets}; one configuration per point)\nbars: "
-                 "95% bootstrap CI of one seed, or ± std over seeds; n: test examples; hollow: a capped sample")
+                 "95% CI (several seeds: with their spread); n: test examples; hollow: a capped sample")
     return fig
 
 
@@ -83,12 +84,10 @@ def _count(rows: pd.DataFrame) -> str:
 
 
 def _errors(rows: pd.DataFrame, metric: str) -> tuple[float, float, float]:
-    """(mean, lower error, upper error) of one configuration: its CI with one seed, ± std over several."""
-    mean = float(rows[metric].mean())
-    if len(rows) == 1:
-        return mean, mean - float(rows[f"{metric}/ci_low"].iloc[0]), float(rows[f"{metric}/ci_high"].iloc[0]) - mean
-    std = float(rows[metric].std(ddof=1))
-    return mean, std, std
+    """(mean, lower error, upper error) of one configuration: its interval, over several seeds the one that
+    carries their spread (``bench.intervals.over_seeds``)."""
+    mean, low, high = over_seeds(rows[metric], rows[f"{metric}/ci_low"], rows[f"{metric}/ci_high"])
+    return mean, mean - low, high - mean
 
 
 def _point(rows: pd.DataFrame, metric: str) -> tuple[int, float, float, float]:

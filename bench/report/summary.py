@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench.intervals import over_seeds
 from bench.metrics import METRICS
 from bench.paper_budgets import paper_examples
 
@@ -83,8 +84,9 @@ def training_columns(group: pd.DataFrame) -> dict[str, str]:
 
 
 def summary_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """Configurations with their test metrics: 'mean [ci_low, ci_high]' for one seed, 'mean ± std' over
-    several; costs beside them. Failed trials are listed with their error."""
+    """Configurations with their test metrics: 'mean [ci_low, ci_high]' for one seed; over several, the mean
+    with an interval carrying the seeds' spread and their standard deviation (``bench.intervals.over_seeds``);
+    costs beside them. Failed trials are listed with their error."""
     ok = best_of_searches(frame[frame["status"] == "ok"])
     keys = IDENTITY + varying_params(frame)
     # records of one method made by different code (kept with --keep-stale)
@@ -98,11 +100,10 @@ def summary_rows(frame: pd.DataFrame) -> pd.DataFrame:
             if values.empty:
                 continue
             name = column.split("/", 1)[1]
-            if len(values) == 1:
-                lo, hi = group[f"{column}/ci_low"].iloc[0], group[f"{column}/ci_high"].iloc[0]
-                row[name] = f"{values.iloc[0]:.4f} [{lo:.4f}, {hi:.4f}]"
-            else:
-                row[name] = f"{values.mean():.4f} ± {values.std(ddof=1):.4f}"
+            seeds = group[group[column].notna()]
+            mean, lo, hi = over_seeds(seeds[column], seeds[f"{column}/ci_low"], seeds[f"{column}/ci_high"])
+            row[name] = f"{mean:.4f} [{lo:.4f}, {hi:.4f}]" + (
+                f" sd {values.std(ddof=1):.4f}" if len(values) > 1 else "")
         for column, label, style in COSTS:
             if column in group and group[column].notna().any():
                 row[label] = style.format(group[column].mean())

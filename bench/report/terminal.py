@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
+from bench.intervals import over_seeds
 from bench.report.summary import best_of_searches, failed_trials, metric_order, varying_params
 
 WIDTH = 120
@@ -70,6 +71,9 @@ def terminal_summary(frame: pd.DataFrame, results: Path) -> str:
         notes.append("* tested on a capped sample (budget.max_test_examples), not the whole test set")
     if "train.still_rising" in ok and ok["train.still_rising"].isin([True]).any():
         notes.append("↑ validation was still rising at the last check")
+    if "kernels_pinned" in ok and not ok["kernels_pinned"].fillna(False).astype(bool).all():
+        notes.append("§ native kernels: the numbers can move on a CPU with another instruction set "
+                     "(--kernels reproducible pins them; docs/reports.md)")
     if notes:
         blocks.append("\n".join(notes))
     failed = failed_trials(frame)
@@ -136,7 +140,8 @@ def _value(value: object, default: object = None) -> str:
 
 
 def _rows(group: pd.DataFrame, primary: str, others: list[str], label_most: int = LABEL_MOST) -> pd.DataFrame:
-    """One row per configuration (seeds pooled: mean ± std where several), best first; names cut at
+    """One row per configuration (seeds pooled: the mean over seeds with an interval that carries their spread),
+    best first; names cut at
     ``label_most`` characters."""
     tags = configuration_tags(group)
     with_pretraining = "acct.pretrain_examples" in group and group["acct.pretrain_examples"].notna().any()
@@ -175,22 +180,27 @@ def _training_cost(trials: pd.DataFrame, with_pretraining: bool) -> dict[str, st
 
 
 def _with_interval(trials: pd.DataFrame, metric: str, interval: bool = True) -> str:
+    """One seed: its mean and interval; several: the mean over seeds and an interval that adds their
+    spread to the test set's sampling (``bench.intervals.over_seeds``), 'sd' the seeds' standard deviation."""
     column = f"test/{metric}"
-    values = trials[column].dropna() if column in trials else pd.Series(dtype=float)
-    if values.empty:
+    rows = trials[trials[column].notna()] if column in trials else trials.iloc[0:0]
+    if rows.empty:
         return "—"
-    if len(values) > 1:
-        return f"{values.mean():.4f} ± {values.std(ddof=1):.4f}"
+    if len(rows) > 1 and not interval:
+        return f"{rows[column].mean():.4f} sd {rows[column].std(ddof=1):.4f}"
     if not interval:
-        return f"{values.iloc[0]:.4f}"
-    low, high = trials[f"{column}/ci_low"].iloc[0], trials[f"{column}/ci_high"].iloc[0]
-    return f"{values.iloc[0]:.4f} [{low:.3f}, {high:.3f}]"
+        return f"{rows[column].iloc[0]:.4f}"
+    mean, low, high = over_seeds(rows[column], rows[f"{column}/ci_low"], rows[f"{column}/ci_high"])
+    spread = f" sd {rows[column].std(ddof=1):.4f}" if len(rows) > 1 else ""
+    return f"{mean:.4f} [{low:.3f}, {high:.3f}]{spread}"
 
 
 def _count(trials: pd.DataFrame) -> str:
-    """Test examples (seeds: their distinct counts); '*' where a cap kept it below the test set."""
+    """Test examples (seeds: their distinct counts); '*' where a cap kept it below the test set, '§' where
+    a trial ran on native kernels (its numbers depend on the CPU's instruction set)."""
     counts = "/".join(str(int(n)) for n in dict.fromkeys(trials["test_n"].dropna()))
-    return counts + ("*" if trials["capped"].any() else "")
+    native = "kernels_pinned" in trials and not trials["kernels_pinned"].fillna(False).astype(bool).all()
+    return counts + ("*" if trials["capped"].any() else "") + ("§" if native else "")
 
 
 def _stopped(trials: pd.DataFrame) -> str:

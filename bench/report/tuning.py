@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench.intervals import over_seeds
 from bench.report.summary import CONFIGURATION
 
 
@@ -51,10 +52,10 @@ def _short(value: object) -> str:
 
 
 def _test(finals: pd.DataFrame, column: str) -> str:
-    """The final trials' test score: with its CI for one seed, ± std over several."""
+    """The final trials' test score with its interval; over several seeds, the mean with an interval that
+    carries their spread (``bench.intervals.over_seeds``) and their standard deviation."""
     if finals.empty or column not in finals:
         return "—"
-    if len(finals) == 1:
-        row = finals.iloc[0]
-        return f"{row[column]:.4f} [{row[f'{column}/ci_low']:.4f}, {row[f'{column}/ci_high']:.4f}]"
-    return f"{finals[column].mean():.4f} ± {finals[column].std(ddof=1):.4f}"
+    mean, low, high = over_seeds(finals[column], finals[f"{column}/ci_low"], finals[f"{column}/ci_high"])
+    spread = f" sd {finals[column].std(ddof=1):.4f}" if len(finals) > 1 else ""
+    return f"{mean:.4f} [{low:.4f}, {high:.4f}]{spread}"
