@@ -3,9 +3,9 @@ keep every label out of a method's reach. The check fits a method and predicts t
 it replaces every test label event's item (next_item, fav_category) or review text (review_gen) by a
 random one in the source data, fits the method again from scratch and predicts again. A deterministic
 method that cannot see the test labels gives the same predictions; any change is a leak (a method that
-reads the data some other way than through its context, say). Then, with the first fit kept, it predicts
-once more from data whose events before each test input window hold other random items: a method whose
-predictions change read past its window. A method that fails is reported too."""
+reads the data some other way than through its context, say). For a task that predicts from the window
+(favourite category), it then predicts once more with the first fit kept, from data whose events before
+each test input window hold other random items: a method whose predictions change read past its window. A method that fails is reported too."""
 
 from __future__ import annotations
 
@@ -89,9 +89,11 @@ def check_leakage(spec: TrialSpec | Mapping[str, Any], workdir: Path, shared_cac
         predictions = trial.predict_test(test)
         score_examples(trial.ctx.task, trial.ctx.protocol, trial.labelled, test, predictions)  # scorable at all?
         honest = _rows(predictions)
-        past = before_windows(trial.labelled, trial.split.test, spec.seed + 1)
-        view = window_only(visible_view(past, views.TEST, trial.ctx.task.label_event_is_input), trial.split.test)
-        past_rows = _rows(trial.method.predict(dataclasses.replace(trial.test_ctx, dataset=view), test))
+        past_rows = honest
+        if trial.ctx.task.predicts_from_window:
+            past = before_windows(trial.labelled, trial.split.test, spec.seed + 1)
+            view = window_only(visible_view(past, views.TEST, trial.ctx.task.label_event_is_input), trial.split.test)
+            past_rows = _rows(trial.method.predict(dataclasses.replace(trial.test_ctx, dataset=view), test))
         source = corrupted(trial.labelled, trial.split.test.label_positions, trial.ctx.task, spec.seed)
         probe = prepare_trial(spec, workdir, shared_cache, dataset=source)
         probe.method.fit(probe.ctx)

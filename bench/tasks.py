@@ -72,6 +72,8 @@ class Task(ABC):
     question: str  # what an LLM is asked after the user's history (its answer follows)
     metrics: tuple[str, ...]  # registered metrics (bench.metrics) the task reports, each at every k of a ranking
     label_event_is_input: bool = False  # the label event's item and rating are part of the input (review_gen)
+    predicts_from_window: bool = False  # test predictions see the input window and nothing before it (a label
+    # counted over the whole history, which a method could otherwise count itself)
     feature: str | None = None  # the event feature a label id indexes ("item", "category"); None: text labels
 
     @abstractmethod
@@ -160,6 +162,7 @@ class NextItem(Task):
 
 class FavoriteCategory(Task):
     name = "fav_category"
+    predicts_from_window = True
     description = ("predict the most frequent category in the user's history up to the label (the paper's "
                    "wording; ties: the most recently seen); recall@k")
     question = "Which category appears most often in the user's history?\nAnswer:"

@@ -162,7 +162,8 @@ def checked_accounting(method: Method, ctx: TrialContext) -> dict[str, Any]:
 class PreparedTrial:
     """A trial ready to fit: its method, the context handed to ``fit`` (the fit view), the (capped)
     evaluation examples, the labelled dataset the harness scores against, the test view (which scores
-    validation) and the view test predictions read (``window_only``)."""
+    validation) and the view test predictions read (the test view, or ``window_only`` of it where the
+    task predicts from the window)."""
 
     method: Method
     ctx: TrialContext
@@ -181,8 +182,8 @@ class PreparedTrial:
         return self.method.predict(self.ctx, examples)
 
     def predict_test(self, examples: Examples) -> Any:
-        """The method's predictions of test examples, from the window-only view (no test labels, nothing
-        before the input windows)."""
+        """The method's predictions of test examples, from the test view (no test labels; where the task
+        predicts from the window, nothing before the input windows)."""
         return self.method.predict(self.test_ctx, examples)
 
     @property
@@ -221,7 +222,7 @@ def prepare_trial(spec: TrialSpec | Mapping[str, Any], results_root: Path, share
     label_visible = task.label_event_is_input
     fit_view = visible_view(dataset, views.FIT, label_visible)
     test_view = visible_view(dataset, views.TEST, label_visible)
-    predict_view = window_only(test_view, split.test)
+    predict_view = window_only(test_view, split.test) if task.predicts_from_window else test_view
     ctx = TrialContext(dataset=fit_view, task=task, protocol=protocol, train=split.train,
                        budget=budget, seed=spec.seed, device=device, dtype=dtype, workdir=workdir,
                        shared_cache=shared_cache, report=report or (lambda metrics: None),

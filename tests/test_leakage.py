@@ -77,3 +77,17 @@ def test_the_command_names_the_leak_and_exits_1(tmp_path, capsys):
     assert "the method read an event its context hides (a label)" in out
     assert main(["check-leakage", "popularity", "--suite", str(suite), "--examples", "8"]) == 0
     assert "[ok]   popularity ml-100k/next_item/N=12: 8 test predictions unchanged" in capsys.readouterr().out
+
+
+def test_a_favourite_category_method_that_reads_past_its_window_is_caught(tmp_path, cache, monkeypatch):
+    """The second line of defence: were the window-only view to fail, the probe that replaces the events
+    before the windows still catches a method counting the whole visible history."""
+    import bench.leakage
+    import bench.trial
+
+    spec = leakage_spec("test_history_counter", "fav_category", {}, ("bench_test_methods",))
+    assert not check_leakage(spec, tmp_path, cache).leaks
+    monkeypatch.setattr(bench.trial, "window_only", lambda view, examples: view)
+    monkeypatch.setattr(bench.leakage, "window_only", lambda view, examples: view)
+    result = check_leakage(spec, tmp_path, cache)
+    assert result.leaks and result.changed == 0 and result.past_window > 0, result

@@ -4,8 +4,11 @@ A view keeps every row, so an example (an offset into the event arrays) means th
 A hidden event's item is ``dataset.n_items`` (one past the catalog: any lookup by it fails loudly
 instead of reading a label), its rating and timestamp are -1 and its review is empty. The harness hands
 ``fit`` and the validation checks the view that hides each user's validation and test label events;
-test predictions get the view that hides each user's test label event and every event before the test
-input window (``window_only``): the input window is all a prediction reads of a user. A task whose inputs include the
+test predictions get the view that hides each user's test label event, and, for a task whose label counts
+the user's whole history (favourite category), every event before the test input window too
+(``window_only``): there the input window is all a prediction reads of a user. Next item keeps the
+earlier events visible: the history exclusion removes them from the ranking, and a method that returns
+a ranked list needs them to avoid wasting its places. A task whose inputs include the
 label event's item by design (review_gen: "write the review of <item>, rated <r>") keeps that event's
 item and rating visible and hides its review.
 """
