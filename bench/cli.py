@@ -65,7 +65,7 @@ def cmd_data_describe(args: argparse.Namespace) -> int:
         (f"valid examples (N={args.seq_len})", len(split.valid)),
         (f"test examples (N={args.seq_len})", len(split.test)),
         *[(f"{part} label ties (same timestamp)", _tied_share(dataset, split[part])) for part in ("valid", "test")],
-        *[(f"{part} labels repeating an earlier item of the user", _repeat_share(dataset, split[part]))
+        *[(f"{part} labels repeating history", _repeat_share(dataset, split[part]))
           for part in ("valid", "test")],
         ("prepare seconds (load or cache hit)", f"{dataset.prepare_seconds:.2f}"),
         ("window seconds", f"{windows_seconds:.3f}"),

@@ -22,3 +22,12 @@ def test_data_describe_bad_path_is_one_clear_error(capsys, tmp_path):
     assert main(["data", "describe", "ml-20m", "--path", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "ratings.csv: file not found" in err and len(err.splitlines()) == 1
+
+
+def test_data_describe_counts_labels_that_repeat_the_users_history(capsys, shared_data):
+    path = shared_data / "amazon2018"
+    assert main(["data", "describe", "amazon-2018", "--path", str(path), "--option", "category=Magazine_Subscriptions",
+                 "--seq-len", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "valid labels repeating history       18 of 347 (5.2%)" in out
+    assert "test labels repeating history        22 of 347 (6.3%)" in out
