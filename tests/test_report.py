@@ -443,6 +443,7 @@ def test_the_terminal_summary_fits_120_columns_sorted_by_the_primary_metric(tmp_
     lines = text.splitlines()
     assert max(map(len, lines)) <= 120
     assert lines[0] == "ml-100k · next_item · N=50 · sorted by test recall@10"
+    assert any(line.startswith("§ native kernels") for line in lines)  # records without pinned kernels
     assert lines[1].split() == ["configuration", "test", "n", "recall@10", "ndcg@10", "train", "ex",
                                 "pre", "ex", "FLOPs", "stopped"]  # mrr@10 gave way to fit 120 columns
     assert lines[5].split()[-4:-1] == ["128", "38,400", "2.3e+13"]

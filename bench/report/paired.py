@@ -21,8 +21,7 @@ from scipy import stats
 
 from bench.errors import ConfigError
 from bench.intervals import over_seeds, paired_difference
-from bench.report.summary import best_of_searches, metric_order, varying_params
-from bench.report.terminal import configuration_tags
+from bench.report.summary import best_of_searches, configuration_tags, metric_order, varying_params
 from bench.store import records_frame
 
 PAIRING = ("dataset", "dataset_options", "task", "seq_len", "seed", "protocol")

@@ -122,3 +122,38 @@ def summary_rows(frame: pd.DataFrame) -> pd.DataFrame:
     for _, trial in failed.iterrows():
         rows.append({**{k: trial.get(k) for k in IDENTITY}, "seeds": 0, "error": trial.get("error")})
     return pd.DataFrame(rows)
+
+
+def configuration_tags(group: pd.DataFrame) -> pd.Series:
+    """A short configuration tag for rows whose label has several configurations (what varies)."""
+    varying = [c for c in varying_params(group) if not c.startswith("protocol.")]
+    tags = pd.Series("", index=group.index)
+    for _, rows in group.groupby("label"):
+        if len(rows) < 2:
+            continue
+        columns = [c for c in varying if rows[c].astype(str).nunique() > 1]
+        defaults = _defaults(rows["method"].iloc[0])
+        tags[rows.index] = rows[columns].apply(
+            lambda row: ",".join(f"{c.split('.', 1)[1]}={_value(v, defaults.get(c))}" for c, v in row.items()), axis=1)
+    return tags
+
+
+def _defaults(method: str) -> dict[str, object]:
+    """``param.<name>`` -> the method's default, for parameters a record leaves out at their default (none
+    where the method is not registered here)."""
+    from bench.errors import ConfigError
+    from bench.registry import load_methods, param_defaults
+
+    try:
+        cls = load_methods().get(method)
+    except ConfigError:  # a plugin that does not import here: its rows show what their records hold
+        return {}
+    return {f"param.{name}": value for name, value in param_defaults(cls).items()} if cls else {}
+
+
+def _value(value: object, default: object = None) -> str:
+    """A parameter as a suite writes it (a column with gaps holds 64 as 64.0); one a record left out at its
+    default shows that default."""
+    if pd.isna(value) and default is not None:
+        value = default
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)

@@ -11,7 +11,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench.intervals import over_seeds
-from bench.report.summary import best_of_searches, failed_trials, metric_order, varying_params
+from bench.report.summary import best_of_searches, configuration_tags, failed_trials, metric_order
 
 WIDTH = 120
 LABEL_MOST = 30  # characters of a row's name (label and configuration tag)
@@ -29,7 +29,7 @@ def summary_tables(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
         while companions and _width(rows) > WIDTH:  # the cost columns stay; a companion metric gives way
             companions = companions[:-1]
             rows = _rows(group, primary, companions)
-        if _width(rows) < WIDTH:  # room to spare: longer configuration names, so that tags are not cut
+        if _width(rows) != WIDTH:  # room to spare: longer names, so that tags are not cut; too wide: shorter
             rows = _rows(group, primary, companions, LABEL_MOST + WIDTH - _width(rows))
         tables.append((title, rows))
     return tables
@@ -73,7 +73,7 @@ def terminal_summary(frame: pd.DataFrame, results: Path) -> str:
         notes.append("↑ validation was still rising at the last check")
     if "kernels_pinned" in ok and not ok["kernels_pinned"].fillna(False).astype(bool).all():
         notes.append("§ native kernels: the numbers can move on a CPU with another instruction set "
-                     "(--kernels reproducible pins them; docs/reports.md)")
+                     "(--kernels reproducible)")
     if notes:
         blocks.append("\n".join(notes))
     failed = failed_trials(frame)
@@ -102,41 +102,6 @@ def companion_metrics(group: pd.DataFrame, primary: str, most: int = 2) -> list[
     same_k = [n for n in names if k and n.endswith(f"@{k}")]
     same_stem = [n for n in names if n.startswith(f"{stem}@")]
     return (same_k + same_stem)[:most]
-
-
-def configuration_tags(group: pd.DataFrame) -> pd.Series:
-    """A short configuration tag for rows whose label has several configurations (what varies)."""
-    varying = [c for c in varying_params(group) if not c.startswith("protocol.")]
-    tags = pd.Series("", index=group.index)
-    for _, rows in group.groupby("label"):
-        if len(rows) < 2:
-            continue
-        columns = [c for c in varying if rows[c].astype(str).nunique() > 1]
-        defaults = _defaults(rows["method"].iloc[0])
-        tags[rows.index] = rows[columns].apply(
-            lambda row: ",".join(f"{c.split('.', 1)[1]}={_value(v, defaults.get(c))}" for c, v in row.items()), axis=1)
-    return tags
-
-
-def _defaults(method: str) -> dict[str, object]:
-    """``param.<name>`` -> the method's default, for parameters a record leaves out at their default (none
-    where the method is not registered here)."""
-    from bench.errors import ConfigError
-    from bench.registry import load_methods, param_defaults
-
-    try:
-        cls = load_methods().get(method)
-    except ConfigError:  # a plugin that does not import here: its rows show what their records hold
-        return {}
-    return {f"param.{name}": value for name, value in param_defaults(cls).items()} if cls else {}
-
-
-def _value(value: object, default: object = None) -> str:
-    """A parameter as a suite writes it (a column with gaps holds 64 as 64.0); one a record left out at its
-    default shows that default."""
-    if pd.isna(value) and default is not None:
-        value = default
-    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 def _rows(group: pd.DataFrame, primary: str, others: list[str], label_most: int = LABEL_MOST) -> pd.DataFrame:
