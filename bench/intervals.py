@@ -69,7 +69,8 @@ def mean_interval(values: np.ndarray, confidence: float = CONFIDENCE, seed: int 
 
 
 def newcombe_paired(a: np.ndarray, b: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """Newcombe's (1998, method 10) interval of ``mean(a) - mean(b)`` for paired 0/1 values."""
+    """Newcombe's (1998, method 10) square-and-add Wilson interval of ``mean(a) - mean(b)`` for paired 0/1
+    values, its correlation corrected as Fagerland, Lydersen and Laake (2014) define it."""
     a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
     n = len(a)
     both, only_a, only_b = int((a & b).sum()), int((a & ~b).sum()), int((~a & b).sum())
@@ -78,7 +79,10 @@ def newcombe_paired(a: np.ndarray, b: np.ndarray, confidence: float = CONFIDENCE
     l1, u1 = wilson(both + only_a, n, confidence)
     l2, u2 = wilson(both + only_b, n, confidence)
     margins = (both + only_a) * (neither + only_b) * (both + only_b) * (neither + only_a)
-    phi = (both * neither - only_a * only_b) / math.sqrt(margins) if margins else 0.0
+    agreement = both * neither - only_a * only_b
+    if agreement > 0:  # Newcombe's correction of the correlation (as Fagerland et al. 2014 give the interval)
+        agreement = max(agreement - n / 2, 0.0)
+    phi = agreement / math.sqrt(margins) if margins else 0.0
     diff = p1 - p2
     below = (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2
     above = (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2

@@ -71,6 +71,8 @@ def test_a_hit_rate_gets_an_exact_interval_monotone_in_hits():
 def test_a_paired_hit_rate_difference_gets_mcnemar_and_a_nonzero_interval():
     same = paired_difference(np.zeros(32), np.zeros(32))
     assert same["p"] == 1.0 and same["ci_low"] < 0 < same["ci_high"] and same["test"] == "mcnemar"
+    agreeing = np.r_[np.ones(18), np.zeros(14)]  # 32 users, both right on the same 18: not a sure zero
+    assert paired_difference(agreeing, agreeing)["ci_high"] == pytest.approx(0.0594, abs=1e-4)
     a = np.r_[np.ones(10), np.zeros(2), np.ones(20), np.zeros(68)]
     b = np.r_[np.zeros(10), np.ones(2), np.ones(20), np.zeros(68)]
     paired = paired_difference(a, b)
