@@ -19,6 +19,7 @@ METHODS = [
     ("popularity", "next_item", {}),
     ("cooccurrence", "next_item", {}),
     ("window_count", "fav_category", {}),
+    ("latest_label", "fav_category", {}),
     ("dual_encoder", "next_item", {**SMALL, "positions": "all"}),
     ("dual_encoder", "fav_category", SMALL),
     ("ar_encoder", "next_item", SMALL),

@@ -23,6 +23,7 @@ BUILT_INS = [
     ("dual_encoder", "fav_category", {"layers": 1, "dim": 16, "heads": 2}),
     ("ar_encoder", "next_item", {"layers": 1, "dim": 16, "heads": 2}),
     ("window_count", "fav_category", {}),
+    ("latest_label", "fav_category", {}),
     ("recbole", "next_item", {"model": "SASRec", "layers": 1, "dim": 16, "heads": 1}),
     ("recbole", "next_item", {"model": "SASRecF", "layers": 1, "dim": 16, "heads": 1}),
     ("bert4rec", "next_item", {"layers": 1, "dim": 16, "heads": 1}),
