@@ -407,6 +407,10 @@ def test_a_capped_run_pairs_with_the_reference_on_its_shared_users_in_a_table_a_
     assert list(table["won/lost"]) == ["1/0", "2/1"]  # largest difference first
     text = versus_text([reference, capped, full], "Popularity")
     assert max(map(len, text.splitlines())) <= 120
+    other_task = scored("o", "Other", [1, 0, 0, 0, 0, 0])
+    other_task["spec"]["task"] = "fav_category"
+    _, unpaired = versus_tables([reference, full, other_task], "Popularity")
+    assert unpaired == ["ml-100k/fav_category: no Popularity trial (Other)"]  # one line per task it never ran on
 
 
 def test_a_paper_table_cell_shows_one_configuration_and_says_which():

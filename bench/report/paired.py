@@ -109,8 +109,9 @@ def paired_runs(records: list[dict[str, Any]], reference: str) -> tuple[dict[Con
             values = {m: np.asarray(v, dtype=np.float64)[shared[0]] for m, v in mine["per_example"]["test"].items()}
             reference_values = {m: np.asarray(theirs[m], dtype=np.float64)[shared[1]] for m in values if m in theirs}
             runs.setdefault(configuration, []).append(Run(int(paired_on["seed"]), values, reference_values))
-    unpaired = [_why_unpaired(trial, frame, reference, usable) for _, trial in frame.iterrows()
-                if trial["label"] != reference and trial["trial_id"] not in paired_trials]
+    unpaired = _unpaired_lines([trial for _, trial in frame.iterrows()
+                                if trial["label"] != reference and trial["trial_id"] not in paired_trials],
+                               frame, reference)
     if not runs:
         raise ConfigError(f"--versus {reference!r}: no other trial was scored on the same test examples "
                           f"(same dataset and options, task, history length, seed, protocol and test users): "
@@ -215,13 +216,27 @@ def _refuse_ambiguous(base: pd.DataFrame, reference: str, params: list[str]) -> 
                               f"({shown}); expected one: report one suite (--suite) or relabel them")
 
 
-def _why_unpaired(trial: pd.Series, frame: pd.DataFrame, reference: str, usable: dict[str, dict]) -> str:
+def _unpaired_lines(trials: list[pd.Series], frame: pd.DataFrame, reference: str) -> list[str]:
+    """A line per trial left unpaired, saying why; trials of a dataset and task the reference never ran
+    on share one line."""
+    lines, absent = [], {}
+    for trial in trials:
+        has_reference = ((frame["label"] == reference) & (frame["dataset"] == trial["dataset"])
+                         & (frame["task"] == trial["task"])).any()
+        if has_reference:
+            lines.append(_why_unpaired(trial, frame, reference))
+        else:
+            absent.setdefault((trial["dataset"], trial["task"]), []).append(trial["label"])
+    for (dataset, task), labels in absent.items():
+        lines.append(f"{dataset}/{task}: no {reference} trial ({', '.join(dict.fromkeys(labels))})")
+    return lines
+
+
+def _why_unpaired(trial: pd.Series, frame: pd.DataFrame, reference: str) -> str:
     """Why a trial has no reference to pair with: what the nearest reference trial differs in."""
     what = f"{trial['label']} ({trial['dataset']}/{trial['task']}/N={trial['seq_len']}, seed {trial['seed']})"
     base = frame[(frame["label"] == reference) & (frame["dataset"] == trial["dataset"])
                  & (frame["task"] == trial["task"])]
-    if base.empty:
-        return f"{what}: no {reference} trial on that dataset and task"
     differs = [k for k in ("seq_len", "seed", "protocol") if not (base[k] == trial[k]).any()]
     names = {"seq_len": "history length"}
     return f"{what}: {reference} differs in {', '.join(names.get(k, k) for k in differs) or 'test examples (none shared)'}"
