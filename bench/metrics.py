@@ -1,4 +1,4 @@
-"""Per-example metrics, their registry and their confidence intervals. Methods never call these: the
+"""Per-example metrics and their registry (their intervals: ``bench.intervals``). Methods never call these: the
 harness does.
 
 A metric is registered under the name a task's protocol gives (``Protocol.metric``), with what it
