@@ -37,7 +37,11 @@ def _tied_share(dataset, examples) -> str:
     """How many labels share their timestamp with the event before them: their order is the source's."""
     timestamps = dataset.events["timestamp"].to_numpy()
     tied = int((timestamps[examples.label_positions] == timestamps[examples.label_positions - 1]).sum())
-    return f"{tied} of {len(examples)} ({100 * tied / max(1, len(examples)):.1f}%)"
+    return _share(tied, len(examples))
+
+
+def _share(count: int, total: int) -> str:
+    return f"{count} of {total} ({100 * count / max(1, total):.1f}%)"
 
 
 def _repeat_share(dataset, examples) -> str:
@@ -48,7 +52,7 @@ def _repeat_share(dataset, examples) -> str:
 
     task = get_task("next_item")
     repeats = int(excluded_labels(task, task.protocol(exclude_history="history"), dataset, examples).sum())
-    return f"{repeats} of {len(examples)} ({100 * repeats / max(1, len(examples)):.1f}%)"
+    return _share(repeats, len(examples))
 
 
 def cmd_data_describe(args: argparse.Namespace) -> int:

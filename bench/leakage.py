@@ -20,7 +20,7 @@ import numpy as np
 
 from bench.data import views
 from bench.data.dataset import Dataset
-from bench.data.views import visible_view, window_only
+from bench.data.views import before_windows, visible_view, window_only
 from bench.data.windows import Examples
 from bench.evaluation import Predictions, score_examples
 from bench.spec import TrialSpec
@@ -51,13 +51,10 @@ def corrupted(dataset: Dataset, label_positions: np.ndarray, task: Task, seed: i
     return Dataset(dataset.name, task.corrupted_events(dataset, label_positions, seed), dataset.items, dataset.notes)
 
 
-def before_windows(dataset: Dataset, examples: Examples, seed: int) -> Dataset:
+def corrupted_before_windows(dataset: Dataset, examples: Examples, seed: int) -> Dataset:
     """A copy of ``dataset`` whose events before each of ``examples``' input windows (of its user) hold
     another random item."""
-    marks = np.zeros(len(dataset.events) + 1, dtype=np.int64)
-    np.add.at(marks, dataset.user_ptr[examples.users], 1)
-    np.add.at(marks, examples.starts, -1)
-    positions = np.flatnonzero(np.cumsum(marks)[:-1] > 0)
+    positions = np.flatnonzero(before_windows(dataset, examples))
     events = dataset.events.copy()
     shift = np.random.default_rng(seed).integers(1, dataset.n_items, len(positions))
     events.loc[positions, "item"] = ((events["item"].to_numpy()[positions] + shift) % dataset.n_items).astype(np.int32)
@@ -91,7 +88,7 @@ def check_leakage(spec: TrialSpec | Mapping[str, Any], workdir: Path, shared_cac
         honest = _rows(predictions)
         past_rows = honest
         if trial.ctx.task.predicts_from_window:
-            past = before_windows(trial.labelled, trial.split.test, spec.seed + 1)
+            past = corrupted_before_windows(trial.labelled, trial.split.test, spec.seed + 1)
             view = window_only(visible_view(past, views.TEST, trial.ctx.task.label_event_is_input), trial.split.test)
             past_rows = _rows(trial.method.predict(dataclasses.replace(trial.test_ctx, dataset=view), test))
         source = corrupted(trial.labelled, trial.split.test.label_positions, trial.ctx.task, spec.seed)

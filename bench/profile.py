@@ -92,8 +92,7 @@ def profile_suite(suite: Suite, shared_cache: Path | None, steps: int, examples:
 
     started_here = not ray.is_initialized()
     with tempfile.TemporaryDirectory(prefix="bench-profile-", ignore_cleanup_errors=True) as temp:
-        start_ray(Path(temp), address, None, cache=shared_cache,
-                  kernels={spec.kernels for spec in suite.trials + [spec for spec, _ in suite.searches]})
+        start_ray(Path(temp), address, None, cache=shared_cache, kernels=suite.kernels)
         try:
             return _profile_trials(suite, shared_cache, steps, examples)
         finally:

@@ -307,12 +307,12 @@ def _record_failure(spec: TrialSpec, root: Path, kind: str, message: str, peak_r
 
 
 def start_ray(run_dir: Path, address: str | None, cpus: int | None, verbose: bool = False,
-              cache: Path | None = None, kernels: set[str] = frozenset()) -> bool:
+              cache: Path | None = None, kernels: str = "native") -> bool:
     """Connect to ``address`` (or $RAY_ADDRESS), else start a local Ray with its temp folder in ``run_dir``.
     Quiet unless ``verbose``: Ray's and Tune's own banners, warnings and the workers' output (progress
     bars, library warnings) are shown only then. A ``cache``
-    given here is every node's cache ($USERLLM_BENCH_CACHE in every worker); ``kernels`` (the trials'
-    modes) sets the pins of ``bench.kernels`` in every worker. True when this call
+    given here is every node's cache ($USERLLM_BENCH_CACHE in every worker); ``kernels`` (the suite's
+    mode) sets the pins of ``bench.kernels`` in every worker. True when this call
     connected (False: this process had already joined a Ray)."""
     import logging
 
@@ -320,7 +320,7 @@ def start_ray(run_dir: Path, address: str | None, cpus: int | None, verbose: boo
 
     if ray.is_initialized():
         return False
-    env = {"PYTHONPATH": os.pathsep.join(p for p in [os.getcwd(), *sys.path] if p), **worker_env(set(kernels))}
+    env = {"PYTHONPATH": os.pathsep.join(p for p in [os.getcwd(), *sys.path] if p), **worker_env(kernels)}
     if cache is not None:
         env["USERLLM_BENCH_CACHE"] = os.environ["USERLLM_BENCH_CACHE"] = str(cache.resolve())
     level = "INFO" if verbose else "CRITICAL"
@@ -512,8 +512,7 @@ def run_suite(suite: Suite, results_root: Path, shared_cache: Path | None = None
     before = {p.pid for p in descendants()}
     with signals_interrupt():
         try:
-            kernels = {spec.kernels for spec in suite.trials + [spec for spec, _ in suite.searches]}
-            joined = start_ray(run_dir, address, cpus, verbose, shared_cache, kernels)
+            joined = start_ray(run_dir, address, cpus, verbose, shared_cache, suite.kernels)
             install()
             check()
             _run_trials(suite, common, pending, searches, results_root, show_progress, started, list(loggers))

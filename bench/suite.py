@@ -117,6 +117,7 @@ class Suite:
     feeds: list[str]
     plugins: list[str]
     resources: dict[str, Any]
+    kernels: str = "native"  # bench.kernels: one mode for every trial (the pins are per worker process)
     trials: list[TrialSpec] = field(default_factory=list)
     searches: list[tuple[TrialSpec, SearchSpec]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -352,14 +353,14 @@ def _validate(raw: dict[str, Any], path: Path, budget_scale: float | None, prese
     _budget(base_budget, {}, None, "budget")
     tuning = _tuning(raw.get("tune"), seeds)
 
-    suite = Suite(name=raw.get("name", path.stem), path=path, description=raw.get("description", ""),
-                  feeds=_strings(raw.get("feeds", []), "feeds"), plugins=plugins,
-                  resources={"cpu": resources.get("cpu", 2), "gpu": gpu, "memory_gb": memory_gb})
     kernels = raw.get("kernels", "native")
     if kernels not in KERNELS:
         raise _fail("kernels", f"got {kernels!r}; expected one of {', '.join(KERNELS)}")
     if kernels == "reproducible" and dtype == "bf16":
         raise _fail("kernels", "reproducible computes in fp32; --dtype bf16 contradicts it")
+    suite = Suite(name=raw.get("name", path.stem), path=path, description=raw.get("description", ""),
+                  feeds=_strings(raw.get("feeds", []), "feeds"), plugins=plugins,
+                  resources={"cpu": resources.get("cpu", 2), "gpu": gpu, "memory_gb": memory_gb}, kernels=kernels)
     if not raw["methods"]:
         raise _fail("methods", "empty; name at least one method")
     for i, entry in enumerate(raw["methods"]):

@@ -12,7 +12,6 @@ the results."""
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import logging
 import re
@@ -131,5 +130,5 @@ def trial_name(trial: Any) -> str:
 
 def trial_dirname(trial: Any) -> str:
     """``trial_name`` as a folder name (TensorBoard names its runs by folder), with Tune's id for uniqueness."""
-    readable = re.sub(r"[^A-Za-z0-9=.-]+", "_", trial_name(trial).replace(" · ", "_")).strip("_")
+    readable = re.sub(r"[^A-Za-z0-9=.-]+", "_", trial_name(trial)).strip("_")
     return f"{readable[:100]}_{trial.trial_id}"

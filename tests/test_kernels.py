@@ -60,7 +60,8 @@ def test_native_kernels_follow_the_machine_and_the_record_says_so(suite, tmp_pat
 
 
 def test_the_pins_and_what_contradicts_them(suite):
-    assert worker_env({"native"}) == {} and worker_env({"reproducible"})["MKL_CBWR"] == "AVX2,STRICT"
+    assert worker_env("native") == {} and worker_env("reproducible")["MKL_CBWR"] == "AVX2,STRICT"
+    assert load_suite(suite).kernels == "reproducible" and load_suite(suite, kernels="native").kernels == "native"
     with pytest.raises(ConfigError, match="kernels: reproducible computes in fp32; --dtype bf16 contradicts it"):
         load_suite(suite, dtype="bf16")
     with pytest.raises(ConfigError, match="kernels: got 'fast'; expected one of native, reproducible"):

@@ -52,11 +52,16 @@ def window_only(view: Dataset, examples: Examples) -> Dataset:
     sees when it predicts ``examples`` (one per user), its window and nothing before it. A method that
     remembers a user's training windows from ``fit`` still can; the ``latest_label`` row shows how far
     that goes."""
-    marks = np.zeros(len(view.events) + 1, dtype=np.int64)
-    np.add.at(marks, view.user_ptr[examples.users], 1)
-    np.add.at(marks, examples.starts, -1)
-    before = np.cumsum(marks)[:-1] > 0
+    before = before_windows(view, examples)
     return _hidden(view, before, np.zeros_like(before))
+
+
+def before_windows(dataset: Dataset, examples: Examples) -> np.ndarray:
+    """Mask of the events of each example's user before its input window, bool [events]."""
+    marks = np.zeros(len(dataset.events) + 1, dtype=np.int64)
+    np.add.at(marks, dataset.user_ptr[examples.users], 1)
+    np.add.at(marks, examples.starts, -1)
+    return np.cumsum(marks)[:-1] > 0
 
 
 def _hidden(dataset: Dataset, hidden: np.ndarray, keep_item: np.ndarray) -> Dataset:
