@@ -112,6 +112,7 @@ class RecBoleSequential(Method):
         loss: str = "CE"
 
         def __post_init__(self) -> None:
+            sequential_models()  # finding a model imports the package, whose import turns anomaly detection on
             if importlib.util.find_spec(f"{SEQUENTIAL}.{self.model.lower()}") is None:
                 raise ValueError(f"model {self.model!r} is not a RecBole sequential recommender "
                                  "(e.g. SASRec, GRU4Rec, BERT4Rec, SASRecF)")

@@ -6,6 +6,8 @@ rows; BERT4Rec reads all N input events."""
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -145,6 +147,16 @@ def test_sasrecf_reads_categories(users150, tmp_path):
 def test_recbole_leaves_autograd_anomaly_detection_off(trained):
     """Importing RecBole's models turns it on process-wide (sine.py); it slowed every later backward ~2x."""
     assert not torch.is_anomaly_enabled()
+
+
+def test_checking_recbole_params_leaves_autograd_anomaly_detection_off():
+    """Checking a model name finds its module, which imports RecBole's models package (sine.py turns
+    anomaly detection on); a suite loaded in-process then trained every later method with it (a fresh
+    process: the package's import runs once)."""
+    code = ("import torch; from bench.registry import build_params, load_methods; "
+            "build_params(load_methods()['recbole'], {'model': 'SASRec'}, 'params'); print(torch.is_anomaly_enabled())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-1] == "False"
 
 
 def test_bad_recbole_params():

@@ -242,6 +242,19 @@ def test_answer_loss_equals_the_full_head_loss_of_each_row_alone(tokenizer):
     assert float(ours.mean()) == pytest.approx(float(hf), rel=1e-5)
 
 
+def test_the_lm_head_reads_its_kept_columns_contiguous():
+    """A strided slice sent torch's matmul down a batched path over the expanded head weight; the head
+    gets its input contiguous, and the kept logits equal the full head's."""
+    lm, tokenizer = load_llm("tiny-random", LLM_CACHE)
+    seen = []
+    lm.get_output_embeddings().register_forward_pre_hook(lambda head, args: seen.append(args[0].is_contiguous()))
+    ids = torch.randint(0, len(tokenizer), (3, 9))
+    with torch.no_grad():
+        kept, full = (lm(input_ids=ids, logits_to_keep=keep).logits for keep in (4, 0))
+    assert seen == [True, True]
+    assert torch.equal(kept, full[:, -4:])
+
+
 @pytest.mark.parametrize("strategy", ["lora", "full"])
 def test_micro_batches_give_the_same_gradients(ml100k, strategy):
     """A batch of 4 in micro-batches of 1 accumulates the gradients of the whole batch at once (TextPrompt's
