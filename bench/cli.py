@@ -307,8 +307,9 @@ def _suite_arguments(parser: argparse.ArgumentParser) -> None:
                         help="paper: every trial gets the paper's budget for its dataset and task (appendix table 9)")
     parser.add_argument("--address", help="an existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
     parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16"],
-                        help="the LLM methods' dtype (default auto: bf16 on a CUDA GPU or a CPU with avx512_bf16/AMX "
-                             "that supports it, else fp32); recorded with every trial")
+                        help="the LLM methods' dtype (default auto: bf16 on a CUDA GPU that supports it, fp32 on a CPU "
+                             "without native bf16, the faster of the two by a measured step on a CPU with "
+                             "avx512_bf16/AMX); recorded with every trial, with why")
     parser.add_argument("--kernels", choices=["native", "reproducible"],
                         help="native: each CPU's fastest kernels (numbers can move across CPU kinds); reproducible: "
                              "every kernel pinned to AVX2 and fp32 on one thread per trial, the same numbers on any "

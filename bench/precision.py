@@ -1,5 +1,7 @@
-"""The dtype policy: the LLM's forward and backward in bf16 where the hardware has it (a CUDA GPU that
-supports it; a CPU with avx512_bf16 or AMX), fp32 otherwise; ``--dtype`` overrides it. Frozen LLM
+"""The dtype policy: the LLM's forward and backward in bf16 on a CUDA GPU that supports it, in fp32 on
+a CPU without native bf16, and on a CPU with avx512_bf16 or AMX in whichever of the two runs the
+trial's step faster there (measured once per machine and configuration, ``bench.dtype_choice``);
+``--dtype`` overrides it. Frozen LLM
 weights are stored in the trial's dtype; whatever trains (LoRA adapters, fusion blocks, the encoder, an
 LLM under strategy full) keeps fp32 weights, and bf16 autocast does the arithmetic. Methods without an
 LLM autocast on CUDA only: their small matmuls gain nothing on a CPU."""
@@ -21,18 +23,28 @@ CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 @functools.cache
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes bf16 natively (its flags name avx512_bf16 or amx_bf16)."""
-    flags = (cpuinfo("flags") or "").split()
-    return any(flag in flags for flag in CPU_BF16_FLAGS)
+    return any(flag in _flags() for flag in CPU_BF16_FLAGS)
 
 
-def resolve_dtype(device: str, asked: str = "auto") -> str:
-    """The trial's dtype on ``device``: ``asked`` (auto, fp32, bf16) resolved to a torch dtype name."""
+def auto_rule(device: str, asked: str, uses_llm: bool) -> tuple[str | None, str]:
+    """(torch dtype name, why) for a trial on ``device`` that asked ``asked`` (auto, fp32, bf16); the
+    dtype is None where only a measurement can tell (``auto``, an LLM method, a CPU with native bf16)."""
     if asked not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {asked!r}")
     if DTYPES[asked]:
-        return DTYPES[asked]
-    supported = torch.cuda.is_bf16_supported() if device.startswith("cuda") else cpu_has_bf16()
-    return "bfloat16" if supported else "float32"
+        return DTYPES[asked], f"asked: {asked}"
+    if device.startswith("cuda"):
+        supported = torch.cuda.is_bf16_supported()
+        return ("bfloat16", "a CUDA GPU with bf16") if supported else ("float32", "a CUDA GPU without bf16")
+    if not cpu_has_bf16():
+        return "float32", f"this CPU has no native bf16 (none of {', '.join(CPU_BF16_FLAGS)}): bf16 is emulated"
+    if not uses_llm:
+        return "float32", "a method without an LLM computes in fp32 on a CPU"
+    return None, f"a CPU with native bf16 ({', '.join(f for f in CPU_BF16_FLAGS if f in _flags())})"
+
+
+def _flags() -> list[str]:
+    return (cpuinfo("flags") or "").split()
 
 
 def llm_storage_dtype(ctx: TrialContext, trains_llm: bool) -> str:

@@ -29,11 +29,12 @@ from bench.data import build_split, load_dataset, views
 from bench.data.dataset import Dataset
 from bench.data.views import visible_view, window_only
 from bench.data.windows import SPLITS, Examples, Split
+from bench.dtype_choice import DtypeChoice, choose_dtype, step_probe
 from bench.errors import DataError, MethodError
 from bench.evaluation import excluded_labels, predict_and_score, summarize_all
 from bench.memory import peak_rss_bytes, pin_mmap_threshold
 from bench.nodes import device_name, node_id
-from bench.precision import compute_dtype, resolve_dtype
+from bench.precision import compute_dtype
 from bench.provenance import sources
 from bench.registry import Method, build_params, declared_inputs, get_method, load_methods
 from bench.spec import DatasetRef, TrialSpec
@@ -64,13 +65,18 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def pick_device(asked: str = "auto") -> tuple[str, str]:
-    """CUDA where the trial got a GPU, else the CPU; the dtype ``asked`` (auto: bf16 where the device
-    supports it, see ``bench.precision``) resolved there."""
+def pick_device() -> str:
+    """CUDA where the trial got a GPU, else the CPU."""
     import torch
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    return device, resolve_dtype(device, asked)
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_dtype(spec: TrialSpec, method: Method, ctx: TrialContext) -> DtypeChoice:
+    """The dtype ``ctx``'s trial computes in (``bench.dtype_choice``): fp32 under reproducible kernels."""
+    if spec.kernels == "reproducible":
+        return DtypeChoice("float32", "kernels: reproducible computes in fp32")
+    return choose_dtype(spec, spec.dtype, ctx.device, method.uses_llm, step_probe(method, ctx), ctx.shared_cache)
 
 
 def seed_everything(seed: int) -> None:
@@ -162,8 +168,8 @@ def checked_accounting(method: Method, ctx: TrialContext) -> dict[str, Any]:
 class PreparedTrial:
     """A trial ready to fit: its method, the context handed to ``fit`` (the fit view), the (capped)
     evaluation examples, the labelled dataset the harness scores against, the test view (which scores
-    validation) and the view test predictions read (the test view, or ``window_only`` of it where the
-    task predicts from the window)."""
+    validation), the view test predictions read (the test view, or ``window_only`` of it where the
+    task predicts from the window) and the dtype it computes in, with why."""
 
     method: Method
     ctx: TrialContext
@@ -175,6 +181,7 @@ class PreparedTrial:
     predict_view: Dataset
     split: Split
     spec: TrialSpec
+    dtype_choice: DtypeChoice
     test_batch_seconds: list[tuple[int, float]] = dataclasses.field(default_factory=list)
 
     def predict_valid(self, examples: Examples) -> Any:
@@ -212,7 +219,7 @@ def prepare_trial(spec: TrialSpec | Mapping[str, Any], results_root: Path, share
     cls = get_method(spec.method)
     method = cls(build_params(cls, dict(spec.params), "params"))
     kernels.enter(spec.kernels)
-    device, dtype = pick_device("fp32" if spec.kernels == "reproducible" else spec.dtype)
+    device = pick_device()
     seed_everything(spec.seed)
     workdir = work_dir(spec, results_root)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -224,11 +231,13 @@ def prepare_trial(spec: TrialSpec | Mapping[str, Any], results_root: Path, share
     test_view = visible_view(dataset, views.TEST, label_visible)
     predict_view = window_only(test_view, split.test) if task.predicts_from_window else test_view
     ctx = TrialContext(dataset=fit_view, task=task, protocol=protocol, train=split.train,
-                       budget=budget, seed=spec.seed, device=device, dtype=dtype, workdir=workdir,
+                       budget=budget, seed=spec.seed, device=device, workdir=workdir,
                        shared_cache=shared_cache, report=report or (lambda metrics: None),
                        show_progress=show_progress,
                        validation=Validation.of(spec.method, task, protocol, test_view, valid, report))
-    return PreparedTrial(method, ctx, valid, test, dropped, dataset, test_view, predict_view, split, spec)
+    choice = pick_dtype(spec, method, ctx)
+    ctx = dataclasses.replace(ctx, dtype=choice.dtype)
+    return PreparedTrial(method, ctx, valid, test, dropped, dataset, test_view, predict_view, split, spec, choice)
 
 
 def measured_inference_flops(trial: PreparedTrial) -> int | None:
@@ -298,7 +307,7 @@ def run_trial(spec: TrialSpec | Mapping[str, Any], results_root: Path, shared_ca
         "accounting": accounting, "timing": test_timing(trial.test_batch_seconds),
         "inputs": declared_inputs(type(method), method.params),
         "device": ctx.device, "device_name": device_name(ctx.device),
-        "dtype": compute_dtype(ctx, method.uses_llm),
+        "dtype": compute_dtype(ctx, method.uses_llm), "dtype_choice": trial.dtype_choice.facts(),
         "kernels": kernels.facts(spec.kernels),
         # a run the wall-clock guard stopped did as much work as this machine managed in the time
         "machine_dependent": stopped == "seconds",

@@ -9,22 +9,57 @@ from test_suite_validation import GOOD, write
 from test_validation import TINY_DUAL_ENCODER, spec
 
 from bench import precision, trial
+from bench.dtype_choice import choose_dtype
 from bench.errors import ConfigError
-from bench.precision import resolve_dtype
+from bench.precision import auto_rule
+from bench.spec import TrialSpec
 from bench.suite import load_suite
 
 from conftest import fresh_cache
 from test_accounting import userllm_spec
 
 
-def test_auto_is_bf16_only_where_the_cpu_has_it(monkeypatch):
-    assert resolve_dtype("cpu", "fp32") == "float32" and resolve_dtype("cpu", "bf16") == "bfloat16"
+def test_the_rule_decides_all_but_an_llm_on_a_cpu_with_native_bf16(monkeypatch):
+    assert auto_rule("cpu", "fp32", True)[0] == "float32" and auto_rule("cpu", "bf16", True)[0] == "bfloat16"
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
-    assert resolve_dtype("cpu") == "float32"
+    dtype, reason = auto_rule("cpu", "auto", True)
+    assert dtype == "float32" and "emulated" in reason
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
-    assert resolve_dtype("cpu") == "bfloat16"
+    assert auto_rule("cpu", "auto", False)[0] == "float32"
+    assert auto_rule("cpu", "auto", True)[0] is None  # measured
     with pytest.raises(ValueError, match="dtype must be one of auto, fp32, bf16, got 'fp16'"):
-        resolve_dtype("cpu", "fp16")
+        auto_rule("cpu", "fp16", True)
+
+
+@pytest.mark.parametrize(("seconds", "chosen"), [({"bfloat16": 1.0, "float32": 2.0}, "bfloat16"),
+                                                  ({"bfloat16": 2.0, "float32": 1.0}, "float32")])
+def test_auto_never_picks_the_slower_dtype_and_measures_once(monkeypatch, tmp_path, seconds, chosen):
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
+    trial_spec = TrialSpec.of(userllm_spec({}))
+    probed = []
+
+    def probe(dtype):
+        probed.append(dtype)
+        return seconds[dtype]
+
+    first = choose_dtype(trial_spec, "auto", "cpu", True, probe, tmp_path)
+    assert first.dtype == chosen and first.seconds_per_step == seconds and not first.cached
+    again = choose_dtype(trial_spec, "auto", "cpu", True, probe, tmp_path)
+    assert again.dtype == chosen and again.cached and sorted(probed) == ["bfloat16", "float32"]
+    other = TrialSpec.of({**userllm_spec({}), "seq_len": 4})  # another configuration is measured anew
+    choose_dtype(other, "auto", "cpu", True, probe, tmp_path)
+    assert len(probed) == 4
+
+
+def test_the_probe_times_the_trials_own_step_and_the_record_says_why(tmp_path, monkeypatch):
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
+    cache = fresh_cache(tmp_path / "cache")
+    body = trial.run_trial(userllm_spec({"strategy": "enc"}, "fav_category"), tmp_path / "r", cache)
+    choice = body["dtype_choice"]
+    assert set(choice["seconds_per_step"]) == {"bfloat16", "float32"} and all(choice["seconds_per_step"].values())
+    assert body["dtype"] == choice["dtype"] == min(choice["seconds_per_step"], key=choice["seconds_per_step"].get)
+    assert "measured on this machine" in choice["reason"]
+    assert body["accounting"]["train_steps"] == 4  # the probe's steps are not the trial's
 
 
 def test_dtype_other_than_auto_is_part_of_the_configuration(tmp_path):
