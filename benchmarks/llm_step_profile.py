@@ -27,8 +27,9 @@ MATMULS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::_scal
            "aten::_scaled_dot_product_flash_attention_for_cpu_backward"}
 
 
-def profiled_steps(spec, steps: int, rows: int) -> None:
-    """Run ``spec`` for ``steps`` steps with every step after the first profiled; print the operators."""
+def profiled_steps(spec, steps: int, rows: int | None) -> None:
+    """Run ``spec`` for ``steps`` steps with every step after the first profiled; print the operators
+    (only the seconds per step, unprofiled, where ``rows`` is None)."""
     original = training.backward_in_parts
     calls, seconds = [0], [0.0]
     prof = profile(activities=[ProfilerActivity.CPU])
@@ -37,14 +38,16 @@ def profiled_steps(spec, steps: int, rows: int) -> None:
         calls[0] += 1
         if calls[0] == 1:
             return original(*args, **kwargs)
-        if calls[0] == 2:
-            prof.start()
-        else:
-            prof.toggle_collection_dynamic(True, [ProfilerActivity.CPU])
+        if rows is not None:
+            if calls[0] == 2:
+                prof.start()
+            else:
+                prof.toggle_collection_dynamic(True, [ProfilerActivity.CPU])
         tick = time.perf_counter()
         result = original(*args, **kwargs)
         seconds[0] += time.perf_counter() - tick
-        prof.toggle_collection_dynamic(False, [ProfilerActivity.CPU])  # validation and decoding not profiled
+        if rows is not None:
+            prof.toggle_collection_dynamic(False, [ProfilerActivity.CPU])  # validation and decoding not profiled
         return result
 
     training.backward_in_parts = wrapped
@@ -53,9 +56,13 @@ def profiled_steps(spec, steps: int, rows: int) -> None:
             body = run_trial(spec.shortened(4, steps), Path(scratch), cache_root())
     finally:
         training.backward_in_parts = original
-        if calls[0] > 1:
+        if calls[0] > 1 and rows is not None:
             prof.stop()
     timed = calls[0] - 1
+    if rows is None:
+        print(f"== {spec.describe()} ({body['device']} {body['dtype']}): {seconds[0] / max(1, timed):.3f} s per "
+              f"step over {timed} steps after the first (forward and backward; no profiler)")
+        return
     events = prof.key_averages()
     total = sum(event.self_cpu_time_total for event in events)
     matmul = sum(event.self_cpu_time_total for event in events if event.key in MATMULS)
@@ -72,12 +79,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4, help="training steps per trial (the first is not profiled)")
     parser.add_argument("--dtype", default=None, choices=["auto", "fp32", "bf16"])
     parser.add_argument("--rows", type=int, default=25)
+    parser.add_argument("--time-only", action="store_true", help="no profiler: seconds per step only")
     args = parser.parse_args()
     torch.set_num_threads(1)  # as a trial in a one-CPU Ray worker
     suite = load_suite(args.suite, **({"dtype": args.dtype} if args.dtype else {}))
     for spec in suite.trials:
         if not args.only or spec.label in args.only:
-            profiled_steps(spec, args.steps, args.rows)
+            profiled_steps(spec, args.steps, None if args.time_only else args.rows)
 
 
 if __name__ == "__main__":
