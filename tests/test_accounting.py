@@ -12,6 +12,7 @@ import torch
 from bench.accounting import flop_sample
 from bench.context import Budget
 from bench.models.llm import TINY, tiny_llama
+from bench.suite import load_suite
 from bench.tasks import get_task
 from bench.trial import run_trial
 from userllm.pretraining import checkpoint_path, code_version
@@ -53,6 +54,16 @@ def test_llm_input_tokens_come_from_the_test_prompts_alone(userllm_body):
     assert userllm_body["examples"]["test"][0] == 7
     assert facts["llm_input_tokens_max"] == facts["llm_input_tokens_mean"]  # 7 identical question prompts
     assert facts["llm_input_tokens_mean"] > 5
+
+
+def test_the_quickstart_gives_its_llm_methods_equal_training_flops():
+    """The main job compares USER-LLM and TextPrompt at equal compute (issue #42), not equal examples."""
+    trials = [t for t in load_suite(Path(__file__).parents[1] / "suites" / "quickstart.yaml").trials
+              if t.method in ("userllm", "text_prompt")]
+    assert {t.method for t in trials} == {"userllm", "text_prompt"}
+    assert len({t.budget.flops for t in trials}) == 1 and trials[0].budget.flops
+    # the step cap never binds first: an LLM training example costs more than 1e10 FLOPs
+    assert all(t.budget.steps * t.budget.batch_size * 1e10 > t.budget.flops for t in trials)
 
 
 def test_flops_are_measured_on_a_seeded_random_sample_of_training_windows():

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # examples); the Dual Encoder's and the encoders' new `features` parameter is left out of ids at its default.
 # Issue #41 changed the quickstart's ids on purpose (kernels: reproducible; a latest-label reference row) and
 # added suites/seeds.yaml; `kernels` is left out of ids at its default (native)
+# Issue #42 changed the quickstart's two LLM trials on purpose (equal training FLOPs, pretraining included)
 BEFORE = json.loads((Path(__file__).parent / "trial_ids.json").read_text())
 
 
