@@ -381,9 +381,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--suite", action="append", help="only these suites' results (default: all)")
     view = report.add_mutually_exclusive_group()
     view.add_argument("--table", type=int, help="a paper table (2-14): its layout, our numbers, the paper's beside")
-    view.add_argument("--figure", choices=["3", "0", "efficiency", "curves"],
+    view.add_argument("--figure", choices=["3", "0", "efficiency", "frontier", "curves"],
                       help="a figure as PNG: 3 (recall vs history length), 0 (cost/quality), efficiency (table 3: "
-                           "tokens and seconds per example vs N), curves (validation metric against step and seconds)")
+                           "tokens and seconds per example vs N), frontier (test metric against total training FLOPs), "
+                           "curves (validation metric against step and seconds)")
     view.add_argument("--tuning", action="store_true",
                       help="each tuned search (a suite with tune:): the best configuration by validation, its final "
                            "trials' validation and test scores, the selection's optimism, the search's cost")

@@ -424,6 +424,12 @@ def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str
 
     combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] or [{}]
     for combo in combos:
+        budget_combo = {key.removeprefix("budget."): value for key, value in combo.items() if key.startswith("budget.")}
+        combo_budget = budget
+        if budget_combo:  # a grid over budget fields (``budget.flops: [...]``): one trial per budget
+            _check_keys(budget_combo, {f.name: object for f in dataclasses.fields(Budget)}, f"{where}.grid.budget")
+            combo_budget = _budget(base_budget, {**budget_override, **budget_combo}, budget_scale, f"{where}.grid")
+        combo = {key: value for key, value in combo.items() if not key.startswith("budget.")}
         typed = build_params(cls, nested(combo, into=nested(params)), f"{where}.params")
         declared_inputs(cls, typed)  # a method that declares what no report can name fails here, not in a trial
         # in a tuned suite a method with nothing to tune is tested on the final seeds, beside the finals it pairs with
@@ -434,7 +440,7 @@ def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str
             if task not in cls.tasks:
                 suite.skipped.append(f"{cls.name} does not do {task} (it does {', '.join(cls.tasks)})")
                 continue
-            trial_params, trial_budget = typed, budget
+            trial_params, trial_budget = typed, combo_budget
             if preset == "paper":
                 trial_params = paper_pretraining(typed, dataset["name"], where)
                 trial_budget = paper_budget(budget, dataset["name"], task, where)

@@ -476,3 +476,32 @@ def test_results_load_gives_one_row_per_trial_with_per_example_values_on_request
     assert "test/recall@10/values" not in results.load(tmp_path)
     with pytest.raises(ConfigError, match="--suite other: no results"):
         results.load(tmp_path, suite="other")
+
+
+def frontier_record(label: str, method: str, budget: float | None, spent: float | None, recall: float) -> dict:
+    rec = seq_record(method, 50, recall)
+    rec["trial_id"], rec["spec"]["label"] = f"{label}-{budget}", label
+    rec["spec"]["budget"] = {"steps": 100, **({"flops": budget} if budget else {})}
+    rec["accounting"] = {"total_train_flops": spent} if spent else {}
+    return rec
+
+
+def test_the_frontier_draws_each_method_through_its_budgets_at_the_compute_it_spent(tmp_path):
+    from bench.report.figures import draw_figure, frontier
+
+    records = [frontier_record("Popularity", "popularity", None, None, 0.01),
+               frontier_record("USER-LLM", "userllm", 3e13, 2.9e13, 0.07),  # out of order: lines run by FLOPs
+               frontier_record("USER-LLM", "userllm", 5e12, 4.8e12, 0.02),
+               frontier_record("TP10", "text_prompt", 5e12, 5.1e12, 0.03),
+               frontier_record("TP10", "text_prompt", 3e13, 3.0e13, 0.04)]
+    axes = frontier(records_frame(records)).axes[0]
+    lines = {c.get_label(): c.lines[0] for c in axes.containers}
+    assert lines["USER-LLM"].get_xdata().tolist() == [4.8e12, 2.9e13]
+    assert lines["USER-LLM"].get_ydata().tolist() == pytest.approx([0.02, 0.07])
+    assert lines["TP10"].get_xdata().tolist() == [5.1e12, 3.0e13]
+    assert [line.get_ydata()[0] for line in axes.lines if line.get_linestyle() == "--"] == [0.01]  # trains nothing
+    assert axes.get_xscale() == "log"
+    path = draw_figure("frontier", records, tmp_path / "frontier.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ConfigError, match="the frontier needs trained results"):
+        draw_figure("frontier", records[:1], tmp_path / "none.png")

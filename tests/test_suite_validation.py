@@ -257,3 +257,15 @@ def test_a_suite_names_its_primary_metric_per_task(tmp_path):
                              ({"next_items": "ndcg@10"}, "protocol.primary.next_items: unknown task 'next_items'")]:
         with pytest.raises(ConfigError, match=re.escape(message)):
             load_suite(write(tmp_path, {**GOOD, "protocol": {"primary": primary}}))
+
+
+def test_a_grid_over_budget_fields_makes_one_trial_per_budget(tmp_path):
+    suite = {**GOOD, "tasks": ["next_item"], "seq_lens": [10], "seeds": [0],
+             "methods": [{"method": "test_constant", "grid": {"budget.flops": [1.0e+12, 4.0e+12]},
+                          "budget": {"steps": 7}}]}
+    trials = load_suite(write(tmp_path, suite)).trials
+    assert sorted(t.budget.flops for t in trials) == [1e12, 4e12] and {t.budget.steps for t in trials} == {7}
+    assert len({t.trial_id for t in trials}) == 2 and all("flops" not in t.params for t in trials)
+    suite["methods"][0]["grid"] = {"budget.flop": [1.0e+12]}
+    with pytest.raises(ConfigError, match=r"methods\[0\].grid.budget.*flop"):
+        load_suite(write(tmp_path, suite))

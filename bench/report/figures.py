@@ -1,7 +1,8 @@
 """Figures as PNG (matplotlib, headless): the paper's figure 3 (recall@k against history length,
 TextPrompt vs USER-LLM, unfrozen vs frozen LLM), its table 3 as a figure (tokens and measured seconds
-per example against N), and a cost/quality plot the paper does not have (each task's primary metric against LLM
-training FLOPs per example, every method of the results).
+per example against N), a cost/quality plot the paper does not have (each task's primary metric against LLM
+training FLOPs per example, every method of the results) and the compute-quality frontier (the primary
+metric against the total training FLOPs each trial spent, pretraining included).
 
 No point stands alone: each carries its 95% CI (over several seeds, one that adds their spread) and its test count, and a point
 scored on a capped sample of the test set is drawn hollow. Validation curves scored on fewer than
@@ -136,6 +137,48 @@ def cost_quality(frame: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def frontier(frame: pd.DataFrame) -> plt.Figure:
+    """Each task's primary test metric against the total training FLOPs each trial spent (fine-tuning and
+    pretraining, measured), one line per method through its budgets with 95% CIs, one panel per dataset
+    and task; methods that train nothing as reference bands."""
+    ok, flops = pick(frame), "acct.total_train_flops"
+    trained = ok[ok[flops].fillna(0) > 0] if flops in ok else ok.iloc[0:0]
+    panels = sorted(set(zip(trained["dataset"], trained["task"])))
+    if not panels:
+        raise ConfigError("the frontier needs trained results with their total training FLOPs (suite compute_matched)")
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.8), squeeze=False)
+    for ax, (dataset, task) in zip(axes[0], panels):
+        rows = ok[(ok["dataset"] == dataset) & (ok["task"] == task)]
+        primary = rows["primary_metric"].iloc[0]
+        metric = f"test/{primary}"
+        rows = rows[rows[metric].notna()] if metric in rows else rows.iloc[0:0]
+        learned = rows[rows[flops].fillna(0) > 0]
+        for label, group in learned.groupby("label"):
+            budgets = [seeds for _, seeds in group.groupby("budget.flops", dropna=False)]  # seeds of one budget pooled
+            budgets.sort(key=lambda seeds: float(seeds[flops].mean()))
+            x = [float(seeds[flops].mean()) for seeds in budgets]
+            mean, low, high = (list(v) for v in zip(*(_errors(seeds, metric) for seeds in budgets)))
+            line = ax.errorbar(x, mean, yerr=[low, high], capsize=3, marker="o", label=label)
+            for seeds, xi, yi in zip(budgets, x, mean):
+                if seeds["capped"].any():
+                    ax.plot([xi], [yi], "o", color=line[0].get_color(), markerfacecolor="white")
+        for label, group in rows.drop(learned.index).groupby("label"):
+            mean, low, high = _errors(group, metric)
+            ax.axhline(mean, linestyle="--" if not group["capped"].any() else ":", linewidth=1, color="grey")
+            ax.axhspan(mean - low, mean + high, color="grey", alpha=0.08)
+            ax.annotate(f"{label} (trains nothing; n={_count(group)})", (0.01, mean),
+                        xycoords=("axes fraction", "data"), fontsize=8, va="bottom")
+        ax.set_xscale("log")
+        ax.set_xlabel("total training FLOPs (fine-tuning + pretraining, measured)")
+        ax.set_ylabel(f"test {primary}")
+        ax.set_title(f"{dataset}: {task} (n={'/'.join(sorted({_count(g) for _, g in rows.groupby('label')}))})")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    fig.suptitle("Compute-quality frontier: test metric against the training compute each trial spent\n(bars and "
+                 "bands: 95% CI; hollow or dotted: a capped test sample)", fontsize=10)
+    return fig
+
+
 def curves(records: list[dict]) -> plt.Figure:
     """Validation curves of every trained trial: the task's validation metric against training step and
     against training seconds (validation checks not counted), one row of panels per task."""
@@ -225,14 +268,15 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-FIGURES = {"3": figure3, "0": cost_quality, "efficiency": efficiency}
+FIGURES = {"3": figure3, "0": cost_quality, "efficiency": efficiency, "frontier": frontier}
 
 
 def draw_figure(name: str, records: list[dict], path: Path) -> Path:
-    """Draw figure ``name`` (3; 0 for cost/quality; efficiency; curves) from the results into ``path``."""
+    """Draw figure ``name`` (3; 0 for cost/quality; efficiency; frontier; curves) from the results into ``path``."""
     if name not in (*FIGURES, "curves"):
         raise ConfigError(f"--figure {name}: expected 3 (recall vs history length), 0 (cost/quality), efficiency "
-                          "(table 3: tokens and seconds per example vs N) or curves")
+                          "(table 3: tokens and seconds per example vs N), frontier (metric vs total training "
+                          "FLOPs) or curves")
     if not records:
         raise ConfigError("no results to draw")
     return _save(curves(records) if name == "curves" else FIGURES[name](records_frame(records)), path)
