@@ -415,19 +415,20 @@ def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise _fail(f"{where}.grid.{key}", f"got {values!r}; expected a non-empty list of values")
-    budget_override = _check_keys(entry.get("budget", {}), {f.name: object for f in dataclasses.fields(Budget)},
-                                  f"{where}.budget")
+    budget_fields = {f.name: object for f in dataclasses.fields(Budget)}
+    budget_override = _check_keys(entry.get("budget", {}), budget_fields, f"{where}.budget")
     budget = _budget(base_budget, budget_override, budget_scale, f"{where}.budget")
     entry_tasks = _strings(entry.get("tasks", tasks), f"{where}.tasks")
     entry_lens = _ints(entry.get("seq_lens", seq_lens), f"{where}.seq_lens", 1)
     search = _search_spec(entry.get("search"), cls, f"{where}.search", tuning)
 
     combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] or [{}]
+    seen: set[str] = set()  # the paper preset overrides a grid's budget fields: their trials would be one
     for combo in combos:
         budget_combo = {key.removeprefix("budget."): value for key, value in combo.items() if key.startswith("budget.")}
         combo_budget = budget
         if budget_combo:  # a grid over budget fields (``budget.flops: [...]``): one trial per budget
-            _check_keys(budget_combo, {f.name: object for f in dataclasses.fields(Budget)}, f"{where}.grid.budget")
+            _check_keys(budget_combo, budget_fields, f"{where}.grid.budget")
             combo_budget = _budget(base_budget, {**budget_override, **budget_combo}, budget_scale, f"{where}.grid")
         combo = {key: value for key, value in combo.items() if not key.startswith("budget.")}
         typed = build_params(cls, nested(combo, into=nested(params)), f"{where}.params")
@@ -443,11 +444,16 @@ def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str
             trial_params, trial_budget = typed, combo_budget
             if preset == "paper":
                 trial_params = paper_pretraining(typed, dataset["name"], where)
-                trial_budget = paper_budget(budget, dataset["name"], task, where)
+                trial_budget = paper_budget(combo_budget, dataset["name"], task, where)
             spec = TrialSpec(suite.name, entry.get("label", cls.name), cls.name, params_json(trial_params),
                              DatasetRef(dataset["name"], dataset["path"], dataset["options"]), task, seq_len, seed,
                              Budget(**trial_budget), _protocol_for(task, protocol), tuple(suite.plugins), dtype,
                              kernels=kernels)
+            if spec.trial_id in seen:
+                suite.skipped.append(f"{spec.label}: the paper preset sets table 9's budget, so the grid's "
+                                     f"budget values ({', '.join(budget_combo)}) are one trial")
+                continue
+            seen.add(spec.trial_id)
             if search is None:
                 suite.trials.append(spec)
             else:

@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Issue #41 changed the quickstart's ids on purpose (kernels: reproducible; a latest-label reference row) and
 # added suites/seeds.yaml; `kernels` is left out of ids at its default (native)
 # Issue #42 changed the quickstart's two LLM trials on purpose (equal training FLOPs, pretraining included)
-# and compute_matched (three FLOP budgets per LLM method: a frontier)
+# and compute_matched (three FLOP budgets per LLM method: a frontier); under --preset paper a budget grid is one
+# trial (compute_matched@paper had each USER-LLM and TP trial three times)
 BEFORE = json.loads((Path(__file__).parent / "trial_ids.json").read_text())
 
 

@@ -15,6 +15,7 @@ from bench.errors import ConfigError
 from bench.suite import check_histories, load_suite
 from bench.tasks import get_task
 
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent / "plugins"))
 
 GOOD = {
@@ -189,7 +190,7 @@ def test_missing_suite_file(tmp_path):
 
 
 def test_shipped_suites_are_valid(markov_plugin):
-    for path in sorted((Path(__file__).parents[1] / "suites").glob("*.yaml")):
+    for path in sorted((ROOT / "suites").glob("*.yaml")):
         suite = load_suite(path)
         assert suite.trials or suite.searches, path
 
@@ -218,7 +219,7 @@ def test_a_binary_suite_file_exits_2_with_one_line(tmp_path, capsys):
 def test_the_example_suite_in_the_docs_is_valid(tmp_path):
     """docs/suites.md shows every key in one suite; it must load as written (its plugin module and its
     Amazon folder are placeholders, so those two lines go)."""
-    text = (Path(__file__).resolve().parents[1] / "docs" / "suites.md").read_text()
+    text = (ROOT / "docs" / "suites.md").read_text()
     example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
     kept = [line for line in example.splitlines() if not line.startswith("plugins:") and "amazon-2018" not in line]
     assert len(kept) == len(example.splitlines()) - 2
@@ -269,3 +270,11 @@ def test_a_grid_over_budget_fields_makes_one_trial_per_budget(tmp_path):
     suite["methods"][0]["grid"] = {"budget.flop": [1.0e+12]}
     with pytest.raises(ConfigError, match=r"methods\[0\].grid.budget.*flop"):
         load_suite(write(tmp_path, suite))
+
+
+def test_the_paper_preset_makes_a_budget_grid_one_trial():
+    suite = load_suite(ROOT / "suites" / "compute_matched.yaml", preset="paper")
+    ids = [spec.trial_id for spec in suite.trials]
+    assert len(ids) == len(set(ids)) and {spec.budget.flops for spec in suite.trials} == {None}
+    assert sum(spec.label == "USER-LLM" for spec in suite.trials) == 2  # one per task, not one per budget
+    assert any("USER-LLM: the paper preset sets table 9's budget" in note for note in suite.skipped)
