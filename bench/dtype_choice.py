@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.context import TrialContext
-from bench.nodes import cpu_name, cpuinfo
+from bench.nodes import cpu_flags, cpu_name
 from bench.precision import CPU_BF16_FLAGS, auto_rule
 from bench.registry import Method
 from bench.spec import TrialSpec
@@ -75,7 +75,7 @@ def _configuration(spec: TrialSpec) -> dict[str, Any]:
     import torch
 
     budget = spec.budget
-    flags = sorted(set((cpuinfo("flags") or "").split()) & {*CPU_BF16_FLAGS, "amx_tile", "avx512f"})
+    flags = sorted(cpu_flags() & {*CPU_BF16_FLAGS, "amx_tile", "avx512f"})
     return {"method": spec.method, "params": spec.params, "task": spec.task, "dataset": spec.dataset.name,
             "seq_len": spec.seq_len, "batch_size": budget.batch_size, "micro_batch_size": budget.micro_batch_size,
             "checkpointing": budget.checkpointing, "kernels": spec.kernels, "cpu": cpu_name(), "flags": flags,

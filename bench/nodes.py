@@ -9,6 +9,7 @@ own cache folder ($USERLLM_BENCH_CACHE, else ~/.cache/userllm-bench), rebuilt th
 
 from __future__ import annotations
 
+import functools
 import platform
 from pathlib import Path
 
@@ -39,6 +40,12 @@ def cpuinfo(field: str) -> str | None:
     except OSError:
         pass
     return None
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The instruction-set flags of this machine's CPU ("avx2", "amx_bf16", ...; empty without /proc/cpuinfo)."""
+    return frozenset((cpuinfo("flags") or "").split())
 
 
 def cpu_name() -> str:

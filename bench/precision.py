@@ -14,7 +14,7 @@ import functools
 import torch
 
 from bench.context import TrialContext
-from bench.nodes import cpuinfo
+from bench.nodes import cpu_flags
 
 DTYPES = {"auto": None, "fp32": "float32", "bf16": "bfloat16"}
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -23,7 +23,7 @@ CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 @functools.cache
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes bf16 natively (its flags name avx512_bf16 or amx_bf16)."""
-    return any(flag in _flags() for flag in CPU_BF16_FLAGS)
+    return bool(cpu_flags() & set(CPU_BF16_FLAGS))
 
 
 def auto_rule(device: str, asked: str, uses_llm: bool) -> tuple[str | None, str]:
@@ -40,11 +40,7 @@ def auto_rule(device: str, asked: str, uses_llm: bool) -> tuple[str | None, str]
         return "float32", f"this CPU has no native bf16 (none of {', '.join(CPU_BF16_FLAGS)}): bf16 is emulated"
     if not uses_llm:
         return "float32", "a method without an LLM computes in fp32 on a CPU"
-    return None, f"a CPU with native bf16 ({', '.join(f for f in CPU_BF16_FLAGS if f in _flags())})"
-
-
-def _flags() -> list[str]:
-    return (cpuinfo("flags") or "").split()
+    return None, f"a CPU with native bf16 ({', '.join(f for f in CPU_BF16_FLAGS if f in cpu_flags())})"
 
 
 def llm_storage_dtype(ctx: TrialContext, trains_llm: bool) -> str:

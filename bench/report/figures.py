@@ -96,6 +96,15 @@ def _point(rows: pd.DataFrame, metric: str) -> tuple[int, float, float, float]:
     return (int(rows["seq_len"].iloc[0]), *_errors(rows, metric))
 
 
+def _reference_band(ax: plt.Axes, text: str, rows: pd.DataFrame, metric: str) -> None:
+    """A method off the x axis as a horizontal line at its mean and a band over its 95% CI (dotted when
+    its test sample was capped)."""
+    mean, low, high = _errors(rows, metric)
+    ax.axhline(mean, linestyle="--" if not rows["capped"].any() else ":", linewidth=1, color="grey")
+    ax.axhspan(mean - low, mean + high, color="grey", alpha=0.08)
+    ax.annotate(text, (0.01, mean), xycoords=("axes fraction", "data"), fontsize=8, va="bottom")
+
+
 def cost_quality(frame: pd.DataFrame) -> plt.Figure:
     """Each task's primary test metric against LLM training FLOPs per example (6ND), one panel per dataset
     and task that has an LLM result; methods without an LLM as reference lines."""
@@ -120,11 +129,7 @@ def cost_quality(frame: pd.DataFrame) -> plt.Figure:
                 ax.plot([xi], [yi], "o", color=line[2][0].get_color()[0], **_marker(bool(seeds["capped"].any())))
                 ax.annotate(f"n={_count(seeds)}", (xi, yi), textcoords="offset points", xytext=(5, 3), fontsize=7)
         for label, group in rows.drop(with_llm.index).groupby("label"):
-            mean, low, high = _errors(group, metric)
-            ax.axhline(mean, linestyle="--" if not group["capped"].any() else ":", linewidth=1, color="grey")
-            ax.axhspan(mean - low, mean + high, color="grey", alpha=0.08)
-            ax.annotate(f"{label} (no LLM; n={_count(group)})", (0.01, mean), xycoords=("axes fraction", "data"),
-                        fontsize=8, va="bottom")
+            _reference_band(ax, f"{label} (no LLM; n={_count(group)})", group, metric)
         if not with_llm.empty:
             ax.set_xscale("log")
             ax.legend(fontsize=8)
@@ -163,11 +168,7 @@ def frontier(frame: pd.DataFrame) -> plt.Figure:
                 if seeds["capped"].any():
                     ax.plot([xi], [yi], "o", color=line[0].get_color(), markerfacecolor="white")
         for label, group in rows.drop(learned.index).groupby("label"):
-            mean, low, high = _errors(group, metric)
-            ax.axhline(mean, linestyle="--" if not group["capped"].any() else ":", linewidth=1, color="grey")
-            ax.axhspan(mean - low, mean + high, color="grey", alpha=0.08)
-            ax.annotate(f"{label} (trains nothing; n={_count(group)})", (0.01, mean),
-                        xycoords=("axes fraction", "data"), fontsize=8, va="bottom")
+            _reference_band(ax, f"{label} (trains nothing; n={_count(group)})", group, metric)
         ax.set_xscale("log")
         ax.set_xlabel("total training FLOPs (fine-tuning + pretraining, measured)")
         ax.set_ylabel(f"test {primary}")
