@@ -14,6 +14,25 @@ from bench.memory import pin_mmap_threshold
 from bench.tracking import Logger, parse_log
 
 
+class _Names:
+    """The names of a registry as argparse ``choices``, imported only when argparse needs them (a check or
+    the help), so ``bench`` starts without loading what the registry's module loads."""
+
+    def __init__(self, module: str, registry: str) -> None:
+        self.module, self.registry = module, registry
+
+    def _names(self) -> list[str]:
+        import importlib
+
+        return getattr(importlib.import_module(self.module), self.registry).names()
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
+
+
 def _key_values(pairs: list[str]) -> dict[str, str]:
     out = {}
     for pair in pairs:
@@ -381,10 +400,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--suite", action="append", help="only these suites' results (default: all)")
     view = report.add_mutually_exclusive_group()
     view.add_argument("--table", type=int, help="a paper table (2-14): its layout, our numbers, the paper's beside")
-    view.add_argument("--figure", choices=["3", "0", "efficiency", "frontier", "curves"],
-                      help="a figure as PNG: 3 (recall vs history length), 0 (cost/quality), efficiency (table 3: "
-                           "tokens and seconds per example vs N), frontier (test metric against total training FLOPs), "
-                           "curves (validation metric against step and seconds)")
+    view.add_argument("--figure", choices=_Names("bench.report.figures", "FIGURES"),
+                      help="a figure as PNG: 3 (recall vs history length), 0 (cost/quality), "
+                           "efficiency (table 3: tokens and seconds per example vs N), frontier (test metric against "
+                           "total training FLOPs), curves (validation metric against step and seconds)")
     view.add_argument("--tuning", action="store_true",
                       help="each tuned search (a suite with tune:): the best configuration by validation, its final "
                            "trials' validation and test scores, the selection's optimism, the search's cost")

@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 from rouge_score import rouge_scorer
 
-from bench.errors import ConfigError
+from bench.named import Registry
 
 
 @dataclass(frozen=True)
@@ -34,24 +34,20 @@ class Metric:
         return [f"{self.name}@{k}" for k in ks] if self.per_k else [self.name]
 
 
-METRICS: dict[str, Metric] = {}
+METRICS: Registry[Metric] = Registry("metric")
 
 
 def register_metric(name: str, scores: Literal["ranking", "texts"], higher_is_better: bool = True,
                     per_k: bool = False) -> Callable[[Callable], Callable]:
     """Register ``compute`` as the metric ``name`` (a protocol's ``metric``)."""
     def wrap(compute: Callable) -> Callable:
-        if name in METRICS:
-            raise ValueError(f"metric {name!r} is already registered")
-        METRICS[name] = Metric(name, scores, higher_is_better, compute, per_k)
+        METRICS.add(name, Metric(name, scores, higher_is_better, compute, per_k), same=lambda old, new: False)
         return compute
     return wrap
 
 
 def get_metric(name: str) -> Metric:
-    if name not in METRICS:
-        raise ConfigError(f"unknown metric {name!r}; expected one of {', '.join(METRICS)}")
-    return METRICS[name]
+    return METRICS.lookup(name)
 
 
 def first_hit(top: np.ndarray, labels: np.ndarray, depth: int) -> np.ndarray:

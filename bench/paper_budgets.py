@@ -7,29 +7,34 @@ import dataclasses
 from typing import Any
 
 from bench.context import Pretraining
+from bench.data.registry import DATASETS
 from bench.errors import ConfigError
 
 PRESETS = ("paper",)
-FAMILY = {"ml-100k": "movielens", "ml-20m": "movielens", "google-local-2021": "google", "amazon-2018": "amazon"}
 PRETRAIN = "encoder_pretrain"
-# (family, task) -> (learning rate, weight decay, batch size, training steps)
+# (dataset family, task) -> (learning rate, weight decay, batch size, training steps)
 TABLE9 = {
-    ("movielens", PRETRAIN): (1e-1, 1e-1, 32_768, 10_000),
-    ("movielens", "next_item"): (1e-3, 1e-3, 8_192, 10_000),
-    ("movielens", "fav_category"): (1e-3, 1e-3, 1_024, 5_000),
-    ("google", PRETRAIN): (1e-4, 1e-1, 16_384, 10_000),
-    ("google", "next_item"): (1e-3, 1e-1, 2_048, 5_000),
-    ("google", "fav_category"): (1e-3, 1e-1, 2_048, 5_000),
-    ("google", "review_gen"): (1e-3, 1e-1, 1_024, 5_000),
-    ("amazon", PRETRAIN): (1e-4, 1e-1, 12_800, 7_000),
-    ("amazon", "next_item"): (1e-3, 1e-1, 8_192, 10_000),
-    ("amazon", "fav_category"): (1e-3, 1e-1, 1_024, 5_000),
-    ("amazon", "review_gen"): (1e-3, 1e-1, 2_048, 5_000),
+    ("MovieLens20M", PRETRAIN): (1e-1, 1e-1, 32_768, 10_000),
+    ("MovieLens20M", "next_item"): (1e-3, 1e-3, 8_192, 10_000),
+    ("MovieLens20M", "fav_category"): (1e-3, 1e-3, 1_024, 5_000),
+    ("Google Review", PRETRAIN): (1e-4, 1e-1, 16_384, 10_000),
+    ("Google Review", "next_item"): (1e-3, 1e-1, 2_048, 5_000),
+    ("Google Review", "fav_category"): (1e-3, 1e-1, 2_048, 5_000),
+    ("Google Review", "review_gen"): (1e-3, 1e-1, 1_024, 5_000),
+    ("Amazon Review", PRETRAIN): (1e-4, 1e-1, 12_800, 7_000),
+    ("Amazon Review", "next_item"): (1e-3, 1e-1, 8_192, 10_000),
+    ("Amazon Review", "fav_category"): (1e-3, 1e-1, 1_024, 5_000),
+    ("Amazon Review", "review_gen"): (1e-3, 1e-1, 2_048, 5_000),
 }
 
 
+def _family(dataset: str) -> str | None:
+    spec = DATASETS.get(dataset)
+    return None if spec is None else spec.family
+
+
 def _row(dataset: str, task: str, where: str) -> tuple[float, float, int, int]:
-    key = (FAMILY.get(dataset), task)
+    key = (_family(dataset), task)
     if key not in TABLE9:
         raise ConfigError(f"{where}: the paper gives no budget for {task} on {dataset} (appendix table 9)")
     return TABLE9[key]
@@ -54,5 +59,5 @@ def paper_pretraining(params: Any, dataset: str, where: str) -> Any:
 
 def paper_examples(dataset: str, task: str) -> int | None:
     """Training examples of the paper's budget (steps x batch size, table 9), None where it gives none."""
-    row = TABLE9.get((FAMILY.get(dataset), task))
+    row = TABLE9.get((_family(dataset), task))
     return None if row is None else row[2] * row[3]

@@ -22,6 +22,7 @@ from bench.context import TrialContext
 from bench.data.windows import Examples
 from bench.errors import ConfigError
 from bench.evaluation import Predictions
+from bench.named import Registry
 
 ENTRY_POINT_GROUP = "userllm_bench.methods"
 BUILTIN_MODULES = (
@@ -120,7 +121,7 @@ def declared_inputs(cls: type[Method], params: Any) -> dict[str, Any]:
     return {"reads": list(reads), "supervision": targets}
 
 
-METHODS: dict[str, type[Method]] = {}
+METHODS: Registry[type[Method]] = Registry("method")
 _loaded_sources: set[str] = set()
 
 
@@ -133,12 +134,9 @@ def register_method(name: str) -> Callable[[type[Method]], type[Method]]:
         if not dataclasses.is_dataclass(cls.Params):
             raise ConfigError(f"method {name!r}: {cls.__module__}.{cls.__name__}.Params is "
                               f"{cls.Params!r}; expected a dataclass (@dataclasses.dataclass(frozen=True))")
-        existing = METHODS.get(name)
-        if existing is not None and existing.__qualname__ != cls.__qualname__:
-            raise ConfigError(f"method name {name!r} is registered twice ({existing.__module__}, {cls.__module__})")
-        cls.name = name
-        METHODS[name] = cls
-        return cls
+        cls.name = name  # a module imported again registers its class again: the same method
+        return METHODS.add(name, cls, same=lambda old, new: old.__qualname__ == new.__qualname__,
+                           origin=lambda method: method.__module__)
 
     return decorate
 
@@ -185,7 +183,7 @@ def _load_entry_point(entry: importlib.metadata.EntryPoint) -> None:
         register_method(entry.name)(loaded)
 
 
-def load_methods(plugins: tuple[str, ...] = ()) -> dict[str, type[Method]]:
+def load_methods(plugins: tuple[str, ...] = ()) -> Registry[type[Method]]:
     """Register built-ins, installed entry points and the given plugin modules; return the registry."""
     for module in BUILTIN_MODULES:
         import_plugin(module, "built-in methods")
@@ -199,9 +197,8 @@ def load_methods(plugins: tuple[str, ...] = ()) -> dict[str, type[Method]]:
 
 
 def get_method(name: str, where: str = "method") -> type[Method]:
-    if name not in METHODS:
-        raise ConfigError(f"{where}: unknown method {name!r}; expected one of {', '.join(sorted(METHODS))}")
-    return METHODS[name]
+    """The registered method called ``name`` (built-ins and plugins load first: ``load_methods``)."""
+    return METHODS.lookup(name, where)
 
 
 def param_defaults(cls: type[Method]) -> dict[str, Any]:

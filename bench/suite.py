@@ -37,7 +37,7 @@ from bench.registry import (
     params_json,
 )
 from bench.spec import DatasetRef, TrialSpec, trial_hash
-from bench.tasks import TASKS, Protocol, get_task
+from bench.tasks import Protocol, get_task
 
 TOP_KEYS = {"name": str, "description": str, "feeds": list, "plugins": list, "datasets": list, "tasks": list,
             "seq_lens": list, "seeds": list, "budget": dict, "protocol": dict, "resources": dict, "methods": list,
@@ -324,8 +324,7 @@ def _validate(raw: dict[str, Any], path: Path, budget_scale: float | None, prese
 
     tasks = _strings(raw["tasks"], "tasks")
     for i, name in enumerate(tasks):
-        if name not in TASKS:
-            raise _fail(f"tasks[{i}]", f"unknown task {name!r}; expected one of {', '.join(TASKS)}")
+        get_task(name, f"tasks[{i}]")
     seq_lens = _ints(raw.get("seq_lens", [50]), "seq_lens", 1)
     seeds = _ints(raw.get("seeds", [0]), "seeds", 0)
     protocol = _check_keys(raw.get("protocol", {}), PROTOCOL_KEYS, "protocol")
@@ -333,9 +332,7 @@ def _validate(raw: dict[str, Any], path: Path, budget_scale: float | None, prese
         _ints(protocol["ks"], "protocol.ks", 1)
     for task_name, metric in protocol.get("primary", {}).items():
         where = f"protocol.primary.{task_name}"
-        if task_name not in TASKS:
-            raise _fail(where, f"unknown task {task_name!r}; expected one of {', '.join(TASKS)}")
-        names = get_task(task_name).metric_names(_protocol_for(task_name, {k: v for k, v in protocol.items()
+        names = get_task(task_name, where).metric_names(_protocol_for(task_name, {k: v for k, v in protocol.items()
                                                                            if k != "primary"}))
         if metric not in names:
             raise _fail(where, f"got {metric!r}; task {task_name} reports {', '.join(names)}")
@@ -436,8 +433,7 @@ def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str
         # in a tuned suite a method with nothing to tune is tested on the final seeds, beside the finals it pairs with
         entry_seeds = list(tuning.final_seeds) if tuning is not None and search is None else seeds
         for dataset, task, seq_len, seed in itertools.product(datasets, entry_tasks, entry_lens, entry_seeds):
-            if task not in TASKS:
-                raise _fail(f"{where}.tasks", f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+            get_task(task, f"{where}.tasks")
             if task not in cls.tasks:
                 suite.skipped.append(f"{cls.name} does not do {task} (it does {', '.join(cls.tasks)})")
                 continue

@@ -18,9 +18,11 @@ import pandas as pd
 
 from bench.data.dataset import Dataset
 from bench.data.favorites import history_favorites, window_favorites
+from bench.data.registry import DATASETS
 from bench.data.windows import Examples
 from bench.errors import ConfigError
 from bench.metrics import get_metric
+from bench.named import Registry
 
 EXCLUDE = ("history", "window", "none")
 FAVORITE_SCOPES = ("history", "window")
@@ -229,13 +231,12 @@ class ReviewGeneration(Task):
     def check(self, dataset: Dataset) -> None:
         if not dataset.has_reviews:
             raise ConfigError(f"task review_gen needs review text; dataset {dataset.name} has none "
-                              "(use amazon-2018 or google-local-2021)")
+                              f"(use {' or '.join(s.name for s in DATASETS.values() if s.reviews)})")
 
 
-TASKS: dict[str, Task] = {task.name: task for task in (NextItem(), FavoriteCategory(), ReviewGeneration())}
+TASKS: Registry[Task] = Registry("task", ((task.name, task) for task in (NextItem(), FavoriteCategory(), ReviewGeneration())))
 
 
-def get_task(name: str) -> Task:
-    if name not in TASKS:
-        raise ConfigError(f"unknown task {name!r}; expected one of {', '.join(TASKS)}")
-    return TASKS[name]
+def get_task(name: str, where: str = "") -> Task:
+    """The task called ``name`` (an error naming ``where`` and the tasks otherwise)."""
+    return TASKS.lookup(name, where)

@@ -73,8 +73,10 @@ def test_table3_without_results_shows_dashes_not_numbers():
 
 
 def test_unknown_table_is_a_clear_error():
-    with pytest.raises(ConfigError, match="--table 9: expected one of 2, 3, 4, .*table 9 is hyper-parameters"):
+    with pytest.raises(ConfigError, match="--table 9: .*table 9 hyper-parameters .*; expected one of 2, 3, 4,"):
         paper_table(9, records_frame([]))
+    with pytest.raises(ConfigError, match="--table: unknown paper table 15; expected one of 2, 3, 4, "):
+        paper_table(15, records_frame([]))
 
 
 def seq_record(method: str, n: int, recall: float, **params) -> dict:
@@ -119,7 +121,7 @@ def test_figures_are_drawn_from_results(tmp_path):
     assert hollow.count("none") == 1  # TP (LoRA) at N=100 was tested on a capped sample
     with pytest.raises(ConfigError, match="figure 3 needs next_item results"):
         draw_figure("3", [seq_record("popularity", 50, 0.01)], tmp_path / "none.png")
-    with pytest.raises(ConfigError, match="--figure 7: expected 3"):
+    with pytest.raises(ConfigError, match="--figure: unknown figure .7.; expected one of 3, 0, efficiency"):
         draw_figure("7", records, tmp_path / "x.png")
     with pytest.raises(ConfigError, match="no trial with a validation curve"):
         draw_figure("curves", records, tmp_path / "c.png")

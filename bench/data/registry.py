@@ -15,6 +15,7 @@ from bench.data.dataset import Dataset, RawSource, canonicalize
 from bench.data.google_local import google_local_sources, read_google_local
 from bench.data.movielens import ml20m_sources, ml100k_sources, read_ml20m, read_ml100k
 from bench.errors import ConfigError
+from bench.named import Registry
 
 
 @dataclass(frozen=True)
@@ -27,30 +28,28 @@ class DatasetSpec:
     options: dict[str, tuple[str, ...] | None]  # option -> allowed values (None: any string)
     sources: Callable[..., list[Path]]
     read: Callable[..., RawSource]
+    family: str  # the paper's name for its dataset family (tables, table 9's budgets)
+    reviews: bool  # its published format carries review text (review generation)
 
 
-DATASETS: dict[str, DatasetSpec] = {
-    spec.name: spec
-    for spec in [
+DATASETS: Registry[DatasetSpec] = Registry("dataset", ((spec.name, spec) for spec in [
         DatasetSpec("ml-100k", "MovieLens-100K, embedded in the recbole wheel (RecBole atomic files)", True,
-                    {}, ml100k_sources, read_ml100k),
+                    {}, ml100k_sources, read_ml100k, family="MovieLens20M", reviews=False),
         DatasetSpec("ml-20m", "MovieLens-20M, GroupLens ratings.csv + movies.csv in --path", False,
-                    {}, ml20m_sources, read_ml20m),
+                    {}, ml20m_sources, read_ml20m, family="MovieLens20M", reviews=False),
         DatasetSpec("amazon-2018", "Amazon Review Data 2018, <Category>_5.json.gz + meta_<Category>.json.gz in --path",
                     False, {"category": None, "review_field": REVIEW_FIELDS},
-                    amazon_sources, read_amazon),
+                    amazon_sources, read_amazon, family="Amazon Review", reviews=True),
         DatasetSpec("google-local-2021", "Google Local 2021, review-<State>.json.gz + meta-<State>.json.gz in --path",
-                    False, {"state": None}, google_local_sources, read_google_local),
-    ]
-}
+                    False, {"state": None}, google_local_sources, read_google_local, family="Google Review",
+                    reviews=True),
+]))
 
 _SOURCE_OPTIONS = {"category", "state"}
 
 
 def dataset_spec(name: str) -> DatasetSpec:
-    if name not in DATASETS:
-        raise ConfigError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
-    return DATASETS[name]
+    return DATASETS.lookup(name)
 
 
 def check_options(spec: DatasetSpec, options: dict[str, str]) -> None:

@@ -10,6 +10,7 @@ scored on a capped sample of the test set is drawn hollow. Validation curves sco
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -21,6 +22,7 @@ import pandas as pd  # noqa: E402
 
 from bench.errors import ConfigError  # noqa: E402
 from bench.intervals import over_seeds  # noqa: E402
+from bench.named import Registry  # noqa: E402
 from bench.report.paper_tables import one_configuration, paper_numbers, pick, table3_pair, userllm  # noqa: E402
 from bench.store import records_frame  # noqa: E402
 
@@ -269,15 +271,20 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-FIGURES = {"3": figure3, "0": cost_quality, "efficiency": efficiency, "frontier": frontier}
+def _of_frame(draw: Callable[[pd.DataFrame], plt.Figure]) -> Callable[[list[dict]], plt.Figure]:
+    return lambda records: draw(records_frame(records))
+
+
+# name -> a figure of the records: 3 (recall vs history length), 0 (cost/quality), efficiency (table 3: tokens
+# and seconds per example vs N), frontier (metric vs total training FLOPs), curves (validation curves)
+FIGURES: Registry[Callable[[list[dict]], plt.Figure]] = Registry("figure", [
+    ("3", _of_frame(figure3)), ("0", _of_frame(cost_quality)), ("efficiency", _of_frame(efficiency)),
+    ("frontier", _of_frame(frontier)), ("curves", curves)])
 
 
 def draw_figure(name: str, records: list[dict], path: Path) -> Path:
-    """Draw figure ``name`` (3; 0 for cost/quality; efficiency; frontier; curves) from the results into ``path``."""
-    if name not in (*FIGURES, "curves"):
-        raise ConfigError(f"--figure {name}: expected 3 (recall vs history length), 0 (cost/quality), efficiency "
-                          "(table 3: tokens and seconds per example vs N), frontier (metric vs total training "
-                          "FLOPs) or curves")
+    """Draw figure ``name`` (a key of FIGURES) from the results into ``path``."""
+    draw = FIGURES.lookup(name, "--figure")
     if not records:
         raise ConfigError("no results to draw")
-    return _save(curves(records) if name == "curves" else FIGURES[name](records_frame(records)), path)
+    return _save(draw(records), path)

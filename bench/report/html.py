@@ -118,11 +118,10 @@ def _figure(name: str, records: list[dict[str, Any]]) -> str:
     """A figure as an embedded PNG, or why there is none."""
     from matplotlib import pyplot as plt
 
-    from bench.report.figures import FIGURES, curves
-    from bench.store import records_frame
+    from bench.report.figures import FIGURES
 
     try:
-        figure = curves(records) if name == "curves" else FIGURES[name](records_frame(records))
+        figure = FIGURES[name](records)
     except ConfigError as exc:
         return f"<p class='note'>{html.escape(str(exc))}</p>"
     buffer = io.BytesIO()

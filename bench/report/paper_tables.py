@@ -12,13 +12,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.data.registry import DATASETS
 from bench.errors import ConfigError
+from bench.named import Registry
 from bench.report.formats import format_frame
 from bench.report.summary import best_of_searches
 
 PAPER = Path(__file__).with_name("paper_numbers.csv")
-FAMILIES = {"MovieLens20M": ("ml-20m", "ml-100k"), "Google Review": ("google-local-2021",),
-            "Amazon Review": ("amazon-2018",)}
+# the paper's dataset families, each with its datasets: the paper's own first, an embedded stand-in last
+FAMILIES = {family: tuple(sorted((s.name for s in DATASETS.values() if s.family == family),
+                                 key=lambda name: DATASETS[name].embedded))
+            for family in dict.fromkeys(s.family for s in DATASETS.values())}
 TASKS = {"NextItem": "next_item", "FavGenre": "fav_category", "FavCat": "fav_category", "ReviewG": "review_gen"}
 MISSING = "—"
 
@@ -220,7 +224,7 @@ TABLE13_ROWS = (NEXT_ITEM_RECALLS + _rows([("MovieLens20M", "FavGenre", RECALLS)
                                            ("Amazon Review", "FavCat", RECALLS), ("Google Review", "ReviewG", ["ROUGE"]),
                                            ("Amazon Review", "ReviewG", ["ROUGE"])]))
 
-LAYOUTS = {
+LAYOUTS: Registry[Layout] = Registry("paper table", {
     2: Layout("Table 2: next item prediction, USER-LLM vs DualEnc and Bert4Rec (recall@k)", NEXT_ITEM_RECALLS,
               [Column("DualEnc", DUAL_ENCODER), Column("Bert4Rec", {"method": "bert4rec"}),
                Column("USER-LLM", userllm("full"))]),
@@ -267,7 +271,7 @@ LAYOUTS = {
     14: Layout("Table 14: cross-attention vs soft prompt by training strategy (pretrained AR encoder)", ALL_TASKS,
                [Column(f"{name} {s.capitalize() if s != 'lora' else 'LoRA'}", userllm(s, fusion=fusion))
                 for name, fusion in (("Xatten", "cross_attention"), ("soft", "soft_prompt")) for s in STRATEGIES]),
-}
+})
 
 
 def paper_table(number: int, frame: pd.DataFrame, fmt: str = "terminal") -> str:
@@ -280,10 +284,11 @@ def paper_table(number: int, frame: pd.DataFrame, fmt: str = "terminal") -> str:
 
 def paper_table_frame(number: int, frame: pd.DataFrame) -> tuple[str, pd.DataFrame]:
     """The title and cells of the paper's table ``number`` (see ``paper_table``)."""
-    if number not in LAYOUTS:
-        raise ConfigError(f"--table {number}: expected one of {', '.join(map(str, LAYOUTS))} "
-                          "(table 1 is dataset statistics: `bench data describe`; table 9 is hyper-parameters)")
-    layout, paper = LAYOUTS[number], paper_numbers(number)
+    if number in (1, 9):
+        raise ConfigError(f"--table {number}: table 1 is dataset statistics (`bench data describe`), table 9 "
+                          "hyper-parameters (bench/paper_budgets.py); no results fill them; expected one of "
+                          f"{', '.join(LAYOUTS.names())}")
+    layout, paper = LAYOUTS.lookup(number, "--table"), paper_numbers(number)
     cell = layout.cell or metric_cell
     body = []
     for row in layout.rows:
