@@ -20,7 +20,7 @@ from tabulate import tabulate
 
 from bench.data.cache import cache_root
 from bench.memory import memory_kill
-from bench.runner import start_ray, trial_resources
+from bench.ray_session import start_ray, trial_resources
 from bench.spec import TrialSpec
 from bench.suite import Suite
 from bench.trial import run_trial

@@ -13,8 +13,8 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 # harness modules that never change a trial's numbers: the driver side, reports and hand-run tools
-NOT_CORE = ("cli.py", "runner.py", "profile.py", "leakage.py", "provenance.py", "lock.py", "interrupt.py", "reaper.py",
-            "report")
+NOT_CORE = ("cli.py", "runner.py", "ray_session.py", "run_plan.py", "trial_lines.py", "profile.py", "leakage.py",
+            "provenance.py", "lock.py", "interrupt.py", "reaper.py", "report")
 
 
 @cache

@@ -99,8 +99,8 @@ def test_check_leakage_reports_a_failing_method_as_an_error_not_a_leak(tmp_path,
 
 def test_a_timeout_is_checked_and_left_out_of_the_trial_id(tmp_path):
     from bench.context import Budget
-    from bench.runner import trial_timeout
     from bench.suite import load_suite
+    from bench.trial_lines import trial_timeout
 
     (spec,) = load_suite(suite_file(tmp_path, [{"method": "popularity"}], plugins=[])).trials
     assert spec.with_budget(timeout=60).trial_id == spec.trial_id

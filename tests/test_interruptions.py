@@ -89,7 +89,7 @@ def test_sigterm_and_ctrl_c_stop_cleanly_and_the_rerun_finishes_the_rest(tmp_pat
     damaged.write_text('{"status": "ok"}')  # a record run would skip and report refuse, before
     out = run_cli(["run", str(path), "--results", str(results), "--no-progress"], tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert f"[damaged] {damaged}: no trial_id (expected a str); running the trial again" in out.stdout
+    assert f"[damaged] {damaged} (no trial_id (expected a str)); running the trial again" in out.stdout
     assert "ran 4 trial(s); 1 already had a finished record" in out.stdout
     assert len(_records(results)) == 5 and all(r["status"] == "ok" for r in _records(results).values())
 

@@ -201,9 +201,9 @@ def test_profile_of_an_llm_trial_gives_tokens_per_second_and_its_share_of_the_me
 def test_a_dead_worker_leaves_finished_trials_alone(tmp_path, capsys):
     """When Ray stops the run (a node out of memory), the trials that finished before keep their records
     and are not reported as errors; only the unfinished one gets a failure record."""
-    from bench.runner import _record_failure
     from bench.store import read_record, record_path, write_json_atomically
     from bench.suite import load_suite
+    from bench.trial_lines import record_failure
 
     path = suite_file(tmp_path, [{"method": "popularity", "label": "A"}, {"method": "cooccurrence", "label": "B"}],
                       name="s", plugins=[])
@@ -213,7 +213,7 @@ def test_a_dead_worker_leaves_finished_trials_alone(tmp_path, capsys):
             "metrics": {"test": {"recall@10": stats}}, "examples": {"test": [5, 5]}}
     write_json_atomically(record_path("s", done.trial_id, tmp_path), DONE)
     for spec in (done, running):
-        _record_failure(spec, tmp_path, "WorkerDied", "Ray stopped the trial's worker: out of memory")
+        record_failure(spec, tmp_path, "WorkerDied", "Ray stopped the trial's worker: out of memory")
     assert read_record(record_path("s", done.trial_id, tmp_path)) == DONE
     assert read_record(record_path("s", running.trial_id, tmp_path))["status"] == "failed"
     printed = capsys.readouterr().out

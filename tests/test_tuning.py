@@ -92,3 +92,35 @@ def test_the_search_prunes_resumes_and_only_the_retrained_best_is_reported(tmp_p
     assert all(record_path("tuned", i, results).stat().st_mtime_ns == t for i, t in kept.items())
     assert len([r for r in load_records(results, ["tuned"]) if r["spec"].get("search_group") == group]) == (
         len([r for r in samples if r["spec"]["search_group"] == group]) + 1)
+
+
+def test_what_is_left_is_one_function_of_the_suite_and_its_records(tmp_path):
+    from bench.provenance import sources
+    from bench.registry import get_method
+    from bench.run_plan import plan
+    from bench.trial_lines import sampled_spec
+
+    suite = load_suite(write(tmp_path, TUNED))
+    (popularity,), ((dual, _), (cooc, _)) = suite.trials, suite.searches
+    empty = plan(suite, [])
+    assert [s.label for s in empty.pending] == ["Popularity"] and not empty.finals and not empty.done
+    assert [(s.label, left) for s, _, left in empty.searches] == [("DualEnc", 6), ("Co-occurrence", 3)]
+
+    def record(spec, status="ok", valid=0.1, made_here=True):
+        return {"trial_id": spec.trial_id, "suite": "tuned", "spec": spec.to_json(), "status": status,
+                "metrics": {"valid": {"recall@10": {"mean": valid}}},
+                "sources": sources(get_method(spec.method)) if made_here else {}}
+
+    spans = [sampled_spec({"spec": cooc.to_json(), "sample": {"span": span}}) for span in (1, 2, 5)]
+    records = [record(popularity), record(spans[0], valid=0.1), record(spans[1], valid=0.3), record(spans[2], "failed")]
+    left = plan(suite, records)
+    assert not left.pending and left.skipped == 1 and left.samples_left(cooc.search_group) == 1 and not left.finals
+    records[-1] = record(spans[2], valid=0.2)
+    left = plan(suite, records)
+    assert left.samples_left(cooc.search_group) == 0 and left.samples_left(dual.search_group) == 6
+    (final,) = left.finals  # the best sample by validation, on the final seed
+    assert final.seed == 7 and final.params == spans[1].params and final.tested
+    assert not plan(suite, [*records, record(final)]).finals
+    stale = [record(popularity, made_here=False), *records[1:]]
+    assert [s.label for s in plan(suite, stale).pending] == ["Popularity"] and plan(suite, stale).stale
+    assert not plan(suite, stale, keep_stale=True).pending
