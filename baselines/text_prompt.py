@@ -13,7 +13,7 @@ from bench.context import TrialContext
 from bench.data.windows import Examples
 from bench.evaluation import Predictions
 from bench.models.answerer import LLMAnswerer
-from bench.models.llm import EMBEDDED, check_llm_name
+from bench.models.llm import LLMParams
 from bench.models.training import measure_train_flops, train
 from bench.precision import autocast, fp32_trainables
 from bench.registry import Method, register_method
@@ -27,22 +27,14 @@ class TextPrompt(Method):
     uses_llm = True
 
     @dataclass(frozen=True)
-    class Params:
-        llm: str = EMBEDDED  # "smollm2-135m", "tiny-random" (tests) or a local HF causal-LM folder
+    class Params(LLMParams):
         strategy: Literal["full", "lora"] = "lora"
-        lora_rank: int = 8
         prompt_events: int = 10  # TP10 / TP50 of the paper's table 7
-        beams: int = 10
-        max_new_tokens: int = 48  # review_gen
 
         def __post_init__(self) -> None:
-            check_llm_name(self.llm)
+            super().__post_init__()
             if self.prompt_events < 1:
                 raise ValueError(f"prompt_events must be >= 1, got {self.prompt_events}")
-            if self.lora_rank < 1:
-                raise ValueError(f"lora_rank must be >= 1, got {self.lora_rank}")
-            if self.beams < 1 or self.max_new_tokens < 1:
-                raise ValueError("beams and max_new_tokens must be >= 1")
 
     def fit(self, ctx: TrialContext) -> None:
         p = self.params

@@ -18,7 +18,7 @@ from bench.evaluation import Predictions
 from bench.models.answerer import LLMAnswerer
 from bench.models.event_encoders import EncoderParams
 from bench.models.features import FeatureSpace, event_batch
-from bench.models.llm import EMBEDDED, check_llm_name, llm_layer_count
+from bench.models.llm import LLMParams, llm_layer_count
 from bench.models.training import SummedLoss, TrainRun, measure_train_flops, train
 from bench.precision import autocast, fp32_trainables
 from bench.registry import Method, register_method
@@ -76,8 +76,7 @@ class UserLLM(Method):
     uses_llm = True
 
     @dataclass(frozen=True)
-    class Params:
-        llm: str = EMBEDDED  # "smollm2-135m", "tiny-random" (tests) or a local HF causal-LM folder
+    class Params(LLMParams):
         encoder: UserEncoderParams = field(default_factory=UserEncoderParams)  # kind (ar, de) and size
         fusion: Literal["cross_attention", "soft_prompt"] = "cross_attention"
         strategy: Literal["full", "lora", "enc", "proj"] = "enc"
@@ -90,24 +89,20 @@ class UserLLM(Method):
         task_prompt: int = 10  # learned soft-prompt tokens after the user embeddings
         short_context: int = 0  # K most recent events also written as text (AR50TP10: 10)
         user_embeddings: int | None = None  # the encoder's last k outputs go to the LLM (None: all N for AR, 1 for DE)
-        lora_rank: int = 8
         llm_lr: float | None = None  # the LLM's own weights under strategy full (None: the budget's lr)
         encoder_lr: float | None = None  # the user encoder's weights when trained (None: the budget's lr)
         gate_lr: float | None = None  # the cross-attention blocks' tanh gates (None: the budget's lr)
         pretrain: Pretraining = field(default_factory=Pretraining)  # the encoder's pretraining (when pretrained)
         align_steps: int = 0  # catalog alignment first (userllm/alignment.py); its time counts in budget.seconds
-        beams: int = 10
-        max_new_tokens: int = 48  # review_gen
 
         renamed: ClassVar[dict[str, str]] = {  # spellings before the parameters nested (2026-12)
             **{f"encoder_{name}": f"encoder.{name}" for name in ("layers", "dim", "heads", "dropout")},
             **{f"pretrain_{name}": f"pretrain.{name}" for name in ("steps", "batch_size", "lr", "weight_decay")}}
 
         def __post_init__(self) -> None:
-            check_llm_name(self.llm)
+            super().__post_init__()
             checks = {"perceiver_latents": 1, "perceiver_layers": 1, "xattn_every": 1, "xattn_ffn_mult": 1,
-                      "task_prompt": 0, "short_context": 0, "lora_rank": 1, "beams": 1, "max_new_tokens": 1,
-                      "align_steps": 0}
+                      "task_prompt": 0, "short_context": 0, "align_steps": 0}
             if self.user_embeddings is not None:
                 checks["user_embeddings"] = 1
             for name, low in checks.items():

@@ -9,6 +9,7 @@ import importlib.util
 import json
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -55,6 +56,23 @@ def with_lora(model: torch.nn.Module, rank: int) -> torch.nn.Module:
 
     config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.05, target_modules=attention_projection_names(model))
     return inject_adapter_in_model(config, model)
+
+
+@dataclass(frozen=True)
+class LLMParams:
+    """The parameters every method with an LLM shares (TextPrompt, USER-LLM): which LLM, the LoRA rank
+    where it trains LoRA, and decoding; each checked before any trial starts."""
+
+    llm: str = EMBEDDED  # "smollm2-135m", "tiny-random" (tests) or a local HF causal-LM folder
+    lora_rank: int = 8
+    beams: int = 10
+    max_new_tokens: int = 48  # review_gen
+
+    def __post_init__(self) -> None:
+        check_llm_name(self.llm)
+        for name in ("lora_rank", "beams", "max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
 @functools.cache

@@ -6,10 +6,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
-from bench.context import TrialContext
-from bench.data.windows import Examples
-from bench.evaluation import Predictions
-from bench.registry import Method, register_method
+from bench.api import Examples, Method, Predictions, TrialContext, register_method
 
 
 def _answer(items: np.ndarray) -> Predictions:

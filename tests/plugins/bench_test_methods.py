@@ -8,10 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.context import TrialContext
-from bench.data.windows import Examples
-from bench.evaluation import Predictions
-from bench.registry import Method, register_method
+from bench.api import Examples, Method, Predictions, TrialContext, register_method
 
 
 @register_method("test_constant")

@@ -11,10 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from bench.context import TrialContext
-from bench.data.windows import Examples
-from bench.evaluation import Predictions
-from bench.registry import Method
+from bench.api import Examples, Method, Predictions, TrialContext
 
 
 class MarkovChain(Method):
