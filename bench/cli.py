@@ -70,7 +70,7 @@ def _repeat_share(dataset, examples) -> str:
     from bench.tasks import get_task
 
     task = get_task("next_item")
-    repeats = int(excluded_labels(task, task.protocol(exclude_history="history"), dataset, examples).sum())
+    repeats = int(excluded_labels(task.under(task.protocol(exclude_history="history")), dataset, examples).sum())
     return _share(repeats, len(examples))
 
 

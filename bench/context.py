@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from bench.data.dataset import Dataset
 from bench.data.windows import Examples
 from bench.memory import batch_size_for
-from bench.tasks import Protocol, Task
+from bench.tasks import Protocol, Scoring, Task
 from bench.validation import Validation
 
 T = TypeVar("T")
@@ -130,6 +130,11 @@ class TrialContext:
     @property
     def seq_len(self) -> int:
         return self.train.seq_len
+
+    @property
+    def scoring(self) -> Scoring:
+        """The trial's task under its protocol."""
+        return Scoring(self.task, self.protocol)
 
     def labels(self, examples: Examples) -> np.ndarray:
         """Labels of training ``examples`` for this trial's task (training targets)."""

@@ -12,7 +12,7 @@ from bench.data.dataset import Dataset
 from bench.data.windows import Examples
 from bench.intervals import mean_interval
 from bench.metrics import get_metric
-from bench.tasks import Protocol, Task
+from bench.tasks import Protocol, Scoring
 
 PREDICT_CHUNK = 512
 
@@ -55,13 +55,14 @@ def excluded(dataset: Dataset, examples: Examples, scope: str) -> tuple[np.ndarr
     return rows, dataset.item[positions].astype(np.int64)
 
 
-def excluded_labels(task: Task, protocol: Protocol, dataset: Dataset, examples: Examples) -> np.ndarray:
+def excluded_labels(scoring: Scoring, dataset: Dataset, examples: Examples) -> np.ndarray:
     """Mask of the examples whose label the protocol's exclusion would remove from their own ranking (a
     repeat of an item the user had before): certain misses for every method, so the harness drops them
     from validation and test and counts them. Empty unless the task ranks items."""
-    if task.feature != "item" or protocol.exclude_history == "none":
+    scope = scoring.protocol.exclude_history
+    if scoring.task.feature != "item" or scope == "none":
         return np.zeros(len(examples), dtype=bool)
-    rows, items = excluded(dataset, examples, protocol.exclude_history)
+    rows, items = excluded(dataset, examples, scope)
     mask = np.zeros(len(examples), dtype=bool)
     mask[rows[items == dataset.item[examples.label_positions][rows]]] = True
     return mask
@@ -119,20 +120,21 @@ def _pad(top: np.ndarray, depth: int) -> np.ndarray:
     return np.pad(top, ((0, 0), (0, depth - top.shape[1])), constant_values=-1)
 
 
-def evaluate(task: Task, protocol: Protocol, dataset: Dataset, examples: Examples,
-             predictions: Predictions, seed: int = 0) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:
+def evaluate(scoring: Scoring, dataset: Dataset, examples: Examples, predictions: Predictions,
+             seed: int = 0) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:
     """Metrics (mean with its interval) and the per-example values behind them."""
-    per_example = score_examples(task, protocol, dataset, examples, predictions)
+    per_example = score_examples(scoring, dataset, examples, predictions)
     return summarize_all(per_example, seed), per_example
 
 
-def score_examples(task: Task, protocol: Protocol, dataset: Dataset, examples: Examples,
+def score_examples(scoring: Scoring, dataset: Dataset, examples: Examples,
                    predictions: Predictions) -> dict[str, np.ndarray]:
     """Per-example metric values for one batch of predictions."""
+    task, protocol = scoring.task, scoring.protocol
     if not isinstance(predictions, Predictions):
         raise PredictionError(f"predict returned {type(predictions).__name__}; expected "
                               "bench.evaluation.Predictions(scores=..., ranked=... or texts=...)")
-    labels = task.labels(dataset, examples, protocol)
+    labels = scoring.labels(dataset, examples)
     metrics = [get_metric(name) for name in task.metrics]
     if task.generates_text:
         if predictions.texts is None:
@@ -147,8 +149,8 @@ def score_examples(task: Task, protocol: Protocol, dataset: Dataset, examples: E
     return {name: values for metric in metrics for name, values in metric.compute(top, labels, protocol.ks).items()}
 
 
-def predict_and_score(predict: Callable[[Examples], Predictions], method: str, task: Task, protocol: Protocol,
-                      dataset: Dataset, examples: Examples) -> tuple[dict[str, np.ndarray], float]:
+def predict_and_score(predict: Callable[[Examples], Predictions], method: str, scoring: Scoring, dataset: Dataset,
+                      examples: Examples) -> tuple[dict[str, np.ndarray], float]:
     """Predict in chunks and score each chunk at once (bounded memory); the per-example values and the
     seconds it took. Predictions the harness cannot score are a PredictionError naming ``method``."""
     chunks: list[dict[str, np.ndarray]] = []
@@ -156,7 +158,7 @@ def predict_and_score(predict: Callable[[Examples], Predictions], method: str, t
     for lo in range(0, len(examples), PREDICT_CHUNK):
         part = examples.subset(slice(lo, lo + PREDICT_CHUNK))
         try:
-            chunks.append(score_examples(task, protocol, dataset, part, predict(part)))
+            chunks.append(score_examples(scoring, dataset, part, predict(part)))
         except PredictionError as exc:
             raise PredictionError(f"method {method} on {examples.split} examples {lo}-{lo + len(part) - 1}: "
                                   f"{exc}") from None

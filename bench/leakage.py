@@ -84,7 +84,7 @@ def check_leakage(spec: TrialSpec | Mapping[str, Any], workdir: Path, shared_cac
     try:
         trial.method.fit(trial.ctx)
         predictions = trial.predict_test(test)
-        score_examples(trial.ctx.task, trial.ctx.protocol, trial.labelled, test, predictions)  # scorable at all?
+        score_examples(trial.ctx.scoring, trial.labelled, test, predictions)  # scorable at all?
         honest = _rows(predictions)
         past_rows = honest
         if trial.ctx.task.predicts_from_window:

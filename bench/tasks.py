@@ -32,7 +32,7 @@ FAVORITE_SCOPES = ("history", "window")
 class Protocol:
     """How a task's predictions are turned into metrics."""
 
-    metric: str  # "recall" (ranked ids) or "rouge_lsum" (text)
+    metric: str  # the metric a check selects on by default ("recall": ranked ids, "rouge_lsum": text; its k: the task)
     ks: tuple[int, ...] = ()
     candidates: str = ""  # "catalog" (every item) | "categories" | "" for text
     # items removed from a ranking before cutting at k: "history" (everything the user did before the
@@ -128,8 +128,14 @@ class Task(ABC):
         return protocol.primary or self.default_primary(protocol)
 
     def default_primary(self, protocol: Protocol) -> str:
-        """recall@10 (or the largest k)."""
-        return f"recall@{10 if 10 in protocol.ks else max(protocol.ks)}"
+        """The protocol's metric (``Protocol.metric``) at k = 10, else at the largest k (a metric without
+        cut-offs as it is: rouge_lsum)."""
+        ks = (10 if 10 in protocol.ks else max(protocol.ks),) if protocol.ks else ()
+        return get_metric(protocol.metric).names(ks)[0]
+
+    def under(self, protocol: Protocol) -> Scoring:
+        """This task under ``protocol``: the one value scoring takes."""
+        return Scoring(self, protocol)
 
     def usable(self, dataset: Dataset, examples: Examples) -> np.ndarray:
         """Mask of the examples this task can score (all, unless a label is missing)."""
@@ -186,8 +192,8 @@ class FavoriteCategory(Task):
         return list(dataset.categories)
 
     def default_primary(self, protocol: Protocol) -> str:
-        """recall@1 (or the smallest k): a user has one favourite among a few categories."""
-        return f"recall@{1 if 1 in protocol.ks else min(protocol.ks)}"
+        """The protocol's metric at k = 1 (or the smallest k): a user has one favourite among a few categories."""
+        return get_metric(protocol.metric).names((1 if 1 in protocol.ks else min(protocol.ks),))[0]
 
 
 class ReviewGeneration(Task):
@@ -203,9 +209,6 @@ class ReviewGeneration(Task):
 
     def labels(self, dataset: Dataset, examples: Examples, protocol: Protocol | None = None) -> np.ndarray:
         return dataset.events["review"].to_numpy()[examples.label_positions]
-
-    def default_primary(self, protocol: Protocol) -> str:
-        return "rouge_lsum"
 
     def questions(self, dataset: Dataset, label_positions: np.ndarray, item_text: np.ndarray) -> np.ndarray:
         """The question names the reviewed item and the user's rating of it."""
@@ -232,6 +235,27 @@ class ReviewGeneration(Task):
         if not dataset.has_reviews:
             raise ConfigError(f"task review_gen needs review text; dataset {dataset.name} has none "
                               f"(use {' or '.join(s.name for s in DATASETS.values() if s.reviews)})")
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """A task under its protocol: what turns a method's predictions into metrics (labels, the metrics and
+    their cut-offs, the history exclusion, the primary metric). The two always travel together."""
+
+    task: Task
+    protocol: Protocol
+
+    def labels(self, dataset: Dataset, examples: Examples) -> np.ndarray:
+        """One label per example under the protocol."""
+        return self.task.labels(dataset, examples, self.protocol)
+
+    def metric_names(self) -> list[str]:
+        """Every value scored (``recall@10``, ``ndcg@10``, ...)."""
+        return self.task.metric_names(self.protocol)
+
+    def primary_metric(self) -> str:
+        """The metric validation checks compare and summaries sort by."""
+        return self.task.primary_metric(self.protocol)
 
 
 TASKS: Registry[Task] = Registry("task", ((task.name, task) for task in (NextItem(), FavoriteCategory(), ReviewGeneration())))

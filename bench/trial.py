@@ -39,7 +39,7 @@ from bench.provenance import sources
 from bench.registry import Method, build_params, declared_inputs, get_method, load_methods
 from bench.spec import DatasetRef, TrialSpec
 from bench.store import jsonable, write_json_atomically
-from bench.tasks import Protocol, Task, get_task
+from bench.tasks import Scoring, get_task
 from bench.validation import Validation
 
 KEY_PACKAGES = ("torch", "transformers", "peft", "ray", "recbole", "numpy", "pandas", "rouge-score")
@@ -96,16 +96,16 @@ def capped(examples: Examples, cap: int | None, seed: int) -> Examples:
     return examples.subset(keep)
 
 
-def scorable(task: Task, protocol: Protocol, dataset: Any, split: Split) -> tuple[Split, dict[str, dict[str, int]]]:
+def scorable(scoring: Scoring, dataset: Any, split: Split) -> tuple[Split, dict[str, dict[str, int]]]:
     """The split without the examples no method can learn from or be scored on, and how many were dropped
     from each part, by reason: an empty reference review (review_gen), or, in validation and test, a label
     the protocol's history exclusion removes from its own ranking (a repeated item: ``excluded_labels``)."""
     parts, dropped = {}, {}
     for name in SPLITS:
         examples = split[name]
-        reasons = {"empty_reference": ~task.usable(dataset, examples)}
+        reasons = {"empty_reference": ~scoring.task.usable(dataset, examples)}
         if name != "train":
-            reasons["label_repeats_excluded_item"] = excluded_labels(task, protocol, dataset, examples)
+            reasons["label_repeats_excluded_item"] = excluded_labels(scoring, dataset, examples)
         keep = ~np.logical_or.reduce(list(reasons.values()))
         parts[name] = examples if keep.all() else examples.subset(np.flatnonzero(keep))
         dropped[name] = {reason: int(mask.sum()) for reason, mask in reasons.items() if mask.any()}
@@ -223,7 +223,7 @@ def prepare_trial(spec: TrialSpec | Mapping[str, Any], results_root: Path, share
     seed_everything(spec.seed)
     workdir = work_dir(spec, results_root)
     workdir.mkdir(parents=True, exist_ok=True)
-    split, dropped = scorable(task, protocol, dataset, build_split(dataset, spec.seq_len))
+    split, dropped = scorable(task.under(protocol), dataset, build_split(dataset, spec.seq_len))
     valid = capped(split.valid, budget.max_valid_examples, spec.seed)
     test = capped(split.test, budget.max_test_examples, spec.seed)
     label_visible = task.label_event_is_input
@@ -234,7 +234,7 @@ def prepare_trial(spec: TrialSpec | Mapping[str, Any], results_root: Path, share
                        budget=budget, seed=spec.seed, device=device, workdir=workdir,
                        shared_cache=shared_cache, report=report or (lambda metrics: None),
                        show_progress=show_progress,
-                       validation=Validation.of(spec.method, task, protocol, test_view, valid, report))
+                       validation=Validation.of(spec.method, task.under(protocol), test_view, valid, report))
     choice = pick_dtype(spec, method, ctx)
     ctx = dataclasses.replace(ctx, dtype=choice.dtype)
     return PreparedTrial(method, ctx, valid, test, dropped, dataset, test_view, predict_view, split, spec, choice)
@@ -266,15 +266,14 @@ def run_trial(spec: TrialSpec | Mapping[str, Any], results_root: Path, shared_ca
     trial = prepare_trial(spec, results_root, shared_cache, show_progress, report)
     spec = trial.spec
     method, ctx, valid, test = trial.method, trial.ctx, trial.valid, trial.test
-    task, protocol, budget, split = ctx.task, ctx.protocol, ctx.budget, trial.split
+    scoring, protocol, budget, split = ctx.scoring, ctx.protocol, ctx.budget, trial.split
     fit_started = time.perf_counter()
     method.fit(ctx)
     fit_seconds = time.perf_counter() - fit_started
-    valid_values, _ = predict_and_score(trial.predict_valid, spec.method, task, protocol, trial.test_view, valid)
+    valid_values, _ = predict_and_score(trial.predict_valid, spec.method, scoring, trial.test_view, valid)
     if not spec.tested:  # a tuned suite's search sample: chosen among on validation, never tested
         test = test.subset(slice(0, 0))
-    test_values, predict_seconds = predict_and_score(trial.predict_test, spec.method, task, protocol,
-                                                     trial.labelled, test)
+    test_values, predict_seconds = predict_and_score(trial.predict_test, spec.method, scoring, trial.labelled, test)
 
     inference_flops = measured_inference_flops(trial) if method.uses_llm and spec.tested else None
     accounting = checked_accounting(method, ctx)

@@ -14,7 +14,7 @@ from typing import Any
 from bench.data.dataset import Dataset
 from bench.data.windows import Examples
 from bench.evaluation import Predictions, predict_and_score
-from bench.tasks import Protocol, Task
+from bench.tasks import Scoring
 
 Predictor = Callable[[Examples], Predictions]
 STOP_REASONS = ("steps", "flops", "patience", "seconds")
@@ -28,8 +28,7 @@ class Validation:
     """The validation checks of one trial: the curve so far and why training stopped. ``scorer`` scores a
     predictor on the validation examples (``Validation.of`` builds it around the labelled data)."""
 
-    task: Task
-    protocol: Protocol
+    scoring: Scoring
     scorer: Scorer
     points: list[dict[str, Any]] = field(default_factory=list)
     stopped: str | None = None
@@ -37,19 +36,19 @@ class Validation:
     report: Callable[[dict[str, Any]], None] = lambda progress: None  # each check, as it happens
 
     @classmethod
-    def of(cls, method: str, task: Task, protocol: Protocol, dataset: Dataset, examples: Examples,
+    def of(cls, method: str, scoring: Scoring, dataset: Dataset, examples: Examples,
            report: Callable[[dict[str, Any]], None] | None = None) -> Validation:
         """The checks of ``method`` on ``examples``, scored against ``dataset`` (which holds their labels)."""
 
         def scorer(predict: Predictor) -> dict[str, Any]:
-            return predict_and_score(predict, method, task, protocol, dataset, examples)[0]
+            return predict_and_score(predict, method, scoring, dataset, examples)[0]
 
-        return cls(task, protocol, scorer, report=report or (lambda progress: None))
+        return cls(scoring, scorer, report=report or (lambda progress: None))
 
     @property
     def metric(self) -> str:
         """The task's primary metric, the one checks compare."""
-        return self.task.primary_metric(self.protocol)
+        return self.scoring.primary_metric()
 
     def score(self, predict: Predictor) -> dict[str, float]:
         """Mean of every metric of ``predict`` on the validation examples."""

@@ -33,11 +33,11 @@ def main() -> None:
     popularity_class = load_methods()["popularity"]
     popularity = popularity_class(build_params(popularity_class, {}, "params"))
     popularity.fit(ctx)
-    per_user = {"popularity": evaluate(ctx.task, ctx.protocol, ctx.dataset, valid, popularity.predict(ctx, valid))[1]}
+    per_user = {"popularity": evaluate(ctx.scoring, ctx.dataset, valid, popularity.predict(ctx, valid))[1]}
 
     for renormalize in (False, True):
         name = "renormalized" if renormalize else "lm"
-        per_user[name] = evaluate(ctx.task, ctx.protocol, ctx.dataset, valid,
+        per_user[name] = evaluate(ctx.scoring, ctx.dataset, valid,
                                   method.predict(ctx, valid, renormalize=renormalize))[1]
 
     print(f"after {args.steps} steps with {args.params}, on {len(valid)} validation users:")

@@ -30,7 +30,7 @@ def own_recall_at_10(encoder: torch.nn.Module, ctx: TrialContext) -> float:
     with torch.no_grad():
         hidden = encoder(event_batch(ctx.dataset, valid.positions(slice(None))))[:, -1]
         scores = encoder.feature_logits(hidden)["item"].numpy()
-    values = score_examples(ctx.task, ctx.protocol, ctx.dataset, valid, Predictions(scores=scores))
+    values = score_examples(ctx.scoring, ctx.dataset, valid, Predictions(scores=scores))
     return float(np.mean(values["recall@10"]))
 
 

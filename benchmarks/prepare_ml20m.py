@@ -98,7 +98,7 @@ def measure_trial(folder: Path, cache: Path, seq_len: int, name: str) -> dict:
             setup = time.perf_counter()
         trial.method.fit(trial.ctx)
         fitted = time.perf_counter()
-        values, _ = predict_and_score(trial.predict_test, method, trial.ctx.task, trial.ctx.protocol, trial.labelled,
+        values, _ = predict_and_score(trial.predict_test, method, trial.ctx.scoring, trial.labelled,
                                       trial.test)
     done = time.perf_counter()
     return {"train_windows": len(trial.ctx.train), "setup_s": setup_s, "labels_s": labels_s,

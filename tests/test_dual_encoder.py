@@ -34,7 +34,7 @@ def test_dual_encoder_learns_favourite_category(ml100k):
     method = cls(build_params(cls, dict(TINY), "params"))
     ctx = context(ml100k, "fav_category", steps=250)
     method.fit(ctx)
-    metrics, _ = evaluate(ctx.task, ctx.protocol, ml100k, split_of(ctx).test, method.predict(ctx, split_of(ctx).test))
+    metrics, _ = evaluate(ctx.scoring, ml100k, split_of(ctx).test, method.predict(ctx, split_of(ctx).test))
     assert method.run.losses[-1] < method.run.losses[0]
     assert metrics["recall@1"]["mean"] > 0.6  # popularity scores ~0.47 here
     assert method.accounting(ctx)["params_trainable"] > 0

@@ -41,7 +41,7 @@ def fit(dataset: Dataset, workdir, method: str, params: dict, seq_len: int = 19,
     budget = budget or Budget(steps=200, batch_size=128, lr=5e-3, eval_every=50, eval_batch_size=256)
     ctx = TrialContext(dataset=dataset, task=task, protocol=protocol, train=split.train, budget=budget, seed=0,
                        workdir=workdir, show_progress=False,
-                       validation=Validation.of(method, task, protocol, dataset, split.valid))
+                       validation=Validation.of(method, task.under(protocol), dataset, split.valid))
     cls = load_methods()[method]
     model = cls(build_params(cls, {**SMALL, **params}, "params"))
     model.fit(ctx)
@@ -73,13 +73,13 @@ def recbole_test_recall(method, ctx) -> float:
 def test_harness_recall_equals_recboles_own_evaluator(users150, tmp_path, index):
     method, ctx = fit(users150, tmp_path, *MODELS[index])
     assert len(split_of(ctx).test) == 150
-    ours, _ = evaluate(ctx.task, ctx.protocol, ctx.dataset, split_of(ctx).test, method.predict(ctx, split_of(ctx).test))
+    ours, _ = evaluate(ctx.scoring, ctx.dataset, split_of(ctx).test, method.predict(ctx, split_of(ctx).test))
     assert round(ours["recall@10"]["mean"], 4) == round(recbole_test_recall(method, ctx), 4)
 
 
 def test_it_learns_from_the_harness_windows(trained):
     method, ctx = trained
-    ours, _ = evaluate(ctx.task, ctx.protocol, ctx.dataset, split_of(ctx).test, method.predict(ctx, split_of(ctx).test))
+    ours, _ = evaluate(ctx.scoring, ctx.dataset, split_of(ctx).test, method.predict(ctx, split_of(ctx).test))
     # a random ranking expects 10/1682 = 0.006 (1 of 150 users); popularity gets 0.033 here. A broken id
     # mapping or a model that ignores its input scores at random
     assert ours["recall@10"]["mean"] >= 0.02

@@ -95,10 +95,10 @@ def test_a_repeated_label_is_dropped_not_excluded_from_its_own_ranking(tmp_path)
     events = ([("u0", k, t) for t, k in enumerate("bcdaefa")] + [("u1", k, t) for t, k in enumerate("bcdefga")])
     dataset = make_dataset(events, items)
     split, task = build_split(dataset, 2), get_task("next_item")
-    repeats = excluded_labels(task, task.protocol(), dataset, split.test)
+    repeats = excluded_labels(task.under(task.protocol()), dataset, split.test)
     assert repeats.tolist() == [True, False]
-    assert not excluded_labels(task, task.protocol(exclude_history="none"), dataset, split.test).any()
-    assert not excluded_labels(get_task("fav_category"), get_task("fav_category").protocol(), dataset, split.test).any()
+    assert not excluded_labels(task.under(task.protocol(exclude_history="none")), dataset, split.test).any()
+    assert not excluded_labels(get_task("fav_category").under(get_task("fav_category").protocol()), dataset, split.test).any()
 
 
 def test_a_history_counter_gets_no_more_than_the_window_gives(tmp_path, cache):

@@ -126,7 +126,7 @@ def test_next_item_reports_recall_ndcg_and_mrr_from_one_ranking_with_cis(ml100k)
     task = get_task("next_item")
     test = build_split(ml100k, 20).test.subset(slice(0, 200))
     scores = np.random.default_rng(0).random((len(test), ml100k.n_items))
-    summary, per_example = evaluate(task, task.protocol(), ml100k, test, Predictions(scores=scores))
+    summary, per_example = evaluate(task.under(task.protocol()), ml100k, test, Predictions(scores=scores))
     assert list(per_example) == task.metric_names(task.protocol())
     for k in (1, 5, 10):  # ndcg and mrr lie between recall/k-ish bounds and are 0 exactly where recall is
         hit = per_example[f"recall@{k}"] > 0
@@ -157,7 +157,7 @@ def test_history_exclusion_is_identical_for_scores_and_ranked_lists():
     by_scores = ranking(data, test, Predictions(scores=scores), protocol, 3, 4)
     by_list = ranking(data, test, Predictions(ranked=np.array([[0, 1, 2, 3]])), protocol, 3, 4)
     assert by_scores.tolist() == by_list.tolist() == [[3, -1, -1]]
-    metrics, _ = evaluate(get_task("next_item"), protocol, data, test, Predictions(scores=scores))
+    metrics, _ = evaluate(get_task("next_item").under(protocol), data, test, Predictions(scores=scores))
     assert metrics["recall@1"]["mean"] == 1.0
     kept = ranking(data, test, Predictions(scores=scores), get_task("next_item").protocol(exclude_history="none"), 3, 4)
     assert kept.tolist() == [[0, 1, 2]]
@@ -189,7 +189,7 @@ def test_predictions_the_harness_cannot_score_are_errors_naming_the_method(predi
     data, test = _one_user(["a", "b", "c", "d"], {k: ["x"] for k in "abcd"})
     task = get_task("next_item")
     with pytest.raises(PredictionError, match=message):
-        predict_and_score(lambda examples: predictions, "m", task, task.protocol(), data, test)
+        predict_and_score(lambda examples: predictions, "m", task.under(task.protocol()), data, test)
 
 
 def test_review_gen_cannot_score_an_empty_reference_and_the_harness_drops_it():
@@ -201,7 +201,7 @@ def test_review_gen_cannot_score_an_empty_reference_and_the_harness_drops_it():
     reviews = ["", "", "", "   "] + ["", "ok", "nice", "great"]
     data = Dataset("reviews", data.events.assign(review=reviews), data.items, data.notes)
     task = get_task("review_gen")
-    split, dropped = scorable(task, task.protocol(), data, build_split(data, 1))
+    split, dropped = scorable(task.under(task.protocol()), data, build_split(data, 1))
     assert dropped == {name: {"empty_reference": 1} for name in ("train", "valid", "test")}  # u's are empty or blank
     assert [task.labels(data, split[name]).tolist() for name in ("train", "valid", "test")] == \
         [["ok"], ["nice"], ["great"]]
@@ -218,7 +218,7 @@ def test_window_count_is_the_window_labels_ceiling_and_below_it_on_the_papers_la
         ctx = TrialContext(dataset=ml100k, task=task, protocol=protocol, train=split.train, budget=Budget(), seed=0)
         method = WindowCount(None)
         method.fit(ctx)
-        metrics, _ = evaluate(task, protocol, ml100k, split.test, method.predict(ctx, split.test))
+        metrics, _ = evaluate(task.under(protocol), ml100k, split.test, method.predict(ctx, split.test))
         scores[scope] = metrics["recall@1"]["mean"]
     assert scores["window"] == 1.0 and 0.3 < scores["history"] < 1.0, scores
 

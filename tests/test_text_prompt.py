@@ -143,11 +143,11 @@ def test_tiny_text_prompt_review_generation(review_sources, dataset):
     assert len(predictions.texts) == 3
     from bench.evaluation import Predictions
 
-    metrics, _ = evaluate(ctx.task, ctx.protocol, data, test, predictions)
+    metrics, _ = evaluate(ctx.scoring, data, test, predictions)
     assert 0 <= metrics["rouge_lsum"]["mean"] < 100
     references = list(data.events["review"].to_numpy()[test.label_positions])
-    perfect, _ = evaluate(ctx.task, ctx.protocol, data, test, Predictions(texts=references))
-    shifted, _ = evaluate(ctx.task, ctx.protocol, data, test, Predictions(texts=references[1:] + references[:1]))
+    perfect, _ = evaluate(ctx.scoring, data, test, Predictions(texts=references))
+    shifted, _ = evaluate(ctx.scoring, data, test, Predictions(texts=references[1:] + references[:1]))
     assert perfect["rouge_lsum"]["mean"] == 100.0  # each text is scored against its own example's review
     assert shifted["rouge_lsum"]["mean"] < 100.0
 

@@ -113,7 +113,7 @@ def test_recbole_is_validated_by_the_harness_with_patience(tmp_path):
 def test_validation_scores_with_the_harness_metrics_and_keeps_the_earliest_of_equal_bests(ml100k):
     task = get_task("next_item")
     valid = build_split(ml100k, 20).valid.subset(slice(0, 50))
-    validation = Validation.of("m", task, task.protocol(), ml100k, valid)
+    validation = Validation.of("m", task.under(task.protocol()), ml100k, valid)
     labels = task.labels(ml100k, valid)
     oracle = np.zeros((len(valid), ml100k.n_items), dtype=np.float32)
     oracle[np.arange(len(valid)), labels] = 1.0
