@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # added suites/seeds.yaml; `kernels` is left out of ids at its default (native)
 # Issue #42 changed the quickstart's two LLM trials on purpose (equal training FLOPs, pretraining included)
 # and compute_matched (three FLOP budgets per LLM method: a frontier); under --preset paper a budget grid is one
-# trial (compute_matched@paper had each USER-LLM and TP trial three times)
+# trial (compute_matched@paper had each USER-LLM and TP trial three times); the quickstart's two LLM trials at 8e12
+# FLOPs, not 1.2e13 (within 20 minutes)
 BEFORE = json.loads((Path(__file__).parent / "trial_ids.json").read_text())
 
 
