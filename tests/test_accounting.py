@@ -11,27 +11,14 @@ import torch
 
 from bench.accounting import flop_sample
 from bench.context import Budget
-from bench.models.llm import TINY, tiny_llama
+from bench.models.llm import tiny_llama
 from bench.suite import load_suite
 from bench.tasks import get_task
 from bench.trial import run_trial
 from userllm.pretraining import checkpoint_path, code_version
 
 from conftest import fresh_cache, split_of
-
-SMALL = {"llm": TINY, "encoder.layers": 1, "encoder.dim": 16, "encoder.heads": 2, "pretrain.steps": 3,
-         "pretrain.batch_size": 4, "xattn_every": 1, "beams": 2}
-
-
-def userllm_spec(params: dict, task: str = "next_item", dataset: dict | None = None) -> dict:
-    protocol = get_task(task).protocol().to_dict()
-    return {"suite": "acct", "plugins": [], "label": "u", "method": "userllm", "params": {**SMALL, **params},
-            "dataset": dataset or {"name": "ml-100k", "path": None, "options": {}}, "task": task,
-            "seq_len": 8 if dataset is None else 3, "seed": 3,
-            "trial_id": "u", "protocol": {k: list(v) if isinstance(v, tuple) else v for k, v in protocol.items()},
-            "budget": {"steps": 4, "batch_size": 2, "lr": 1e-3, "weight_decay": 0.0, "warmup": 0.0,
-                       "eval_batch_size": 4, "max_valid_examples": 5, "max_test_examples": 7,
-                       "eval_every": 2, "patience": None, "seconds": None}}
+from helpers import fitted_text_prompt, fitted_userllm, userllm_spec
 
 
 @pytest.fixture(scope="module")
@@ -143,15 +130,12 @@ def test_input_tokens_are_the_tokenizer_count_of_the_prompts_the_llm_reads(ml100
                                                                           fusion):
     """Table 3's token counts: each test example's count is the tokenizer's count of the prompt the method
     built for it (plus a soft prompt's slots), as the LLM received it."""
-    import test_text_prompt
-    import test_userllm
-
     import bench.models.answerer as answerer
 
     if method == "text_prompt":
-        fitted_method, ctx = test_text_prompt.fitted(ml100k, "next_item", prompt_events=6)
+        fitted_method, ctx = fitted_text_prompt(ml100k, "next_item", prompt_events=6)
     else:
-        fitted_method, ctx = test_userllm.fitted(ml100k, fresh_cache(tmp_path), fusion=fusion)
+        fitted_method, ctx = fitted_userllm(ml100k, fresh_cache(tmp_path), fusion=fusion)
     seen = []
     encode = answerer.encode_prompts
 

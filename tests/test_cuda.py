@@ -11,7 +11,7 @@ import torch
 from bench.trial import run_trial
 
 from conftest import fresh_cache
-from test_accounting import userllm_spec
+from helpers import userllm_spec
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]

@@ -12,7 +12,7 @@ from bench.models.llm import TINY
 from bench.trial import run_trial
 
 from conftest import fresh_cache
-from test_leakage import leakage_spec
+from helpers import built_in_methods, leakage_spec
 
 SMALL = {"layers": 1, "dim": 16, "heads": 2}
 METHODS = [
@@ -25,9 +25,14 @@ METHODS = [
     ("ar_encoder", "next_item", SMALL),
     ("recbole", "next_item", {"model": "SASRec", "layers": 1, "dim": 16, "heads": 1}),
     ("bert4rec", "next_item", {"layers": 1, "dim": 16, "heads": 1}),
+    ("text_prompt", "fav_category", {"llm": TINY, "prompt_events": 3, "beams": 2}),
     ("userllm", "fav_category", {"llm": TINY, "pretrain.steps": 2, "xattn_every": 1, "beams": 2,
                                  "encoder.layers": 1, "encoder.dim": 16, "encoder.heads": 2}),
 ]
+
+
+def test_every_built_in_method_is_run_twice():
+    assert {method for method, _, _ in METHODS} == built_in_methods()
 
 
 @pytest.fixture(scope="module")

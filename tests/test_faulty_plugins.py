@@ -16,7 +16,7 @@ from bench.cli import main
 from bench.errors import ConfigError
 from bench.registry import _load_entry_point
 
-from test_runner import run_cli, suite_file
+from helpers import run_cli, suite_file
 
 FAULTY_MODULES = {
     "missing_dependency": ("import no_such_package_xyz\n", "needs 'no_such_package_xyz', which is not installed"),

@@ -9,11 +9,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_report import seq_record
 
 from bench.report.html import SECTIONS
 from bench.report.render import render_report
 from bench.store import record_path, write_json_atomically
+
+from helpers import seq_record
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -11,13 +11,12 @@ import subprocess
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from bench.cli import main
 from bench.lock import results_lock
 
-from test_runner import BENCH, PLUGINS, run_cli, suite_file
+from helpers import BENCH, PLUGINS, left_running, run_cli, suite_file
 
 
 def _start(path: Path, results: Path, log: Path) -> subprocess.Popen:
@@ -33,22 +32,6 @@ def _wait_for(log: Path, text: str, count: int, proc: subprocess.Popen, timeout:
         assert proc.poll() is None and time.time() < deadline, log.read_text()
         time.sleep(0.2)
     time.sleep(1.0)  # the started trials are inside fit now
-
-
-def left_running(session: int, timeout: float = 15) -> list[str]:
-    """Processes of the run's session, or its reaper, still alive after ``timeout`` seconds."""
-    deadline = time.time() + timeout
-    while True:
-        left = []
-        for process in psutil.process_iter(["pid", "cmdline"]):
-            try:
-                if os.getsid(process.pid) == session or f"bench.reaper {session}" in " ".join(process.info["cmdline"] or []):
-                    left.append(" ".join(process.info["cmdline"] or [])[:80])
-            except (ProcessLookupError, PermissionError, psutil.Error):
-                continue
-        if not left or time.time() > deadline:
-            return left
-        time.sleep(0.5)
 
 
 def _records(results: Path) -> dict[str, dict]:

@@ -15,7 +15,7 @@ from bench.data.views import hidden_item, visible_view
 from bench.leakage import check_leakage
 from bench.trial import execute_trial, prepare_trial
 
-from test_leakage import leakage_spec
+from helpers import leakage_spec
 
 sys.path.insert(0, str(Path(__file__).parent / "plugins"))
 PLUGINS = ("bench_leaky_methods",)

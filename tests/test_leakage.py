@@ -11,9 +11,9 @@ import pytest
 from bench.cli import main
 from bench.leakage import check_leakage
 from bench.models.llm import TINY
-from bench.tasks import get_task
 
 from conftest import fresh_cache
+from helpers import built_in_methods, leakage_spec
 
 sys.path.insert(0, str(Path(__file__).parent / "plugins"))
 SMALL_ENCODER = {"encoder.layers": 1, "encoder.dim": 16, "encoder.heads": 2}
@@ -34,15 +34,8 @@ BUILT_INS = [
 ]
 
 
-def leakage_spec(method: str, task: str, params: dict, plugins: tuple[str, ...] = ()) -> dict:
-    protocol = get_task(task).protocol().to_dict()
-    return {"suite": "leak", "plugins": list(plugins), "label": method, "method": method, "params": params,
-            "dataset": {"name": "ml-100k", "path": None, "options": {}}, "task": task, "seq_len": 12, "seed": 0,
-            "trial_id": f"{method}-{task}", "protocol": {k: list(v) if isinstance(v, tuple) else v
-                                                         for k, v in protocol.items()},
-            "budget": {"steps": 2, "batch_size": 8, "lr": 1e-3, "weight_decay": 0.0, "warmup": 0.0,
-                       "eval_batch_size": 8, "max_valid_examples": 4, "max_test_examples": 12,
-                       "eval_every": None, "patience": None, "seconds": None}}
+def test_the_probe_covers_every_built_in_method():
+    assert {method for method, _, _ in BUILT_INS} == built_in_methods()
 
 
 @pytest.fixture(scope="module")

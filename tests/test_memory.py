@@ -6,7 +6,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from test_text_prompt import LLM_CACHE, fitted, make_ctx
 
 from bench import memory
 from bench.context import Budget, TrialContext
@@ -16,6 +15,9 @@ from bench.models.llm import load_llm
 from bench.tasks import get_task
 
 from conftest import split_of
+from helpers import LLM_CACHE
+from helpers import fitted_text_prompt as fitted
+from helpers import text_prompt_ctx as make_ctx
 
 
 def test_host_memory_free_is_positive_and_at_most_the_machine():

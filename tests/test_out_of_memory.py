@@ -10,7 +10,7 @@ import pytest
 from bench.memory import memory_kill
 from bench.store import load_records
 
-from test_runner import run_cli, suite_file
+from helpers import run_cli, suite_file
 
 HOG_GB = 8.0
 

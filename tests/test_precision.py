@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_suite_validation import GOOD, write
-from test_validation import TINY_DUAL_ENCODER, spec
 
 from bench import precision, trial
 from bench.dtype_choice import choose_dtype
@@ -16,7 +14,10 @@ from bench.spec import TrialSpec
 from bench.suite import load_suite
 
 from conftest import fresh_cache
-from test_accounting import userllm_spec
+from helpers import SUITE_GOOD as GOOD
+from helpers import TINY_DUAL_ENCODER, userllm_spec
+from helpers import validation_spec as spec
+from helpers import write_suite as write
 
 
 def test_the_rule_decides_all_but_an_llm_on_a_cpu_with_native_bf16(monkeypatch):

@@ -10,17 +10,8 @@ from bench.errors import ConfigError
 from bench.report.paper_tables import LAYOUTS, TABLE3_ROWS, paper_numbers, paper_table
 from bench.store import records_frame
 
-PROTOCOL = {"metric": "recall", "ks": [10], "candidates": "catalog", "exclude_history": True}
-
-
-def record(method: str, dataset: str, recall10: float, **params) -> dict:
-    stats = {"mean": recall10, "ci_low": recall10, "ci_high": recall10, "n": 10}
-    return {"trial_id": method, "suite": "s", "status": "ok", "protocol": PROTOCOL,
-            "spec": {"suite": "s", "method": method, "label": method, "dataset": {"name": dataset}, "task": "next_item",
-                     "seq_len": 50, "seed": 0, "params": params, "budget": {"steps": 100}, "protocol": PROTOCOL},
-            "metrics": {"valid": {"recall@10": stats}, "test": {"recall@10": stats}}, "accounting": {},
-            "examples": {"test": [10, 10]}}
-
+from helpers import RECORD_PROTOCOL as PROTOCOL
+from helpers import record, seq_record
 
 # cells the paper leaves empty: DualEnc cannot generate reviews; table 6's NextItem row has three values
 EMPTY_IN_PAPER = {(4, "Google Review ReviewG ROUGE", "DualEnc"), (4, "Amazon Review ReviewG ROUGE", "DualEnc"),
@@ -77,16 +68,6 @@ def test_unknown_table_is_a_clear_error():
         paper_table(9, records_frame([]))
     with pytest.raises(ConfigError, match="--table: unknown paper table 15; expected one of 2, 3, 4, "):
         paper_table(15, records_frame([]))
-
-
-def seq_record(method: str, n: int, recall: float, **params) -> dict:
-    stats = {"mean": recall, "ci_low": recall - 0.01, "ci_high": recall + 0.01, "n": 100}
-    rec = record(method, "ml-100k", recall, **params)
-    rec["trial_id"] = f"{method}-{n}-{params}"
-    rec["spec"]["seq_len"] = n
-    rec["metrics"]["test"] = {f"recall@{k}": stats for k in (1, 5, 10)}
-    rec["accounting"] = {"flops_per_train_example_6nd": 6e9 * n} if method != "popularity" else {}
-    return rec
 
 
 def test_figures_are_drawn_from_results(tmp_path):

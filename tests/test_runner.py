@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -16,27 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from bench.cli import main
 from bench.store import load_records
 
-PLUGINS = Path(__file__).parent / "plugins"
-BENCH = [sys.executable, "-m", "bench.cli"]
-
-
-def suite_file(tmp_path: Path, methods: list[dict], name: str = "t", **extra) -> Path:
-    suite = {"name": name, "datasets": ["ml-100k"], "tasks": ["next_item"], "seq_lens": [20],
-             "budget": {"steps": 1}, "resources": {"cpu": 1, "gpu": 0}, "plugins": ["bench_test_methods"],
-             "methods": methods, **extra}
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(suite))
-    return path
-
-
-def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run(BENCH + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+from helpers import BENCH, PLUGINS, run_cli, suite_file
 
 
 def test_failing_trial_is_recorded_and_others_finish(tmp_path):
@@ -64,7 +47,7 @@ def test_failing_trial_is_recorded_and_others_finish(tmp_path):
 
 
 def test_rerun_after_kill_9_leaves_nothing_running_and_runs_only_missing_trials(tmp_path):
-    from test_interruptions import left_running
+    from helpers import left_running
 
     path = suite_file(tmp_path, [{"method": "test_constant", "grid": {"seconds": [0.0, 0.01, 20.0, 20.01]}}])
     results = tmp_path / "results"
@@ -191,7 +174,7 @@ def test_profile_of_an_llm_trial_gives_tokens_per_second_and_its_share_of_the_me
     from bench.spec import TrialSpec
 
     from conftest import fresh_cache
-    from test_accounting import userllm_spec
+    from helpers import userllm_spec
 
     spec = TrialSpec.from_json(userllm_spec({}))
     row = profile_trial(spec, steps=3, examples=3, shared_cache=str(fresh_cache(tmp_path / "cache")))

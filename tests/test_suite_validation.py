@@ -15,21 +15,11 @@ from bench.errors import ConfigError
 from bench.suite import check_histories, load_suite
 from bench.tasks import get_task
 
+from helpers import SUITE_GOOD as GOOD
+from helpers import write_suite as write
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent / "plugins"))
-
-GOOD = {
-    "name": "t", "datasets": ["ml-100k"], "tasks": ["next_item", "fav_category"], "seq_lens": [10, 20],
-    "seeds": [0, 1], "budget": {"steps": 5}, "plugins": ["bench_test_methods"],
-    "methods": [{"method": "test_constant", "grid": {"seconds": [0, 0.5]}}, {"method": "popularity"}],
-}
-
-
-def write(tmp_path: Path, suite: dict | str) -> Path:
-    path = tmp_path / "suite.yaml"
-    path.write_text(suite if isinstance(suite, str) else yaml.safe_dump(suite))
-    return path
-
 
 def test_grid_expansion_and_stable_hashes(tmp_path):
     suite = load_suite(write(tmp_path, GOOD))

@@ -4,13 +4,12 @@ constrained decoding."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from bench.context import Budget, TrialContext
+from bench.context import Budget
 from bench.data import build_split
 from bench.errors import ConfigError
 from bench.models.decoding import CandidateTrie, constrained_beam_search
@@ -18,31 +17,16 @@ from bench.models.llm import load_llm, load_tokenizer
 from bench.models.lm_inputs import answer_loss, encode_prompts, lm_batch
 from bench.models.training import backward_in_parts
 from bench.registry import build_params, load_methods
-from bench.tasks import get_task
 
 from conftest import split_of
-
-LLM_CACHE = Path.home() / ".cache" / "userllm-bench"
+from helpers import LLM_CACHE
+from helpers import fitted_text_prompt as fitted
+from helpers import text_prompt_ctx as make_ctx
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
     return load_tokenizer("tiny-random", LLM_CACHE)
-
-
-def make_ctx(dataset, task: str, steps: int = 2) -> TrialContext:
-    task_obj = get_task(task)
-    return TrialContext(dataset=dataset, task=task_obj, protocol=task_obj.protocol(), train=build_split(dataset, 20).train,
-                        budget=Budget(steps=steps, batch_size=2, lr=1e-3, eval_batch_size=2), seed=0,
-                        shared_cache=LLM_CACHE, show_progress=False)
-
-
-def fitted(dataset, task: str, **params):
-    cls = load_methods()["text_prompt"]
-    method = cls(build_params(cls, {"llm": "tiny-random", "prompt_events": 3, "beams": 4, **params}, "params"))
-    ctx = make_ctx(dataset, task)
-    method.fit(ctx)
-    return method, ctx
 
 
 @pytest.mark.parametrize("task", ["next_item", "fav_category"])

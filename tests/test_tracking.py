@@ -9,7 +9,7 @@ from bench.errors import ConfigError
 from bench.store import load_records
 from bench.tracking import Logger, check_loggers, guarded, parse_log
 
-from test_runner import run_cli, suite_file
+from helpers import run_cli, suite_file
 
 
 def test_log_values_are_checked_before_anything_runs(monkeypatch):

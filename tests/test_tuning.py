@@ -14,7 +14,7 @@ from bench.report.tuning import tuning_rows
 from bench.store import load_records, record_path, records_frame
 from bench.suite import load_suite
 
-from test_runner import run_cli
+from helpers import run_cli
 
 TUNED = {"name": "tuned", "datasets": ["ml-100k"], "tasks": ["next_item"], "seq_lens": [20], "seeds": [0],
          "budget": {"steps": 6, "batch_size": 32, "eval_every": 1, "max_valid_examples": 40},

@@ -13,22 +13,17 @@ import numpy as np
 import pytest
 import torch
 
-from bench.context import Budget, TrialContext
-from bench.data import build_split
 from bench.errors import ConfigError
 from bench.models.decoding import CandidateTrie, constrained_beam_search
 from bench.models.features import event_batch
 from bench.models.llm import TINY, load_llm
 from bench.models.lm_inputs import encode_prompts
 from bench.registry import build_params, load_methods, param_defaults
-from bench.tasks import get_task
 from userllm.fusion import CrossAttentionFusion, SoftPromptFusion, condition_lm, decoder_layers
 
 from conftest import split_of
-
-LLM_CACHE = Path.home() / ".cache" / "userllm-bench"
-SMALL = {"llm": TINY, "encoder.layers": 1, "encoder.dim": 16, "encoder.heads": 2, "pretrain.steps": 2,
-         "pretrain.batch_size": 4, "perceiver_layers": 1, "perceiver_latents": 4, "xattn_every": 1, "beams": 4}
+from helpers import LLM_CACHE
+from helpers import fitted_userllm as fitted
 
 
 @pytest.fixture(scope="module")
@@ -38,21 +33,6 @@ def cache(tmp_path_factory) -> Path:
     (LLM_CACHE / "llm").mkdir(parents=True, exist_ok=True)
     (folder / "llm").symlink_to(LLM_CACHE / "llm", target_is_directory=True)
     return folder
-
-
-def make_ctx(dataset, task: str, cache: Path, seq_len: int = 12, steps: int = 2) -> TrialContext:
-    task_obj = get_task(task)
-    return TrialContext(dataset=dataset, task=task_obj, protocol=task_obj.protocol(), train=build_split(dataset, seq_len).train,
-                        budget=Budget(steps=steps, batch_size=2, lr=1e-3, eval_batch_size=2), seed=0,
-                        shared_cache=cache, show_progress=False)
-
-
-def fitted(dataset, cache: Path, task: str = "next_item", seq_len: int = 12, **params):
-    cls = load_methods()["userllm"]
-    method = cls(build_params(cls, {**SMALL, **params}, "params"))
-    ctx = make_ctx(dataset, task, cache, seq_len)
-    method.fit(ctx)
-    return method, ctx
 
 
 VARIANTS = list(itertools.product(["ar", "de"], ["cross_attention", "soft_prompt"], [False, True],

@@ -13,18 +13,8 @@ from bench.tasks import get_task
 from bench.trial import run_trial
 from bench.validation import Validation
 
-TINY_DUAL_ENCODER = {"layers": 1, "dim": 16, "heads": 2}
-
-
-def spec(method: str, budget: dict, params: dict | None = None, task: str = "next_item") -> dict:
-    full = {"steps": 30, "batch_size": 32, "lr": 3e-3, "weight_decay": 0.0, "warmup": 0.0, "eval_batch_size": 256,
-            "max_valid_examples": 200, "max_test_examples": 100, "eval_every": None, "patience": None,
-            "seconds": None, **budget}
-    protocol = get_task(task).protocol().to_dict()
-    return {"suite": "v", "plugins": [], "label": method, "method": method, "params": params or {},
-            "dataset": {"name": "ml-100k", "path": None, "options": {}}, "task": task, "seq_len": 20, "seed": 0,
-            "trial_id": f"{method}-{sorted(budget.items())}", "budget": full,
-            "protocol": {k: list(v) if isinstance(v, tuple) else v for k, v in protocol.items()}}
+from helpers import TINY_DUAL_ENCODER
+from helpers import validation_spec as spec
 
 
 def test_checks_every_eval_every_steps_and_the_final_valid_metric_is_the_best_checks(tmp_path):
