@@ -35,8 +35,17 @@ def cache(tmp_path_factory) -> Path:
     return folder
 
 
-VARIANTS = list(itertools.product(["ar", "de"], ["cross_attention", "soft_prompt"], [False, True],
-                                  ["full", "lora", "enc", "proj"]))
+FACTORS = (("ar", "de"), ("cross_attention", "soft_prompt"), (False, True), ("full", "lora", "enc", "proj"))
+# every pair of values of any two factors in 8 variants, not all 32: each strategy once with a binary triple of
+# even parity and once with its complement (the 8 triples, so every pair of the binary factors too)
+EVEN = [(0, 0, 0), (0, 1, 1), (1, 0, 1), (1, 1, 0)]
+VARIANTS = [(FACTORS[0][e], FACTORS[1][f], FACTORS[2][p], strategy)
+            for strategy, triple in zip(FACTORS[3], EVEN) for e, f, p in (triple, tuple(1 - v for v in triple))]
+
+
+def test_the_variants_cover_every_pair_of_factor_values():
+    for i, j in itertools.combinations(range(len(FACTORS)), 2):
+        assert {(v[i], v[j]) for v in VARIANTS} == set(itertools.product(FACTORS[i], FACTORS[j]))
 
 
 @pytest.mark.parametrize(("encoder", "fusion", "perceiver", "strategy"), VARIANTS)
