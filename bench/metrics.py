@@ -41,7 +41,7 @@ def register_metric(name: str, scores: Literal["ranking", "texts"], higher_is_be
                     per_k: bool = False) -> Callable[[Callable], Callable]:
     """Register ``compute`` as the metric ``name`` (a protocol's ``metric``)."""
     def wrap(compute: Callable) -> Callable:
-        METRICS.add(name, Metric(name, scores, higher_is_better, compute, per_k), same=lambda old, new: False)
+        METRICS.add(name, Metric(name, scores, higher_is_better, compute, per_k))
         return compute
     return wrap
 

@@ -420,7 +420,7 @@ def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str
     search = _search_spec(entry.get("search"), cls, f"{where}.search", tuning)
 
     combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] or [{}]
-    seen: set[str] = set()  # the paper preset overrides a grid's budget fields: their trials would be one
+    seen: set[str] = set()  # under the paper preset a grid's budget values give one trial (table 9's budget)
     for combo in combos:
         budget_combo = {key.removeprefix("budget."): value for key, value in combo.items() if key.startswith("budget.")}
         combo_budget = budget
@@ -445,7 +445,7 @@ def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str
                              DatasetRef(dataset["name"], dataset["path"], dataset["options"]), task, seq_len, seed,
                              Budget(**trial_budget), _protocol_for(task, protocol), tuple(suite.plugins), dtype,
                              kernels=kernels)
-            if spec.trial_id in seen:
+            if preset == "paper" and spec.trial_id in seen:
                 suite.skipped.append(f"{spec.label}: the paper preset sets table 9's budget, so the grid's "
                                      f"budget values ({', '.join(budget_combo)}) are one trial")
                 continue
