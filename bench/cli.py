@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from tabulate import tabulate
@@ -74,27 +75,51 @@ def _repeat_share(dataset, examples) -> str:
     return _share(repeats, len(examples))
 
 
+def _later_than_test(dataset, split) -> str:
+    """How many training labels come after the median test label: training on the future."""
+    import numpy as np
+
+    timestamps = dataset.events["timestamp"].to_numpy()
+    if not len(split.test):
+        return "—"
+    median = np.median(timestamps[split.test.label_positions])
+    return _share(int((timestamps[split.train.label_positions] > median).sum()), len(split.train))
+
+
+def _split_facts(dataset, split) -> list[str]:
+    """One column of ``bench data describe``'s split table."""
+    cuts = "—" if split.cuts is None else " / ".join(
+        datetime.fromtimestamp(cut, timezone.utc).strftime("%Y-%m-%d %H:%M") for cut in split.cuts)
+    return [len(split.train), len(split.valid), len(split.test),
+            *[_tied_share(dataset, split[part]) for part in ("valid", "test")],
+            *[_repeat_share(dataset, split[part]) for part in ("valid", "test")],
+            _later_than_test(dataset, split), cuts]
+
+
 def cmd_data_describe(args: argparse.Namespace) -> int:
     from bench.data import build_split, load_dataset
+    from bench.data.windows import SPLIT_KINDS, TEMPORAL_CUTS
 
     dataset = load_dataset(args.dataset, args.path, **_key_values(args.option))
     started = time.perf_counter()
-    split = build_split(dataset, args.seq_len)
-    windows_seconds = time.perf_counter() - started
+    splits = {kind: build_split(dataset, args.seq_len, kind) for kind in SPLIT_KINDS}
+    windows_seconds = (time.perf_counter() - started) / len(splits)
     facts = [
         ("users", dataset.n_users), ("items", dataset.n_items), ("events", len(dataset.events)),
         ("categories", len(dataset.categories)), ("reviews", "yes" if dataset.has_reviews else "no"),
-        (f"train examples (N={args.seq_len})", len(split.train)),
-        (f"valid examples (N={args.seq_len})", len(split.valid)),
-        (f"test examples (N={args.seq_len})", len(split.test)),
-        *[(f"{part} label ties (same timestamp)", _tied_share(dataset, split[part])) for part in ("valid", "test")],
-        *[(f"{part} labels repeating history", _repeat_share(dataset, split[part]))
-          for part in ("valid", "test")],
         ("prepare seconds (load or cache hit)", f"{dataset.prepare_seconds:.2f}"),
         ("window seconds", f"{windows_seconds:.3f}"),
     ]
+    rows = ["train examples", "valid examples", "test examples", "valid label ties (same timestamp)",
+            "test label ties (same timestamp)", "valid labels repeating history", "test labels repeating history",
+            "train labels after the median test label",
+            f"cuts (quantiles {' / '.join(f'{q:g}' for q in TEMPORAL_CUTS)} of all times, UTC)"]
+    columns = [_split_facts(dataset, split) for split in splits.values()]
     print(f"dataset {dataset.name}")
     print(tabulate(facts, tablefmt="plain"))
+    print(f"\nsplits at N={args.seq_len} (protocol.split)")
+    print(tabulate([[name, *values] for name, *values in zip(rows, *columns, strict=True)],
+                   headers=["", *splits], tablefmt="simple"))
     handled = [(name, count) for name, count in dataset.notes.items() if count]
     if handled:
         print("\nrows handled while preparing:")

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from bench.data import views
 from bench.data.dataset import Dataset
 from bench.data.views import before_windows, visible_view, window_only
 from bench.data.windows import Examples
@@ -89,7 +88,7 @@ def check_leakage(spec: TrialSpec | Mapping[str, Any], workdir: Path, shared_cac
         past_rows = honest
         if trial.ctx.task.predicts_from_window:
             past = corrupted_before_windows(trial.labelled, trial.split.test, spec.seed + 1)
-            view = window_only(visible_view(past, views.TEST, trial.ctx.task.label_event_is_input), trial.split.test)
+            view = window_only(visible_view(past, trial.split.test_end, trial.ctx.task.label_event_is_input), trial.split.test)
             past_rows = _rows(trial.method.predict(dataclasses.replace(trial.test_ctx, dataset=view), test))
         source = corrupted(trial.labelled, trial.split.test.label_positions, trial.ctx.task, spec.seed)
         probe = prepare_trial(spec, workdir, shared_cache, dataset=source)

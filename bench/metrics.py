@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from rouge_score import rouge_scorer
 
 from bench.named import Registry
 
@@ -82,6 +81,8 @@ def mrr_at_k(top: np.ndarray, labels: np.ndarray, ks: Sequence[int]) -> dict[str
 
 def rouge_lsum(predictions: Sequence[str], references: Sequence[str]) -> np.ndarray:
     """Per-example ROUGE-Lsum F-measure, in percent (as the paper reports it), with Porter stemming."""
+    from rouge_score import rouge_scorer  # nltk and scipy.stats: 1.5 s an import, for text tasks only
+
     scorer = rouge_scorer.RougeScorer(["rougeLsum"], use_stemmer=True)
     return np.array([100.0 * scorer.score(ref, pred)["rougeLsum"].fmeasure
                      for pred, ref in zip(predictions, references, strict=True)])

@@ -45,7 +45,7 @@ TOP_KEYS = {"name": str, "description": str, "feeds": list, "plugins": list, "da
 METHOD_KEYS = {"method": str, "label": str, "params": dict, "grid": dict, "search": dict, "budget": dict,
                "tasks": list, "seq_lens": list}
 DATASET_KEYS = {"name": str, "path": str, "options": dict}
-PROTOCOL_KEYS = {"ks": list, "exclude_history": (bool, str), "favorite": str, "primary": dict}
+PROTOCOL_KEYS = {"ks": list, "exclude_history": (bool, str), "favorite": str, "primary": dict, "split": str}
 RESOURCE_KEYS = {"cpu": int, "gpu": (int, float, str), "memory_gb": (int, float)}
 BUDGET_PREFIX = "budget."  # a search space key that samples a budget field, not a method parameter
 DEFAULT_MEMORY_GB = 4  # host memory a trial asks Ray for: trials are packed onto a node only where they fit
@@ -391,13 +391,14 @@ def _budget(base: dict[str, Any], override: dict[str, Any], scale: float | None,
 
 
 def _protocol_for(task_name: str, overrides: dict[str, Any]) -> Protocol:
-    """The task's protocol with the suite's ``protocol:`` overrides it takes, and its primary metric
-    where ``protocol.primary`` names one for this task."""
+    """The task's protocol with the suite's ``protocol:`` overrides it takes, its primary metric where
+    ``protocol.primary`` names one for this task, and the split every task of the suite shares."""
     task = get_task(task_name)
     accepted = inspect.signature(task.protocol).parameters
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if k in accepted}
     primary = overrides.get("primary", {}).get(task_name, "")
-    return dataclasses.replace(task.protocol(**kwargs), primary=primary)
+    return dataclasses.replace(task.protocol(**kwargs), primary=primary,
+                               split=overrides.get("split", "leave_one_out"))
 
 
 def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str, Any]], tasks: list[str],

@@ -19,7 +19,7 @@ import pandas as pd
 from bench.data.dataset import Dataset
 from bench.data.favorites import history_favorites, window_favorites
 from bench.data.registry import DATASETS
-from bench.data.windows import Examples
+from bench.data.windows import SPLIT_KINDS, Examples
 from bench.errors import ConfigError
 from bench.metrics import get_metric
 from bench.named import Registry
@@ -40,6 +40,7 @@ class Protocol:
     exclude_history: str = "none"
     favorite: str = ""  # fav_category: the favourite over the user's "history" up to the label, or the "window"
     primary: str = ""  # the metric validation checks and summaries rank by ("": the task's default)
+    split: str = "leave_one_out"  # how examples are cut from the timeline (``bench.data.windows.SPLIT_KINDS``)
 
     def __post_init__(self) -> None:
         exclude = {True: "history", False: "none"}.get(self.exclude_history, self.exclude_history)
@@ -48,15 +49,19 @@ class Protocol:
             raise ConfigError(f"protocol.exclude_history: got {exclude!r}; expected one of {', '.join(EXCLUDE)}")
         if self.favorite and self.favorite not in FAVORITE_SCOPES:
             raise ConfigError(f"protocol.favorite: got {self.favorite!r}; expected one of {', '.join(FAVORITE_SCOPES)}")
+        if self.split not in SPLIT_KINDS:
+            raise ConfigError(f"protocol.split: got {self.split!r}; expected one of {', '.join(SPLIT_KINDS)}")
 
         get_metric(self.metric)
 
     def to_dict(self) -> dict:
-        """The protocol as records keep it (``primary`` only where a suite set it, so the trial ids of
-        suites that do not are those from before it existed)."""
+        """The protocol as records keep it (``primary`` and ``split`` only where a suite set them, so the
+        trial ids of suites that do not are those from before they existed)."""
         out = asdict(self)
         if not self.primary:
             del out["primary"]
+        if self.split == "leave_one_out":
+            del out["split"]
         return out
 
 

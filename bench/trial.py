@@ -25,7 +25,7 @@ import numpy as np
 from bench import kernels
 from bench.accounting import token_stats, total_training
 from bench.context import TrialContext
-from bench.data import build_split, load_dataset, views
+from bench.data import build_split, load_dataset
 from bench.data.dataset import Dataset
 from bench.data.views import visible_view, window_only
 from bench.data.windows import SPLITS, Examples, Split
@@ -109,7 +109,7 @@ def scorable(scoring: Scoring, dataset: Any, split: Split) -> tuple[Split, dict[
         keep = ~np.logical_or.reduce(list(reasons.values()))
         parts[name] = examples if keep.all() else examples.subset(np.flatnonzero(keep))
         dropped[name] = {reason: int(mask.sum()) for reason, mask in reasons.items() if mask.any()}
-    return Split(split.seq_len, **parts), dropped
+    return dataclasses.replace(split, **parts), dropped
 
 
 def work_dir(spec: TrialSpec, root: Path) -> Path:
@@ -223,12 +223,12 @@ def prepare_trial(spec: TrialSpec | Mapping[str, Any], results_root: Path, share
     seed_everything(spec.seed)
     workdir = work_dir(spec, results_root)
     workdir.mkdir(parents=True, exist_ok=True)
-    split, dropped = scorable(task.under(protocol), dataset, build_split(dataset, spec.seq_len))
+    split, dropped = scorable(task.under(protocol), dataset, build_split(dataset, spec.seq_len, protocol.split))
     valid = capped(split.valid, budget.max_valid_examples, spec.seed)
     test = capped(split.test, budget.max_test_examples, spec.seed)
     label_visible = task.label_event_is_input
-    fit_view = visible_view(dataset, views.FIT, label_visible)
-    test_view = visible_view(dataset, views.TEST, label_visible)
+    fit_view = visible_view(dataset, split.fit_end, label_visible)
+    test_view = visible_view(dataset, split.test_end, label_visible)
     predict_view = window_only(test_view, split.test) if task.predicts_from_window else test_view
     ctx = TrialContext(dataset=fit_view, task=task, protocol=protocol, train=split.train,
                        budget=budget, seed=spec.seed, device=device, workdir=workdir,
@@ -296,7 +296,8 @@ def run_trial(spec: TrialSpec | Mapping[str, Any], results_root: Path, shared_ca
         "protocol": dataclasses.asdict(protocol),
         "data_notes": {name: count for name, count in trial.labelled.notes.items() if count},
         "examples": {"train": len(split.train), "valid": [len(valid), len(split.valid)],
-                     "test": [len(test), len(split.test)], "dropped_unscorable": trial.dropped},
+                     "test": [len(test), len(split.test)], "dropped_unscorable": trial.dropped,
+                     **({"temporal_cuts": list(split.cuts)} if split.cuts else {})},
         "capped": (spec.tested and len(test) < len(split.test)) or len(valid) < len(split.valid),
         "training": ctx.validation.to_record(),
         "test_examples": test.fingerprint(),

@@ -60,11 +60,12 @@ def protocol_json(task: str) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in get_task(task).protocol().to_dict().items()}
 
 
-def leakage_spec(method: str, task: str, params: dict, plugins: tuple[str, ...] = ()) -> dict:
-    """A two-step trial of ``method`` at N=12 on a few validation and test examples."""
+def leakage_spec(method: str, task: str, params: dict, plugins: tuple[str, ...] = (),
+                 split: str = "leave_one_out") -> dict:
+    """A two-step trial of ``method`` at N=12 on a few validation and test examples, under ``split``."""
     return {"suite": "leak", "plugins": list(plugins), "label": method, "method": method, "params": params,
             "dataset": {"name": "ml-100k", "path": None, "options": {}}, "task": task, "seq_len": 12, "seed": 0,
-            "trial_id": f"{method}-{task}", "protocol": protocol_json(task),
+            "trial_id": f"{method}-{task}", "protocol": {**protocol_json(task), "split": split},
             "budget": {"steps": 2, "batch_size": 8, "lr": 1e-3, "weight_decay": 0.0, "warmup": 0.0,
                        "eval_batch_size": 8, "max_valid_examples": 4, "max_test_examples": 12,
                        "eval_every": None, "patience": None, "seconds": None}}

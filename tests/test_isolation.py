@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.data import build_split, views
+from bench.data import build_split
 from bench.data.views import hidden_item, visible_view
 from bench.leakage import check_leakage
 from bench.trial import execute_trial, prepare_trial
@@ -23,8 +23,8 @@ PLUGINS = ("bench_leaky_methods",)
 
 def test_the_fit_view_hides_validation_and_test_labels_and_keeps_offsets(ml100k):
     split = build_split(ml100k, 10)
-    fit = visible_view(ml100k, views.FIT)
-    test = visible_view(ml100k, views.TEST)
+    fit = visible_view(ml100k, split.fit_end)
+    test = visible_view(ml100k, split.test_end)
     assert len(fit.item) == len(ml100k.item) and np.array_equal(fit.user_ptr, ml100k.user_ptr)
     for view in (fit, test):
         assert (view.item[split.test.label_positions] == hidden_item(ml100k)).all()
@@ -43,7 +43,7 @@ def test_review_gen_keeps_the_label_events_item_and_hides_its_review(review_sour
 
     data = load_dataset("amazon-2018", review_sources, category="Tiny")
     split = build_split(data, 2)
-    view = visible_view(data, views.TEST, label_item_visible=True)
+    view = visible_view(data, split.test_end, label_item_visible=True)
     labels = split.test.label_positions
     assert np.array_equal(view.item[labels], data.item[labels]) and (view.events["review"].to_numpy()[labels] == "").all()
 

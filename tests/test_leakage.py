@@ -43,9 +43,10 @@ def cache(tmp_path_factory) -> Path:
     return fresh_cache(tmp_path_factory.mktemp("leakage-cache"))
 
 
+@pytest.mark.parametrize("split", ["leave_one_out", "temporal"])
 @pytest.mark.parametrize(("method", "task", "params"), BUILT_INS, ids=[f"{m}-{t}" for m, t, _ in BUILT_INS])
-def test_every_built_in_method_passes(method, task, params, tmp_path, cache):
-    result = check_leakage(leakage_spec(method, task, params), tmp_path, cache)
+def test_every_built_in_method_passes(method, task, params, split, tmp_path, cache):
+    result = check_leakage(leakage_spec(method, task, params, split=split), tmp_path, cache)
     assert result.examples == 12 and not result.leaks, result
 
 

@@ -95,6 +95,7 @@ BAD = [
      r"methods: no trial to run: popularity does not do review_gen \(it does next_item, fav_category\)"),
     ({**GOOD, "datasets": [{"name": "amazon-2018", "path": "/", "options": {"state": "VT"}}]}, r"unknown option 'state'"),
     ({k: v for k, v in GOOD.items() if k != "methods"}, r"methods: missing"),
+    ({**GOOD, "protocol": {"split": "random"}}, r"protocol\.split: got 'random'; expected one of leave_one_out, temporal"),
 ]
 
 

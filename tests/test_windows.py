@@ -57,3 +57,38 @@ def test_windows_are_offsets_not_copies(ml100k):
         assert (users[examples.label_positions] == examples.users).all()
     head = split.train.subset(slice(0, 100))
     assert np.shares_memory(head.starts, split.train.starts)  # a slice of the split is a view of it
+
+
+def test_a_temporal_split_cuts_every_user_at_the_same_two_times():
+    # user a: events at 0..9; user b: at 0, 2, ..., 18; cuts at the 0.8 and 0.9 quantiles of all 20 times
+    data = make_dataset([("a", f"a{t}", t) for t in range(10)] + [("b", f"b{t}", 2 * t) for t in range(10)],
+                        {f"{u}{t}": ["x"] for u in "ab" for t in range(10)})
+    split = build_split(data, 2, "temporal")
+    valid_cut, test_cut = split.cuts
+    times = data.events["timestamp"].to_numpy()
+    assert (valid_cut, test_cut) == tuple(int(t) for t in np.quantile(times, (0.8, 0.9), method="lower"))
+    assert (times[split.train.positions()] < valid_cut).all() and (times[split.train.label_positions] < valid_cut).all()
+    for examples, cut in ((split.valid, valid_cut), (split.test, test_cut)):
+        labels = examples.label_positions
+        assert (times[labels] >= cut).all() and (times[labels - 1] < cut).all()  # each user's first at or after the cut
+    assert (times[split.valid.label_positions] < test_cut).all()
+    assert split.test.users.tolist() == [1] and split.valid.users.tolist() == [1]  # user a has nothing after the cuts
+    # every training label before the validation cut, all of them: the windows of exactly 2 events
+    per_user = [int(((times[data.user_ptr[u]:data.user_ptr[u + 1]] < valid_cut).sum()) - 2) for u in (0, 1)]
+    assert len(split.train) == sum(per_user)
+
+
+def test_under_a_temporal_split_no_training_event_is_at_or_after_the_cut(ml100k):
+    from bench.data.views import hidden_item, visible_view
+
+    split = build_split(ml100k, 50, "temporal")
+    times = ml100k.events["timestamp"].to_numpy()
+    valid_cut, test_cut = split.cuts
+    assert (times[split.train.positions()] < valid_cut).all() and (times[split.train.label_positions] < valid_cut).all()
+    assert len(split.test) > 50 and (times[split.test.label_positions] >= test_cut).all()
+    fit, test = visible_view(ml100k, split.fit_end), visible_view(ml100k, split.test_end)
+    assert (fit.item[times >= valid_cut] == hidden_item(ml100k)).all()  # no user's later event, labelled or not
+    assert (fit.item[times < valid_cut] != hidden_item(ml100k)).all()
+    assert (test.item[times >= test_cut] == hidden_item(ml100k)).all()
+    loo = build_split(ml100k, 50)
+    assert (times[loo.train.label_positions] > np.median(times[loo.test.label_positions])).mean() > 0.3  # the 35.9%

@@ -1,4 +1,6 @@
-"""What a method may see of a dataset: each user's events before a cut, every later event hidden.
+"""What a method may see of a dataset: each user's events before a cut, every later event hidden. The
+cuts come from the split (``Split.fit_end``, ``Split.test_end``): under leave-one-out a user's last two
+events, or last one; under a temporal split every event at or after the global cut.
 
 A view keeps every row, so an example (an offset into the event arrays) means the same in every view.
 A hidden event's item is ``dataset.n_items`` (one past the catalog: any lookup by it fails loudly
@@ -22,28 +24,22 @@ import numpy as np
 from bench.data.dataset import Dataset
 from bench.data.windows import Examples
 
-FIT = 2  # the view fit and validation checks see: the last two events of each user hidden
-TEST = 1  # the view test predictions see: the last event of each user hidden
-
 
 def hidden_item(dataset: Dataset) -> int:
     """The item id a hidden event holds."""
     return dataset.n_items
 
 
-def from_end(dataset: Dataset) -> np.ndarray:
-    """Each event's rank from its user's last event (1 for the last), int64 [events]."""
+def visible_view(dataset: Dataset, ends: np.ndarray, label_item_visible: bool = False) -> Dataset:
+    """``dataset`` with each user's events from position ``ends[user]`` on hidden (``Split.fit_end`` for
+    the fit view, ``Split.test_end`` for the test view). With ``label_item_visible`` the first hidden
+    event of each user (the label of the examples this view serves) keeps its item and rating; only its
+    review is hidden."""
     ptr = dataset.user_ptr
-    return np.repeat(ptr[1:], np.diff(ptr)) - np.arange(ptr[-1], dtype=np.int64)
-
-
-def visible_view(dataset: Dataset, hide_last: int, label_item_visible: bool = False) -> Dataset:
-    """``dataset`` with each user's last ``hide_last`` events hidden. With ``label_item_visible`` the
-    first hidden event of each user (the label of the examples this view serves) keeps its item and
-    rating; only its review is hidden."""
-    rank = from_end(dataset)
-    hidden = rank <= hide_last
-    keep_item = hidden & (rank == hide_last) if label_item_visible else np.zeros_like(hidden)
+    start = np.repeat(np.asarray(ends, dtype=np.int64), np.diff(ptr))
+    position = np.arange(ptr[-1], dtype=np.int64)
+    hidden = position >= start
+    keep_item = hidden & (position == start) if label_item_visible else np.zeros_like(hidden)
     return _hidden(dataset, hidden, keep_item)
 
 

@@ -1,5 +1,9 @@
 """Examples as in the paper (section 4.1): per user, the last event is the test label, the one before
-it the validation label, and every earlier window of exactly N events is a training example.
+it the validation label, and every earlier window of exactly N events is a training example
+(``leave_one_out``). Under ``temporal`` two global cuts take their place (``TEMPORAL_CUTS``): each user's
+first event at or after the test cut is its test label, its first at or after the validation cut (and
+before the test cut) its validation label, and only events before the validation cut are training labels
+or fit inputs, for every user alike.
 
 An example is the absolute offset of its window's first event in the dataset's flat event arrays;
 its input is events [start, start + N) and its label is event start + N. Nothing is copied.
@@ -15,6 +19,9 @@ import numpy as np
 from bench.data.dataset import Dataset
 
 SPLITS = ("train", "valid", "test")
+SPLIT_KINDS = ("leave_one_out", "temporal")
+# quantiles of all the dataset's event timestamps: the validation cut and the test cut of ``temporal``
+TEMPORAL_CUTS = (0.8, 0.9)
 
 
 @dataclass(frozen=True)
@@ -49,33 +56,58 @@ class Examples:
 
 @dataclass(frozen=True)
 class Split:
-    """The train, valid and test examples for one history length."""
+    """The train, valid and test examples for one history length, and where each user's visible events
+    end: ``fit_end[u]`` is the first event of user ``u`` that fit and validation checks do not see (its
+    validation label, or later), ``test_end[u]`` the first that test predictions do not see (its test
+    label, or later); both absolute positions in the event arrays, int64 [users]."""
 
     seq_len: int
     train: Examples
     valid: Examples
     test: Examples
+    fit_end: np.ndarray
+    test_end: np.ndarray
+    kind: str = "leave_one_out"
+    cuts: tuple[int, int] | None = None  # temporal: the validation and test cut timestamps
 
     def __getitem__(self, name: str) -> Examples:
         return {"train": self.train, "valid": self.valid, "test": self.test}[name]
 
 
-def build_split(dataset: Dataset, seq_len: int) -> Split:
-    """All examples of history length ``seq_len``; users with too few events give none of a kind."""
+def build_split(dataset: Dataset, seq_len: int, kind: str = "leave_one_out") -> Split:
+    """All examples of history length ``seq_len`` under the split ``kind`` (``SPLIT_KINDS``); users with
+    too few events before a label give no example of that kind."""
     if seq_len < 1:
         raise ValueError(f"seq_len must be >= 1, got {seq_len}")
     ptr = dataset.user_ptr
-    first, lengths = ptr[:-1], np.diff(ptr)
-    users = np.arange(len(lengths), dtype=np.int32)
+    first, last = ptr[:-1], ptr[1:]
+    cuts = None
+    if kind == "leave_one_out":
+        fit_end, test_end = np.maximum(last - 2, first), np.maximum(last - 1, first)
+    elif kind == "temporal":
+        timestamps = dataset.events["timestamp"].to_numpy(np.int64)
+        cuts = tuple(int(t) for t in np.quantile(timestamps, TEMPORAL_CUTS, method="lower"))
+        fit_end, test_end = (first_at_or_after(timestamps, ptr, cut) for cut in cuts)
+    else:
+        raise ValueError(f"split kind must be one of {', '.join(SPLIT_KINDS)}; got {kind!r}")
+    users = np.arange(len(first), dtype=np.int32)
 
-    def last_window(offset_from_end: int) -> Examples:
-        keep = lengths >= seq_len + offset_from_end
-        starts = first[keep] + lengths[keep] - offset_from_end - seq_len
-        return Examples("test" if offset_from_end == 1 else "valid", seq_len, starts, users[keep])
+    def labelled_at(end: np.ndarray, keep: np.ndarray, name: str) -> Examples:
+        keep = keep & (end - first >= seq_len)
+        return Examples(name, seq_len, end[keep] - seq_len, users[keep])
 
-    per_user = np.maximum(lengths - seq_len - 2, 0)  # labels strictly before the validation event
+    per_user = np.maximum(fit_end - first - seq_len, 0)  # labels strictly before the fit view's end
     total = int(per_user.sum())
     owners = np.repeat(users, per_user)
     rank_in_user = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(per_user) - per_user, per_user)
     train = Examples("train", seq_len, first[owners] + rank_in_user, owners)
-    return Split(seq_len, train=train, valid=last_window(2), test=last_window(1))
+    return Split(seq_len, train=train, valid=labelled_at(fit_end, fit_end < test_end, "valid"),
+                 test=labelled_at(test_end, test_end < last, "test"), fit_end=fit_end, test_end=test_end,
+                 kind=kind, cuts=cuts)
+
+
+def first_at_or_after(timestamps: np.ndarray, ptr: np.ndarray, cut: int) -> np.ndarray:
+    """Each user's first event position whose timestamp is at or after ``cut`` (its last position + 1
+    where none is), int64 [users]; events are sorted by time within a user."""
+    positions = np.where(timestamps >= cut, np.arange(len(timestamps), dtype=np.int64), ptr[-1])
+    return np.minimum(np.minimum.reduceat(positions, ptr[:-1]), ptr[1:])
