@@ -280,6 +280,31 @@ def cmd_check_leakage(args: argparse.Namespace) -> int:
     return 1 if leaks else 0
 
 
+def cmd_probe_knowledge(args: argparse.Namespace) -> int:
+    import torch
+
+    from bench.data import load_dataset
+    from bench.data.cache import cache_root
+    from bench.knowledge import save
+    from bench.models.knowledge import probe_knowledge
+    from bench.models.llm import load_llm
+
+    dataset = load_dataset(args.dataset, args.path, **_key_values(args.option))
+    model, tokenizer = load_llm(args.llm, _cache(args) or cache_root())
+    model.eval()
+    started = time.perf_counter()
+    rows = probe_knowledge(dataset, model, tokenizer, args.items, args.pairs, args.seed)
+    facts = {"items": args.items, "pairs": args.pairs, "seed": args.seed, "torch": torch.__version__,
+             "seconds": round(time.perf_counter() - started, 1)}
+    path = save(Path(args.results), dataset.name, args.llm, rows, facts)
+    print(f"what {args.llm} knows of {dataset.name}'s catalog, with no user data ({facts['seconds']:.0f} s; {path})")
+    print(tabulate([(r["probe"], r["n"], f"{r['accuracy']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]",
+                     f"{r['reference']}: {r['reference_accuracy']:.3f}",
+                     f"{r['diff']:+.3f} [{r['diff_ci_low']:+.3f}, {r['diff_ci_high']:+.3f}]", f"{r['p']:.2g}")
+                    for r in rows], headers=["probe", "n", "LLM [95% CI]", "reference", "LLM - reference", "p"]))
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from bench.data import DATASETS
     from bench.registry import INPUTS, build_params, declared_inputs, load_methods, param_defaults
@@ -410,6 +435,22 @@ def build_parser() -> argparse.ArgumentParser:
                          help="test (and validation) examples per checked trial (default 64)")
     leakage.set_defaults(func=cmd_check_leakage, set=[], option=[], dataset=None, path=None, budget=None,
                          preset=None, only=[], cache=None, dtype="auto", kernels=None)
+
+    knowledge = commands.add_parser("probe-knowledge", help="what an LLM knows of a dataset's catalog with no user "
+                                                            "data: a title's genre, the more popular of two titles")
+    knowledge.add_argument("--dataset", default="ml-100k", help="dataset (default ml-100k)")
+    knowledge.add_argument("--path", help="folder with the dataset's files (external datasets)")
+    knowledge.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="dataset option")
+    knowledge.add_argument("--llm", default="smollm2-135m", help="the embedded smollm2-135m (default) or a local "
+                                                                 "Hugging Face model folder")
+    knowledge.add_argument("--items", type=_positive, default=200, help="titles asked their genre (default 200)")
+    knowledge.add_argument("--pairs", type=_positive, default=200, help="title pairs asked (default 200)")
+    knowledge.add_argument("--seed", type=int, default=0, help="which titles and pairs are drawn (default 0)")
+    knowledge.add_argument("--cache", help="cache of the converted LLM (default $USERLLM_BENCH_CACHE, else "
+                                           "~/.cache/userllm-bench)")
+    knowledge.add_argument("--results", default="results", help="results root: the probe is kept in "
+                                                                "RESULTS/knowledge/ for the reports (default: results/)")
+    knowledge.set_defaults(func=cmd_probe_knowledge)
 
     status = commands.add_parser("status", help="each trial of a suite: ok, stale, failed or missing (exit 1 "
                                                 "unless all ok)")

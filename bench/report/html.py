@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from bench.errors import ConfigError
+from bench.knowledge import prior_lines
 from bench.registry import INPUTS
 from bench.report.paired import versus_tables
 from bench.report.paper_tables import LAYOUTS, MISSING, paper_table_frame
@@ -41,9 +42,11 @@ window.addEventListener("load", () => {
 """
 
 
-def html_report(records: list[dict[str, Any]], frame: pd.DataFrame, out_dir: Path, versus: str | None) -> Path:
+def html_report(records: list[dict[str, Any]], frame: pd.DataFrame, out_dir: Path, versus: str | None,
+                results: Path) -> Path:
     """Write ``out_dir/index.html`` for ``records`` (``frame``: their ``records_frame``); ``versus``: the
-    label the paired comparisons take as reference (default: Popularity where there is one)."""
+    label the paired comparisons take as reference (default: Popularity where there is one); ``results``:
+    the results root (the LLM knowledge probes kept there are shown beside what the methods read)."""
     if frame.empty:
         raise ConfigError("no results to report")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -52,7 +55,7 @@ def html_report(records: list[dict[str, Any]], frame: pd.DataFrame, out_dir: Pat
              f"<p class='note'>{len(frame)} trial records; written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
              "by <code>bench report --html</code>.</p>",
              _section("summary", "Summary per task", _summary(frame)),
-             _section("inputs", "What each method read and learned from", _inputs(frame)),
+             _section("inputs", "What each method read and learned from", _inputs(frame, results)),
              _section("paired", "Paired comparisons", _paired(records, frame, versus)),
              _section("curves", "Validation curves", _figure("curves", records)),
              _section("cost-quality", "Cost and quality", _figure("0", records)),
@@ -85,15 +88,17 @@ def _summary(frame: pd.DataFrame) -> str:
     return "".join(parts) or "<p class='note'>no finished trial</p>"
 
 
-def _inputs(frame: pd.DataFrame) -> str:
-    """Each configuration's declared inputs (``bench.registry.INPUTS``) and supervision, as its records keep them."""
+def _inputs(frame: pd.DataFrame, results: Path) -> str:
+    """Each configuration's declared inputs (``bench.registry.INPUTS``) and supervision, as its records keep
+    them, and what the LLMs read knew of the catalog (``bench.knowledge``)."""
     if "reads" not in frame or frame["reads"].isna().all():
         return "<p class='note'>these records declare no inputs (written before methods declared them)</p>"
     rows = (frame[frame["status"] == "ok"][["label", "method", "task", "reads", "supervision"]]
             .fillna({"reads": "—"}).replace({"reads": {"": "— (training labels only)"}})
             .drop_duplicates().rename(columns={"supervision": "learns from"}))
     legend = "; ".join(f"<b>{html.escape(name)}</b>: {html.escape(meaning)}" for name, meaning in INPUTS.items())
-    return _table(rows) + f"<p class='note'>{legend}</p>"
+    priors = "".join(f"<p class='note'>{html.escape(line)}</p>" for line in prior_lines(frame, results))
+    return _table(rows) + f"<p class='note'>{legend}</p>" + priors
 
 
 def _paired(records: list[dict[str, Any]], frame: pd.DataFrame, versus: str | None) -> str:

@@ -69,7 +69,7 @@ def render_report(results: Path, suites: list[str] | None = None, table: int | N
         from bench.report.html import html_report  # matplotlib only when a page is asked for
 
         try:
-            return f"wrote {html_report(records, frame, html_dir, versus)}"
+            return f"wrote {html_report(records, frame, html_dir, versus, results)}"
         except OSError as exc:
             raise ConfigError(f"--html {html_dir}: cannot write ({exc.strerror or exc})") from None
     if figure is not None:

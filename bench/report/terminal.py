@@ -11,6 +11,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench.intervals import over_seeds
+from bench.knowledge import prior_lines
 from bench.report.summary import best_of_searches, configuration_tags, failed_trials, metric_order
 
 WIDTH = 120
@@ -74,6 +75,7 @@ def terminal_summary(frame: pd.DataFrame, results: Path) -> str:
     if "kernels_pinned" in ok and not ok["kernels_pinned"].fillna(False).astype(bool).all():
         notes.append("§ native kernels: the numbers can move on a CPU with another instruction set "
                      "(--kernels reproducible)")
+    notes += prior_lines(ok, results)
     if notes:
         blocks.append("\n".join(notes))
     failed = failed_trials(frame)
