@@ -21,6 +21,7 @@ import yaml
 
 from bench.context import Budget
 from bench.data.registry import check_options, dataset_spec
+from bench.data.windows import SPLIT_KINDS
 from bench.errors import ConfigError
 from bench.kernels import KERNELS
 from bench.paper_budgets import PRESETS, paper_budget, paper_pretraining
@@ -43,9 +44,10 @@ TOP_KEYS = {"name": str, "description": str, "feeds": list, "plugins": list, "da
             "seq_lens": list, "seeds": list, "budget": dict, "protocol": dict, "resources": dict, "methods": list,
             "tune": dict, "kernels": str}
 METHOD_KEYS = {"method": str, "label": str, "params": dict, "grid": dict, "search": dict, "budget": dict,
-               "tasks": list, "seq_lens": list}
+               "tasks": list, "seq_lens": list, "protocol": dict}
 DATASET_KEYS = {"name": str, "path": str, "options": dict}
 PROTOCOL_KEYS = {"ks": list, "exclude_history": (bool, str), "favorite": str, "primary": dict, "split": str}
+METHOD_PROTOCOL_KEYS = {"split": str}  # what one method entry may set apart from the suite's protocol
 RESOURCE_KEYS = {"cpu": int, "gpu": (int, float, str), "memory_gb": (int, float)}
 BUDGET_PREFIX = "budget."  # a search space key that samples a budget field, not a method parameter
 DEFAULT_MEMORY_GB = 4  # host memory a trial asks Ray for: trials are packed onto a node only where they fit
@@ -419,6 +421,10 @@ def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str
     entry_tasks = _strings(entry.get("tasks", tasks), f"{where}.tasks")
     entry_lens = _ints(entry.get("seq_lens", seq_lens), f"{where}.seq_lens", 1)
     search = _search_spec(entry.get("search"), cls, f"{where}.search", tuning)
+    own = _check_keys(entry.get("protocol", {}), METHOD_PROTOCOL_KEYS, f"{where}.protocol")
+    if own.get("split", "leave_one_out") not in SPLIT_KINDS:
+        raise _fail(f"{where}.protocol.split", f"got {own['split']!r}; expected one of {', '.join(SPLIT_KINDS)}")
+    protocol = {**protocol, **own}
 
     combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] or [{}]
     seen: set[str] = set()  # under the paper preset a grid's budget values give one trial (table 9's budget)

@@ -96,6 +96,10 @@ BAD = [
     ({**GOOD, "datasets": [{"name": "amazon-2018", "path": "/", "options": {"state": "VT"}}]}, r"unknown option 'state'"),
     ({k: v for k, v in GOOD.items() if k != "methods"}, r"methods: missing"),
     ({**GOOD, "protocol": {"split": "random"}}, r"protocol\.split: got 'random'; expected one of leave_one_out, temporal"),
+    ({**GOOD, "methods": [{"method": "popularity", "protocol": {"split": "future"}}]},
+     r"methods\[0\]\.protocol\.split: got 'future'; expected one of leave_one_out, temporal"),
+    ({**GOOD, "methods": [{"method": "popularity", "protocol": {"ks": [1]}}]},
+     r"methods\[0\]\.protocol\.ks: unknown key; expected one of split"),
 ]
 
 
@@ -106,6 +110,16 @@ def test_bad_suites_fail_with_one_clear_message(tmp_path, suite, message):
         load_suite(path)
     assert str(caught.value).startswith(f"{path}: ")
     assert "\n" not in str(caught.value)
+
+
+def test_a_method_entry_sets_its_own_split_and_only_its_trials_change(tmp_path):
+    one = {**GOOD, "tasks": ["next_item"], "seq_lens": [10], "seeds": [0]}
+    raw = {**one, "methods": [{"method": "popularity"}, {"method": "popularity", "label": "Popularity (temporal)",
+                                                         "protocol": {"split": "temporal"}}]}
+    plain, temporal = load_suite(write(tmp_path, raw)).trials
+    assert plain.protocol.split == "leave_one_out" and temporal.protocol.split == "temporal"
+    assert plain.trial_id == load_suite(write(tmp_path, {**one, "methods": [{"method": "popularity"}]})).trials[0].trial_id
+    assert temporal.to_json()["protocol"]["split"] == "temporal" and "split" not in plain.to_json()["protocol"]
 
 
 def test_a_fraction_of_a_gpu_is_a_resource(tmp_path):
