@@ -215,6 +215,22 @@ def test_a_budget_is_part_of_the_configuration_in_the_summary_and_versus():
     assert list(rows["budget.steps"]) == [100, 2400] and list(rows["seed"]) == [0, 0]
 
 
+def test_each_split_has_its_own_summary_table_and_pairs_only_within_it():
+    from bench.report.paired import versus_rows
+    from bench.report.terminal import summary_tables
+
+    records = [scored("p", "Popularity", [0, 0, 1, 0]), scored("m", "Mine", [1, 1, 0, 0])]
+    for name, hits in (("pt", [0, 1, 0, 0]), ("mt", [1, 1, 1, 1])):
+        later = scored(name, "Popularity" if name == "pt" else "Mine", hits)
+        later["spec"]["protocol"] = later["protocol"] = {**PROTOCOL, "split": "temporal"}
+        records.append(later)
+    (plain_title, plain), (temporal_title, temporal) = summary_tables(records_frame(records))
+    assert "split" not in plain_title and "· temporal split ·" in temporal_title
+    assert len(plain) == len(temporal) == 2
+    rows = versus_rows(records, "Popularity")  # each Mine against its own split's Popularity
+    assert [d.split()[0] for d in rows["difference [95% CI]"]] == ["+0.2500", "+0.7500"]
+
+
 def test_versus_never_pairs_runs_under_different_protocols_or_dataset_options():
     from bench.report.paired import versus_rows
 

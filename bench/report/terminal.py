@@ -19,12 +19,14 @@ LABEL_MOST = 30  # characters of a row's name (label and configuration tag)
 
 
 def summary_tables(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    """(title, rows) per dataset, task and history length of ``frame``'s finished trials, rows best first."""
+    """(title, rows) per dataset, task, history length and split of ``frame``'s finished trials (rows of
+    one table are scored on the same test examples), rows best first."""
     ok = best_of_searches(frame[frame["status"] == "ok"])
     tables = []
-    for (dataset, task, seq_len), group in ok.groupby(["dataset_label", "task", "seq_len"], sort=True):
+    for (dataset, task, seq_len, split), group in ok.groupby(["dataset_label", "task", "seq_len", "split"], sort=True):
         primary = group["primary_metric"].iloc[0]
-        title = f"{dataset} · {task} · N={seq_len} · sorted by test {primary}"
+        where = "" if split == "leave_one_out" else f" · {split} split"
+        title = f"{dataset} · {task} · N={seq_len}{where} · sorted by test {primary}"
         companions = companion_metrics(group, primary)
         rows = _rows(group, primary, companions)
         while companions and _width(rows) > WIDTH:  # the cost columns stay; a companion metric gives way
