@@ -22,6 +22,7 @@ class Cooccurrence(Method):
     tasks = ("next_item",)
     reads = ("item ids",)
     supervision = "all positions"
+    windows = ("exact", "prefixes")
 
     @dataclass(frozen=True)
     class Params:
@@ -32,13 +33,19 @@ class Cooccurrence(Method):
                 raise ValueError(f"span must be >= 1, got {self.span}")
 
     def _votes(self, ctx: TrialContext, examples: Examples) -> sp.csr_matrix:
-        """[n_examples, n_items] weights 1/distance of each example's last ``span`` items."""
+        """[n_examples, n_items] weights 1/distance of each example's last ``span`` items (of a window
+        shorter than ``span``, its events only)."""
         span = min(self.params.span, ctx.seq_len)
         distance = np.arange(1, span + 1)
-        items = ctx.dataset.item[examples.label_positions[:, None] - distance]
+        weight = np.broadcast_to(1.0 / distance, (len(examples), span))
+        if examples.lengths is not None:
+            weight = np.where(distance[None, :] <= examples.lengths[:, None], weight, 0.0)
+        positions = np.maximum(examples.label_positions[:, None] - distance, examples.starts[:, None])
         rows = np.repeat(np.arange(len(examples)), span)
-        return sp.csr_matrix((np.tile(1.0 / distance, len(examples)), (rows, items.ravel())),
-                             shape=(len(examples), ctx.dataset.n_items))
+        matrix = sp.csr_matrix((weight.ravel(), (rows, ctx.dataset.item[positions].ravel())),
+                               shape=(len(examples), ctx.dataset.n_items))
+        matrix.eliminate_zeros()
+        return matrix
 
     def fit(self, ctx: TrialContext) -> None:
         train = ctx.train

@@ -14,7 +14,7 @@ from bench.context import TrialContext
 from bench.data.windows import Examples
 from bench.evaluation import Predictions
 from bench.memory import score_bytes
-from bench.models.event_encoders import DualEncoder, EncoderParams, LabelSoftmax
+from bench.models.event_encoders import IGNORE, DualEncoder, EncoderParams, LabelSoftmax
 from bench.models.features import FeatureSpace, event_batch, to_device
 from bench.models.training import train
 from bench.registry import Method, register_method
@@ -23,6 +23,7 @@ from bench.registry import Method, register_method
 @register_method("dual_encoder")
 class DualEncoderBaseline(Method):
     tasks = ("next_item", "fav_category")
+    windows = ("exact", "prefixes")
 
     @classmethod
     def inputs(cls, params: Any) -> tuple[str, ...]:
@@ -57,14 +58,14 @@ class DualEncoderBaseline(Method):
                                  ctx.torch_generator())
 
         def step_loss(index: np.ndarray) -> torch.Tensor:
-            batch = event_batch(ctx.dataset, train_examples.positions(index)).to(ctx.device)
-            return objective(self.model, batch, to_device(labels[index], ctx.device))
+            batch = event_batch(ctx.dataset, train_examples.positions(index), train_examples.padding(index))
+            return objective(self.model, batch.to(ctx.device), to_device(labels[index], ctx.device))
 
         def prefix_loss(index: np.ndarray) -> torch.Tensor:
-            positions = train_examples.positions(index)
-            batch = event_batch(ctx.dataset, positions).to(ctx.device)
-            next_items = to_device(torch.from_numpy(ctx.dataset.item[positions + 1].astype(np.int64)), ctx.device)
-            return self.model.prefix_loss(batch, next_items)
+            positions, padding = train_examples.positions(index), train_examples.padding(index)
+            batch = event_batch(ctx.dataset, positions, padding).to(ctx.device)
+            next_items = np.where(padding, IGNORE, ctx.dataset.item[positions + 1]).astype(np.int64)
+            return self.model.prefix_loss(batch, to_device(torch.from_numpy(next_items), ctx.device))
 
         if p.positions == "all":
             if label != "item":

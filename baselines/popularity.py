@@ -15,6 +15,7 @@ from bench.registry import Method, register_method
 class Popularity(Method):
     tasks = ("next_item", "fav_category")
     supervision = "labels"
+    windows = ("exact", "prefixes")  # reads the training labels only
 
     def fit(self, ctx: TrialContext) -> None:
         labels = ctx.labels(ctx.train)

@@ -133,6 +133,12 @@ class RecBoleSequential(Method):
     def targets(cls, params: Any) -> str:
         return "masked positions" if masked_model(params.model) else "last"
 
+    @classmethod
+    def window_kinds(cls, params: Any) -> tuple[str, ...]:
+        """A model trained on a window and its label reads RecBole's ``item_length``: prefixes too; a masked
+        model's sequence is the window and its label, exact windows only."""
+        return ("exact",) if masked_model(params.model) else ("exact", "prefixes")
+
     def recbole_config(self, ctx: TrialContext) -> dict[str, Any]:
         p = self.params
         features = reads_categories(p.model)
@@ -196,7 +202,8 @@ class RecBoleSequential(Method):
             sequence = torch.cat([window, target[:, None]], 1)
             batch = Interaction({"item_id_list": sequence, "item_length": torch.full((len(index),), sequence.shape[1])})
             return self.transform(self.dataset, batch)
-        fields = {"item_id_list": window, "item_length": torch.full((len(index),), window.shape[1]), "item_id": target}
+        padding = torch.from_numpy(ctx.train.padding(index))  # a prefix: RecBole's right padding is item 0
+        fields = {"item_id_list": window.masked_fill(padding, 0), "item_length": (~padding).sum(1), "item_id": target}
         if self.params.loss == "BPR":
             negative = torch.randint(1, self.dataset.item_num, (len(index),), generator=generator)
             fields["neg_item_id"] = torch.where(negative == target, negative % (self.dataset.item_num - 1) + 1, negative)

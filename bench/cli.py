@@ -86,11 +86,11 @@ def _later_than_test(dataset, split) -> str:
     return _share(int((timestamps[split.train.label_positions] > median).sum()), len(split.train))
 
 
-def _split_facts(dataset, split) -> list[str]:
-    """One column of ``bench data describe``'s split table."""
+def _split_facts(dataset, split, prefixes) -> list[str]:
+    """One column of ``bench data describe``'s split table (``prefixes``: the same split's training prefixes)."""
     cuts = "—" if split.cuts is None else " / ".join(
         datetime.fromtimestamp(cut, timezone.utc).strftime("%Y-%m-%d %H:%M") for cut in split.cuts)
-    return [len(split.train), len(split.valid), len(split.test),
+    return [len(split.train), len(prefixes.train), len(split.valid), len(split.test),
             *[_tied_share(dataset, split[part]) for part in ("valid", "test")],
             *[_repeat_share(dataset, split[part]) for part in ("valid", "test")],
             _later_than_test(dataset, split), cuts]
@@ -110,11 +110,12 @@ def cmd_data_describe(args: argparse.Namespace) -> int:
         ("prepare seconds (load or cache hit)", f"{dataset.prepare_seconds:.2f}"),
         ("window seconds", f"{windows_seconds:.3f}"),
     ]
-    rows = ["train examples", "valid examples", "test examples", "valid label ties (same timestamp)",
+    rows = ["train examples", "train examples (windows: prefixes)", "valid examples", "test examples", "valid label ties (same timestamp)",
             "test label ties (same timestamp)", "valid labels repeating history", "test labels repeating history",
             "train labels after the median test label",
             f"cuts (quantiles {' / '.join(f'{q:g}' for q in TEMPORAL_CUTS)} of all times, UTC)"]
-    columns = [_split_facts(dataset, split) for split in splits.values()]
+    columns = [_split_facts(dataset, split, build_split(dataset, args.seq_len, kind, "prefixes"))
+               for kind, split in splits.items()]
     print(f"dataset {dataset.name}")
     print(tabulate(facts, tablefmt="plain"))
     print(f"\nsplits at N={args.seq_len} (protocol.split)")

@@ -53,6 +53,9 @@ class Method(ABC):
     uses_llm: ClassVar[bool] = False  # computes in the trial's dtype on a CPU too (bench.precision)
     reads: ClassVar[tuple[str, ...]] = ()  # what it reads of a user's events, from INPUTS (see ``inputs``)
     supervision: ClassVar[str] = "none"  # what it learns from: a SUPERVISION key (see ``targets``)
+    # training windows it can learn from: "exact" (N events each), "prefixes" (up to N, right-padded with
+    # ``Examples.padding`` marking the pads: a method that declares it reads the lengths); see ``window_kinds``
+    windows: ClassVar[tuple[str, ...]] = ("exact",)
 
     def __init__(self, params: Any) -> None:
         self.params = params
@@ -81,6 +84,11 @@ class Method(ABC):
     def targets(cls, params: Any) -> str:
         """What it learns from with these parameters: a key of ``SUPERVISION``."""
         return cls.supervision
+
+    @classmethod
+    def window_kinds(cls, params: Any) -> tuple[str, ...]:
+        """The training windows (``protocol.windows``) it can learn from with these parameters."""
+        return cls.windows
 
 
 INPUTS = {"item ids": "each event's item id", "categories": "each event's item categories (genres)",

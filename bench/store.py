@@ -162,7 +162,8 @@ def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
                "method": spec.method, "label": spec.label or spec.method,
                "dataset": spec.dataset.name, "dataset_options": dataset_options(spec.dataset.to_json()),
                "dataset_label": spec.dataset.describe(), "primary_metric": _primary_metric(spec),
-               "task": spec.task, "seq_len": spec.seq_len, "split": spec.protocol.split, "seed": spec.seed,
+               "task": spec.task, "seq_len": spec.seq_len, "split": spec.protocol.split,
+               "windows": spec.protocol.windows, "seed": spec.seed,
                "search_group": spec.search_group, "search_metric": spec.search_metric, "tested": spec.tested,
                "dtype": rec.get("dtype"), "wall_seconds": rec.get("wall_seconds")}
         row.update(flat_params(dict(spec.params), "param."))

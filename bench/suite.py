@@ -21,7 +21,7 @@ import yaml
 
 from bench.context import Budget
 from bench.data.registry import check_options, dataset_spec
-from bench.data.windows import SPLIT_KINDS
+from bench.data.windows import SPLIT_KINDS, WINDOW_KINDS
 from bench.errors import ConfigError
 from bench.kernels import KERNELS
 from bench.paper_budgets import PRESETS, paper_budget, paper_pretraining
@@ -46,8 +46,9 @@ TOP_KEYS = {"name": str, "description": str, "feeds": list, "plugins": list, "da
 METHOD_KEYS = {"method": str, "label": str, "params": dict, "grid": dict, "search": dict, "budget": dict,
                "tasks": list, "seq_lens": list, "protocol": dict}
 DATASET_KEYS = {"name": str, "path": str, "options": dict}
-PROTOCOL_KEYS = {"ks": list, "exclude_history": (bool, str), "favorite": str, "primary": dict, "split": str}
-METHOD_PROTOCOL_KEYS = {"split": str}  # what one method entry may set apart from the suite's protocol
+PROTOCOL_KEYS = {"ks": list, "exclude_history": (bool, str), "favorite": str, "primary": dict, "split": str,
+                 "windows": str}
+METHOD_PROTOCOL_KEYS = {"split": str, "windows": str}  # what one method entry may set apart from the suite's protocol
 RESOURCE_KEYS = {"cpu": int, "gpu": (int, float, str), "memory_gb": (int, float)}
 BUDGET_PREFIX = "budget."  # a search space key that samples a budget field, not a method parameter
 DEFAULT_MEMORY_GB = 4  # host memory a trial asks Ray for: trials are packed onto a node only where they fit
@@ -400,7 +401,8 @@ def _protocol_for(task_name: str, overrides: dict[str, Any]) -> Protocol:
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if k in accepted}
     primary = overrides.get("primary", {}).get(task_name, "")
     return dataclasses.replace(task.protocol(**kwargs), primary=primary,
-                               split=overrides.get("split", "leave_one_out"))
+                               split=overrides.get("split", "leave_one_out"),
+                               windows=overrides.get("windows", "exact"))
 
 
 def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str, Any]], tasks: list[str],
@@ -422,8 +424,9 @@ def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str
     entry_lens = _ints(entry.get("seq_lens", seq_lens), f"{where}.seq_lens", 1)
     search = _search_spec(entry.get("search"), cls, f"{where}.search", tuning)
     own = _check_keys(entry.get("protocol", {}), METHOD_PROTOCOL_KEYS, f"{where}.protocol")
-    if own.get("split", "leave_one_out") not in SPLIT_KINDS:
-        raise _fail(f"{where}.protocol.split", f"got {own['split']!r}; expected one of {', '.join(SPLIT_KINDS)}")
+    for key, kinds in (("split", SPLIT_KINDS), ("windows", WINDOW_KINDS)):
+        if own.get(key, kinds[0]) not in kinds:
+            raise _fail(f"{where}.protocol.{key}", f"got {own[key]!r}; expected one of {', '.join(kinds)}")
     protocol = {**protocol, **own}
 
     combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] or [{}]
@@ -444,6 +447,8 @@ def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str
             if task not in cls.tasks:
                 suite.skipped.append(f"{cls.name} does not do {task} (it does {', '.join(cls.tasks)})")
                 continue
+            if protocol.get("windows") == "prefixes":
+                _check_prefixes(cls, typed, task, where)
             trial_params, trial_budget = typed, combo_budget
             if preset == "paper":
                 trial_params = paper_pretraining(typed, dataset["name"], where)
@@ -468,6 +473,16 @@ def _expand_method(suite: Suite, entry: Any, where: str, datasets: list[dict[str
                 sample = dataclasses.replace(spec, search_group=group, search_metric=search.metric,
                                              tested=not search.tuned)
                 suite.searches.append((sample, search))
+
+
+def _check_prefixes(cls: type, params: Any, task: str, where: str) -> None:
+    """Training prefixes (``protocol.windows: prefixes``) only for next item and a method that reads them."""
+    if task != "next_item":
+        raise _fail(f"{where}.protocol.windows", f"prefixes are for next_item; task {task} labels a window of "
+                                                 "exactly N events")
+    if "prefixes" not in cls.window_kinds(params):
+        raise _fail(f"{where}.protocol.windows", f"{cls.name} trains on windows of exactly N events only "
+                                                 f"(it declares {', '.join(cls.window_kinds(params))})")
 
 
 def check_histories(suite: Suite) -> dict[str, dict[str, int]]:

@@ -19,7 +19,7 @@ import pandas as pd
 from bench.data.dataset import Dataset
 from bench.data.favorites import history_favorites, window_favorites
 from bench.data.registry import DATASETS
-from bench.data.windows import SPLIT_KINDS, Examples
+from bench.data.windows import SPLIT_KINDS, WINDOW_KINDS, Examples
 from bench.errors import ConfigError
 from bench.metrics import get_metric
 from bench.named import Registry
@@ -41,6 +41,7 @@ class Protocol:
     favorite: str = ""  # fav_category: the favourite over the user's "history" up to the label, or the "window"
     primary: str = ""  # the metric validation checks and summaries rank by ("": the task's default)
     split: str = "leave_one_out"  # how examples are cut from the timeline (``bench.data.windows.SPLIT_KINDS``)
+    windows: str = "exact"  # training windows: exactly N events, or every prefix (``WINDOW_KINDS``)
 
     def __post_init__(self) -> None:
         exclude = {True: "history", False: "none"}.get(self.exclude_history, self.exclude_history)
@@ -51,17 +52,18 @@ class Protocol:
             raise ConfigError(f"protocol.favorite: got {self.favorite!r}; expected one of {', '.join(FAVORITE_SCOPES)}")
         if self.split not in SPLIT_KINDS:
             raise ConfigError(f"protocol.split: got {self.split!r}; expected one of {', '.join(SPLIT_KINDS)}")
+        if self.windows not in WINDOW_KINDS:
+            raise ConfigError(f"protocol.windows: got {self.windows!r}; expected one of {', '.join(WINDOW_KINDS)}")
 
         get_metric(self.metric)
 
     def to_dict(self) -> dict:
-        """The protocol as records keep it (``primary`` and ``split`` only where a suite set them, so the
-        trial ids of suites that do not are those from before they existed)."""
+        """The protocol as records keep it (``primary``, ``split`` and ``windows`` only where a suite set
+        them, so the trial ids of suites that do not are those from before they existed)."""
         out = asdict(self)
-        if not self.primary:
-            del out["primary"]
-        if self.split == "leave_one_out":
-            del out["split"]
+        for key, default in (("primary", ""), ("split", "leave_one_out"), ("windows", "exact")):
+            if out[key] == default:
+                del out[key]
         return out
 
 

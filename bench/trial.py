@@ -30,7 +30,7 @@ from bench.data.dataset import Dataset
 from bench.data.views import visible_view, window_only
 from bench.data.windows import SPLITS, Examples, Split
 from bench.dtype_choice import DtypeChoice, choose_dtype, step_probe
-from bench.errors import DataError, MethodError
+from bench.errors import ConfigError, DataError, MethodError
 from bench.evaluation import excluded_labels, predict_and_score, summarize_all
 from bench.memory import peak_rss_bytes, pin_mmap_threshold
 from bench.nodes import device_name, node_id
@@ -218,12 +218,15 @@ def prepare_trial(spec: TrialSpec | Mapping[str, Any], results_root: Path, share
     protocol, budget = spec.protocol, spec.budget
     cls = get_method(spec.method)
     method = cls(build_params(cls, dict(spec.params), "params"))
+    if protocol.windows not in cls.window_kinds(method.params):
+        raise ConfigError(f"protocol.windows: {cls.name} cannot train on {protocol.windows} windows "
+                          f"(it declares {', '.join(cls.window_kinds(method.params))})")
     kernels.enter(spec.kernels)
     device = pick_device()
     seed_everything(spec.seed)
     workdir = work_dir(spec, results_root)
     workdir.mkdir(parents=True, exist_ok=True)
-    split, dropped = scorable(task.under(protocol), dataset, build_split(dataset, spec.seq_len, protocol.split))
+    split, dropped = scorable(task.under(protocol), dataset, build_split(dataset, spec.seq_len, protocol.split, protocol.windows))
     valid = capped(split.valid, budget.max_valid_examples, spec.seed)
     test = capped(split.test, budget.max_test_examples, spec.seed)
     label_visible = task.label_event_is_input

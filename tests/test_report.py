@@ -215,20 +215,22 @@ def test_a_budget_is_part_of_the_configuration_in_the_summary_and_versus():
     assert list(rows["budget.steps"]) == [100, 2400] and list(rows["seed"]) == [0, 0]
 
 
-def test_each_split_has_its_own_summary_table_and_pairs_only_within_it():
+def test_each_protocol_has_its_own_summary_table_and_pairs_only_within_it():
     from bench.report.paired import versus_rows
     from bench.report.terminal import summary_tables
 
     records = [scored("p", "Popularity", [0, 0, 1, 0]), scored("m", "Mine", [1, 1, 0, 0])]
-    for name, hits in (("pt", [0, 1, 0, 0]), ("mt", [1, 1, 1, 1])):
-        later = scored(name, "Popularity" if name == "pt" else "Mine", hits)
-        later["spec"]["protocol"] = later["protocol"] = {**PROTOCOL, "split": "temporal"}
+    for name, hits, protocol in (("pt", [0, 1, 0, 0], {"split": "temporal"}), ("mt", [1, 1, 1, 1], {"split": "temporal"}),
+                                 ("pp", [0, 0, 1, 0], {"windows": "prefixes"}), ("mp", [1, 0, 0, 0], {"windows": "prefixes"})):
+        later = scored(name, "Popularity" if name.startswith("p") else "Mine", hits)
+        later["spec"]["protocol"] = later["protocol"] = {**PROTOCOL, **protocol}
         records.append(later)
-    (plain_title, plain), (temporal_title, temporal) = summary_tables(records_frame(records))
-    assert "split" not in plain_title and "· temporal split ·" in temporal_title
-    assert len(plain) == len(temporal) == 2
-    rows = versus_rows(records, "Popularity")  # each Mine against its own split's Popularity
-    assert [d.split()[0] for d in rows["difference [95% CI]"]] == ["+0.2500", "+0.7500"]
+    titles, tables = zip(*summary_tables(records_frame(records)), strict=True)
+    assert ["split" in t or "trained on" in t for t in titles] == [False, True, True]
+    assert "· trained on prefixes ·" in titles[1] and "· temporal split ·" in titles[2]
+    assert all(len(rows) == 2 for rows in tables)
+    rows = versus_rows(records, "Popularity")  # each Mine against its own protocol's Popularity
+    assert sorted(d.split()[0] for d in rows["difference [95% CI]"]) == ["+0.0000", "+0.2500", "+0.7500"]
 
 
 def test_versus_never_pairs_runs_under_different_protocols_or_dataset_options():

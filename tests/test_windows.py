@@ -92,3 +92,21 @@ def test_under_a_temporal_split_no_training_event_is_at_or_after_the_cut(ml100k)
     assert (test.item[times >= test_cut] == hidden_item(ml100k)).all()
     loo = build_split(ml100k, 50)
     assert (times[loo.train.label_positions] > np.median(times[loo.test.label_positions])).mean() > 0.3  # the 35.9%
+
+
+def test_prefix_windows_are_every_prefix_before_the_validation_label_right_padded():
+    # user a: 10 events; user b: 4 events (no window of 3 before its validation label, prefixes of 1)
+    data = make_dataset([("a", f"a{t}", t) for t in range(10)] + [("b", f"b{t}", t) for t in range(4)],
+                        {f"{u}{t}": ["x"] for u in "ab" for t in range(10)})
+    exact, prefixes = build_split(data, 3), build_split(data, 3, windows="prefixes")
+    train = prefixes.train
+    # a: labels 1..7 (its validation label is 8), b: labels 11 (b's events are 10..13, validation 12)
+    assert train.label_positions.tolist() == [1, 2, 3, 4, 5, 6, 7, 11]
+    assert train.lengths.tolist() == [1, 2, 3, 3, 3, 3, 3, 1]
+    assert train.positions()[:3].tolist() == [[0, 0, 0], [0, 1, 1], [0, 1, 2]]  # padded with the last event
+    assert train.padding()[:3].tolist() == [[False, True, True], [False, False, True], [False, False, False]]
+    assert set(exact.train.label_positions.tolist()) == {3, 4, 5, 6, 7}  # the windows of exactly 3
+    assert (train.positions() < train.label_positions[:, None]).all()  # no slot reaches its label
+    for part in ("valid", "test"):  # scored on the same exact windows
+        assert np.array_equal(prefixes[part].starts, exact[part].starts) and prefixes[part].lengths is None
+    assert train.subset([0, 7]).lengths.tolist() == [1, 1] and train.fingerprint() != exact.train.fingerprint()

@@ -25,6 +25,7 @@ from userllm.pretraining import pretrain
 class AREncoderAlone(Method):
     tasks = ("next_item", "fav_category")
     supervision = "all positions"
+    windows = ("exact", "prefixes")
 
     @classmethod
     def inputs(cls, params: Any) -> tuple[str, ...]:

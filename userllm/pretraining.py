@@ -63,9 +63,14 @@ def pretrain(ctx: TrialContext, encoder: nn.Module, budget: Budget, predict: Pre
     label event, DE with a softmax over the next item. ``predict``: validated training (``bench.models.training``)."""
     examples = ctx.train
     if isinstance(encoder, AutoregressiveEncoder):
-        def step_loss(index: np.ndarray) -> torch.Tensor:
-            positions = examples.starts[index][:, None] + np.arange(ctx.seq_len + 1)
-            return encoder.loss(event_batch(ctx.dataset, positions).to(ctx.device))
+        def step_loss(index: np.ndarray) -> torch.Tensor:  # each window and its label: N + 1 events
+            slots = np.arange(ctx.seq_len + 1)
+            if examples.lengths is None:
+                positions, padding = examples.starts[index][:, None] + slots, None
+            else:  # a prefix of L events and its label, right-padded with the label
+                lengths = examples.lengths[index][:, None]
+                positions, padding = examples.starts[index][:, None] + np.minimum(slots, lengths), slots > lengths
+            return encoder.loss(event_batch(ctx.dataset, positions, padding).to(ctx.device))
     else:
         labels = torch.from_numpy(ctx.dataset.item[examples.label_positions].astype(np.int64))
         objective = LabelSoftmax(labels, ctx.dataset.n_items, device=ctx.device, generator=ctx.torch_generator())

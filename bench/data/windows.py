@@ -20,38 +20,60 @@ from bench.data.dataset import Dataset
 
 SPLITS = ("train", "valid", "test")
 SPLIT_KINDS = ("leave_one_out", "temporal")
+WINDOW_KINDS = ("exact", "prefixes")  # training windows: exactly N events, or every prefix of up to N
 # quantiles of all the dataset's event timestamps: the validation cut and the test cut of ``temporal``
 TEMPORAL_CUTS = (0.8, 0.9)
 
 
 @dataclass(frozen=True)
 class Examples:
-    """Windows of ``seq_len`` events, as offsets into the dataset's event arrays."""
+    """Windows of ``seq_len`` events, as offsets into the dataset's event arrays; with ``lengths``
+    (training prefixes, ``protocol.windows: prefixes``) example i's window is the ``lengths[i]`` events
+    from ``starts[i]``, fewer than ``seq_len`` where its user has fewer before the label."""
 
     split: str
     seq_len: int
     starts: np.ndarray  # int64 [n]: first input event of each window
     users: np.ndarray  # int32 [n]
+    lengths: np.ndarray | None = None  # int64 [n]: events in each window (None: seq_len each)
 
     def __len__(self) -> int:
         return len(self.starts)
 
     @property
     def label_positions(self) -> np.ndarray:
-        return self.starts + self.seq_len
+        return self.starts + (self.seq_len if self.lengths is None else self.lengths)
 
     def positions(self, index: np.ndarray | slice | None = None) -> np.ndarray:
-        """Event positions of the inputs, int64 [b, seq_len], for the selected examples."""
+        """Event positions of the inputs, int64 [b, seq_len], for the selected examples. A window shorter
+        than ``seq_len`` is right-padded with its last event (``padding`` marks those slots), so no slot
+        reaches past its window: a causal model's output at a window's last real slot is that of the
+        window alone."""
         starts = self.starts if index is None else self.starts[index]
-        return starts[:, None] + np.arange(self.seq_len, dtype=np.int64)
+        slots = np.arange(self.seq_len, dtype=np.int64)
+        if self.lengths is None:
+            return starts[:, None] + slots
+        lengths = self.lengths if index is None else self.lengths[index]
+        return starts[:, None] + np.minimum(slots, lengths[:, None] - 1)
+
+    def padding(self, index: np.ndarray | slice | None = None) -> np.ndarray:
+        """Which slots of ``positions(index)`` are padding, bool [b, seq_len] (none for exact windows)."""
+        count = len(self.starts) if index is None else len(self.starts[index])
+        if self.lengths is None:
+            return np.zeros((count, self.seq_len), dtype=bool)
+        lengths = self.lengths if index is None else self.lengths[index]
+        return np.arange(self.seq_len)[None, :] >= lengths[:, None]
 
     def subset(self, index: np.ndarray | slice) -> Examples:
-        return Examples(self.split, self.seq_len, self.starts[index], self.users[index])
+        lengths = None if self.lengths is None else self.lengths[index]
+        return Examples(self.split, self.seq_len, self.starts[index], self.users[index], lengths)
 
     def fingerprint(self) -> str:
         """Short hash of which windows these are, so records scored on the same examples can be paired."""
-        digest = hashlib.sha1(np.int64(self.seq_len).tobytes() + self.starts.astype(np.int64).tobytes())
-        return digest.hexdigest()[:16]
+        parts = np.int64(self.seq_len).tobytes() + self.starts.astype(np.int64).tobytes()
+        if self.lengths is not None:
+            parts += self.lengths.astype(np.int64).tobytes()
+        return hashlib.sha1(parts).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -74,9 +96,13 @@ class Split:
         return {"train": self.train, "valid": self.valid, "test": self.test}[name]
 
 
-def build_split(dataset: Dataset, seq_len: int, kind: str = "leave_one_out") -> Split:
+def build_split(dataset: Dataset, seq_len: int, kind: str = "leave_one_out", windows: str = "exact") -> Split:
     """All examples of history length ``seq_len`` under the split ``kind`` (``SPLIT_KINDS``); users with
-    too few events before a label give no example of that kind."""
+    too few events before a label give no example of that kind. ``windows`` (``WINDOW_KINDS``): training
+    windows of exactly ``seq_len`` events, or (``prefixes``) one for every training label with at least
+    one event before it, of up to ``seq_len`` events; validation and test windows are exact either way."""
+    if windows not in WINDOW_KINDS:
+        raise ValueError(f"windows must be one of {', '.join(WINDOW_KINDS)}; got {windows!r}")
     if seq_len < 1:
         raise ValueError(f"seq_len must be >= 1, got {seq_len}")
     ptr = dataset.user_ptr
@@ -96,11 +122,17 @@ def build_split(dataset: Dataset, seq_len: int, kind: str = "leave_one_out") -> 
         keep = keep & (end - first >= seq_len)
         return Examples(name, seq_len, end[keep] - seq_len, users[keep])
 
-    per_user = np.maximum(fit_end - first - seq_len, 0)  # labels strictly before the fit view's end
+    shortest = seq_len if windows == "exact" else 1  # events a training window needs before its label
+    per_user = np.maximum(fit_end - first - shortest, 0)  # labels strictly before the fit view's end
     total = int(per_user.sum())
     owners = np.repeat(users, per_user)
     rank_in_user = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(per_user) - per_user, per_user)
-    train = Examples("train", seq_len, first[owners] + rank_in_user, owners)
+    labels = first[owners] + shortest + rank_in_user
+    if windows == "exact":
+        train = Examples("train", seq_len, labels - seq_len, owners)
+    else:
+        lengths = np.minimum(labels - first[owners], seq_len)
+        train = Examples("train", seq_len, labels - lengths, owners, lengths)
     return Split(seq_len, train=train, valid=labelled_at(fit_end, fit_end < test_end, "valid"),
                  test=labelled_at(test_end, test_end < last, "test"), fit_end=fit_end, test_end=test_end,
                  kind=kind, cuts=cuts)

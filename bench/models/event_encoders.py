@@ -21,6 +21,8 @@ from torch import nn
 
 from bench.models.features import RATING_BUCKETS, EventBatch, FeatureSpace
 
+IGNORE = -100  # a target no loss counts (a padded slot of a prefix)
+
 
 @dataclass(frozen=True)
 class EncoderParams:
@@ -141,12 +143,17 @@ class AutoregressiveEncoder(nn.Module):
         return {name: head(hidden) @ tables[name].T for name, head in self.heads.items()}
 
     def loss(self, batch: EventBatch) -> torch.Tensor:
-        """Next-event cross-entropy summed over features, over positions 0..n-2 predicting 1..n-1."""
+        """Next-event cross-entropy summed over features, over positions 0..n-2 predicting 1..n-1 (of a
+        right-padded prefix, up to its last real slot)."""
         hidden = self(EventBatch(batch.items[:, :-1], batch.ratings[:, :-1]))
         logits = self.feature_logits(hidden)
         targets = {"item": batch.items[:, 1:], "category": self.primary_category[batch.items[:, 1:]],
                    "rating": batch.ratings[:, 1:]}
-        return sum(F.cross_entropy(logits[k].flatten(0, 1).float(), targets[k].flatten()) for k in logits)
+        if batch.last is not None:  # targets past a row's last real slot are padding
+            pad = torch.arange(targets["item"].shape[1], device=hidden.device)[None, :] >= batch.last[:, None]
+            targets = {k: v.masked_fill(pad, IGNORE) for k, v in targets.items()}
+        return sum(F.cross_entropy(logits[k].flatten(0, 1).float(), targets[k].flatten(), ignore_index=IGNORE)
+                   for k in logits)
 
 
 class DualEncoder(nn.Module):
@@ -174,7 +181,7 @@ class DualEncoder(nn.Module):
         return self.tower(batch)
 
     def user_vector(self, batch: EventBatch) -> torch.Tensor:
-        return self.user_head(self.tower(batch)[:, -1])
+        return self.user_head(batch.last_outputs(self.tower(batch)))
 
     def label_vectors(self) -> torch.Tensor:
         return self.label_mlp(self.label_embedding.weight)
@@ -184,11 +191,12 @@ class DualEncoder(nn.Module):
         return self.user_vector(batch) @ self.label_vectors().T
 
     def prefix_loss(self, batch: EventBatch, next_items: torch.Tensor) -> torch.Tensor:
-        """Every prefix of the window predicts its next item ([b, n]; the last is the window's label),
-        full softmax over the candidates: the same events as ``loss``, n times the supervision."""
+        """Every prefix of the window predicts its next item ([b, n]; the last is the window's label;
+        ``IGNORE`` at padded slots), full softmax over the candidates: the same events as ``loss``, n
+        times the supervision."""
         users = self.user_head(self.tower(batch))
         logits = users @ self.label_vectors().T
-        return F.cross_entropy(logits.flatten(0, 1).float(), next_items.flatten())
+        return F.cross_entropy(logits.flatten(0, 1).float(), next_items.flatten(), ignore_index=IGNORE)
 
     def loss(self, batch: EventBatch, labels: torch.Tensor, log_q: torch.Tensor | None = None,
              negatives: torch.Tensor | None = None) -> torch.Tensor:

@@ -36,13 +36,22 @@ class FeatureSpace:
 
 @dataclass
 class EventBatch:
-    """Features of a batch of event sequences, each [b, n]."""
+    """Features of a batch of event sequences, each [b, n]; ``last``: each row's last real slot where
+    some rows are right-padded prefixes (None: slot n - 1 for every row)."""
 
     items: torch.Tensor
     ratings: torch.Tensor
+    last: torch.Tensor | None = None
 
     def to(self, device: str | torch.device) -> EventBatch:
-        return EventBatch(to_device(self.items, device), to_device(self.ratings, device))
+        last = None if self.last is None else to_device(self.last, device)
+        return EventBatch(to_device(self.items, device), to_device(self.ratings, device), last)
+
+    def last_outputs(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Each row's output at its last real slot, [b, dim] from per-slot ``hidden`` [b, n, dim]."""
+        if self.last is None:
+            return hidden[:, -1]
+        return hidden[torch.arange(len(hidden), device=hidden.device), self.last]
 
 
 def to_device(tensor: torch.Tensor, device: str | torch.device) -> torch.Tensor:
@@ -53,8 +62,12 @@ def to_device(tensor: torch.Tensor, device: str | torch.device) -> torch.Tensor:
     return tensor.pin_memory().to(device, non_blocking=True)
 
 
-def event_batch(dataset: Dataset, positions: np.ndarray) -> EventBatch:
-    """Features of the events at ``positions`` (int64 [b, n])."""
+def event_batch(dataset: Dataset, positions: np.ndarray, padding: np.ndarray | None = None) -> EventBatch:
+    """Features of the events at ``positions`` (int64 [b, n]); ``padding`` (bool [b, n], from
+    ``Examples.padding``) marks the right-padded slots of prefixes."""
     items = torch.from_numpy(dataset.item[positions].astype(np.int64))
     buckets = np.clip(np.rint(dataset.rating[positions] * 2), 0, RATING_BUCKETS - 1).astype(np.int64)
-    return EventBatch(items, torch.from_numpy(buckets))
+    last = None
+    if padding is not None and padding.any():
+        last = torch.from_numpy((~padding).sum(1).astype(np.int64) - 1)
+    return EventBatch(items, torch.from_numpy(buckets), last)

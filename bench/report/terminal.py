@@ -19,13 +19,16 @@ LABEL_MOST = 30  # characters of a row's name (label and configuration tag)
 
 
 def summary_tables(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    """(title, rows) per dataset, task, history length and split of ``frame``'s finished trials (rows of
-    one table are scored on the same test examples), rows best first."""
+    """(title, rows) per dataset, task, history length, split and training windows of ``frame``'s finished
+    trials (rows of one table are scored on the same test examples and trained on the same kind of
+    windows), rows best first."""
     ok = best_of_searches(frame[frame["status"] == "ok"])
     tables = []
-    for (dataset, task, seq_len, split), group in ok.groupby(["dataset_label", "task", "seq_len", "split"], sort=True):
+    keys = ["dataset_label", "task", "seq_len", "split", "windows"]
+    for (dataset, task, seq_len, split, windows), group in ok.groupby(keys, sort=True):
         primary = group["primary_metric"].iloc[0]
-        where = "" if split == "leave_one_out" else f" · {split} split"
+        where = ("" if split == "leave_one_out" else f" · {split} split") + (
+            "" if windows == "exact" else f" · trained on {windows}")
         title = f"{dataset} · {task} · N={seq_len}{where} · sorted by test {primary}"
         companions = companion_metrics(group, primary)
         rows = _rows(group, primary, companions)
