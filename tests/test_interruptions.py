@@ -19,11 +19,28 @@ from bench.lock import results_lock
 from helpers import BENCH, PLUGINS, left_running, run_cli, suite_file
 
 
-def _start(path: Path, results: Path, log: Path) -> subprocess.Popen:
+@pytest.fixture
+def runs():
+    """The ``bench run`` processes a test starts; any still running when it ends (a failed assertion
+    before its signal) is stopped with SIGTERM, as a user would, then killed."""
+    started: list[subprocess.Popen] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _start(path: Path, results: Path, log: Path, runs: list[subprocess.Popen]) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS), os.environ.get("PYTHONPATH", "")])}
     with open(log, "w") as out:
-        return subprocess.Popen(BENCH + ["run", str(path), "--results", str(results), "--no-progress"],
-                                cwd=path.parent, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        runs.append(subprocess.Popen(BENCH + ["run", str(path), "--results", str(results), "--no-progress"],
+                                     cwd=path.parent, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                     start_new_session=True))
+    return runs[-1]
 
 
 def _wait_for(log: Path, text: str, count: int, proc: subprocess.Popen, timeout: float = 120) -> None:
@@ -38,14 +55,14 @@ def _records(results: Path) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in (results / "sig" / "trials").glob("*.json")}
 
 
-def test_sigterm_and_ctrl_c_stop_cleanly_and_the_rerun_finishes_the_rest(tmp_path):
+def test_sigterm_and_ctrl_c_stop_cleanly_and_the_rerun_finishes_the_rest(tmp_path, runs):
     flag = tmp_path / "go"  # the slow trials wait for this file
     path = suite_file(tmp_path, [{"method": "test_constant", "label": "fast", "grid": {"seconds": [0.0, 0.01]}},
                                  {"method": "test_constant", "label": "slow", "params": {"until": str(flag)},
                                   "grid": {"seconds": [0.0, 0.01, 0.02]}}], name="sig")
     results, log = tmp_path / "results", tmp_path / "run.log"
 
-    proc = _start(path, results, log)  # SIGTERM once the fast trials finished and two slow ones run
+    proc = _start(path, results, log, runs)  # SIGTERM once the fast trials finished and two slow ones run
     _wait_for(log, "[start]", 4, proc)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 143
@@ -55,7 +72,7 @@ def test_sigterm_and_ctrl_c_stop_cleanly_and_the_rerun_finishes_the_rest(tmp_pat
     assert left_running(proc.pid) == []
     assert sorted(r["spec"]["label"] for r in _records(results).values()) == ["fast", "fast"]
 
-    proc = _start(path, results, log)  # Ctrl-C, and a second one while it stops
+    proc = _start(path, results, log, runs)  # Ctrl-C, and a second one while it stops
     _wait_for(log, "[start]", 2, proc)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.3)
