@@ -37,12 +37,11 @@ class Cooccurrence(Method):
         shorter than ``span``, its events only)."""
         span = min(self.params.span, ctx.seq_len)
         distance = np.arange(1, span + 1)
-        weight = np.broadcast_to(1.0 / distance, (len(examples), span))
-        if examples.lengths is not None:
-            weight = np.where(distance[None, :] <= examples.lengths[:, None], weight, 0.0)
-        positions = np.maximum(examples.label_positions[:, None] - distance, examples.starts[:, None])
+        back = examples.label_positions[:, None] - distance
+        inside = back >= examples.starts[:, None]  # a prefix shorter than span votes with its own events only
         rows = np.repeat(np.arange(len(examples)), span)
-        matrix = sp.csr_matrix((weight.ravel(), (rows, ctx.dataset.item[positions].ravel())),
+        items = ctx.dataset.item[np.maximum(back, examples.starts[:, None])]
+        matrix = sp.csr_matrix((np.where(inside, 1.0 / distance, 0.0).ravel(), (rows, items.ravel())),
                                shape=(len(examples), ctx.dataset.n_items))
         matrix.eliminate_zeros()
         return matrix

@@ -86,19 +86,24 @@ def _later_than_test(dataset, split) -> str:
     return _share(int((timestamps[split.train.label_positions] > median).sum()), len(split.train))
 
 
-def _split_facts(dataset, split, prefixes) -> list[str]:
-    """One column of ``bench data describe``'s split table (``prefixes``: the same split's training prefixes)."""
+def _split_facts(dataset, split, prefixes) -> dict[str, object]:
+    """One column of ``bench data describe``'s split table, by row name (``prefixes``: the same split's
+    training prefixes)."""
+    from bench.data.windows import TEMPORAL_CUTS
+
     cuts = "—" if split.cuts is None else " / ".join(
         datetime.fromtimestamp(cut, timezone.utc).strftime("%Y-%m-%d %H:%M") for cut in split.cuts)
-    return [len(split.train), len(prefixes.train), len(split.valid), len(split.test),
-            *[_tied_share(dataset, split[part]) for part in ("valid", "test")],
-            *[_repeat_share(dataset, split[part]) for part in ("valid", "test")],
-            _later_than_test(dataset, split), cuts]
+    return {"train examples": len(split.train), "train examples (windows: prefixes)": len(prefixes.train),
+            "valid examples": len(split.valid), "test examples": len(split.test),
+            **{f"{part} label ties (same timestamp)": _tied_share(dataset, split[part]) for part in ("valid", "test")},
+            **{f"{part} labels repeating history": _repeat_share(dataset, split[part]) for part in ("valid", "test")},
+            "train labels after the median test label": _later_than_test(dataset, split),
+            f"cuts (quantiles {' / '.join(f'{q:g}' for q in TEMPORAL_CUTS)} of all times, UTC)": cuts}
 
 
 def cmd_data_describe(args: argparse.Namespace) -> int:
     from bench.data import build_split, load_dataset
-    from bench.data.windows import SPLIT_KINDS, TEMPORAL_CUTS
+    from bench.data.windows import SPLIT_KINDS
 
     dataset = load_dataset(args.dataset, args.path, **_key_values(args.option))
     started = time.perf_counter()
@@ -110,16 +115,12 @@ def cmd_data_describe(args: argparse.Namespace) -> int:
         ("prepare seconds (load or cache hit)", f"{dataset.prepare_seconds:.2f}"),
         ("window seconds", f"{windows_seconds:.3f}"),
     ]
-    rows = ["train examples", "train examples (windows: prefixes)", "valid examples", "test examples", "valid label ties (same timestamp)",
-            "test label ties (same timestamp)", "valid labels repeating history", "test labels repeating history",
-            "train labels after the median test label",
-            f"cuts (quantiles {' / '.join(f'{q:g}' for q in TEMPORAL_CUTS)} of all times, UTC)"]
     columns = [_split_facts(dataset, split, build_split(dataset, args.seq_len, kind, "prefixes"))
                for kind, split in splits.items()]
     print(f"dataset {dataset.name}")
     print(tabulate(facts, tablefmt="plain"))
     print(f"\nsplits at N={args.seq_len} (protocol.split)")
-    print(tabulate([[name, *values] for name, *values in zip(rows, *columns, strict=True)],
+    print(tabulate([[name, *(column[name] for column in columns)] for name in columns[0]],
                    headers=["", *splits], tablefmt="simple"))
     handled = [(name, count) for name, count in dataset.notes.items() if count]
     if handled:

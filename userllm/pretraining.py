@@ -64,12 +64,7 @@ def pretrain(ctx: TrialContext, encoder: nn.Module, budget: Budget, predict: Pre
     examples = ctx.train
     if isinstance(encoder, AutoregressiveEncoder):
         def step_loss(index: np.ndarray) -> torch.Tensor:  # each window and its label: N + 1 events
-            slots = np.arange(ctx.seq_len + 1)
-            if examples.lengths is None:
-                positions, padding = examples.starts[index][:, None] + slots, None
-            else:  # a prefix of L events and its label, right-padded with the label
-                lengths = examples.lengths[index][:, None]
-                positions, padding = examples.starts[index][:, None] + np.minimum(slots, lengths), slots > lengths
+            positions, padding = examples.positions(index, label=True), examples.padding(index, label=True)
             return encoder.loss(event_batch(ctx.dataset, positions, padding).to(ctx.device))
     else:
         labels = torch.from_numpy(ctx.dataset.item[examples.label_positions].astype(np.int64))

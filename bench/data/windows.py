@@ -44,25 +44,27 @@ class Examples:
     def label_positions(self) -> np.ndarray:
         return self.starts + (self.seq_len if self.lengths is None else self.lengths)
 
-    def positions(self, index: np.ndarray | slice | None = None) -> np.ndarray:
-        """Event positions of the inputs, int64 [b, seq_len], for the selected examples. A window shorter
-        than ``seq_len`` is right-padded with its last event (``padding`` marks those slots), so no slot
-        reaches past its window: a causal model's output at a window's last real slot is that of the
-        window alone."""
+    def positions(self, index: np.ndarray | slice | None = None, label: bool = False) -> np.ndarray:
+        """Event positions of the inputs, int64 [b, seq_len], for the selected examples (``label``: each
+        window and its label event, [b, seq_len + 1]). A window shorter than ``seq_len`` is right-padded
+        with its last event, or its label (``padding`` marks those slots), so no slot reaches past it: a
+        causal model's output at a window's last real slot is that of the window alone."""
         starts = self.starts if index is None else self.starts[index]
-        slots = np.arange(self.seq_len, dtype=np.int64)
+        slots = np.arange(self.seq_len + label, dtype=np.int64)
         if self.lengths is None:
             return starts[:, None] + slots
-        lengths = self.lengths if index is None else self.lengths[index]
-        return starts[:, None] + np.minimum(slots, lengths[:, None] - 1)
+        return starts[:, None] + np.minimum(slots, self._filled(index, label)[:, None] - 1)
 
-    def padding(self, index: np.ndarray | slice | None = None) -> np.ndarray:
-        """Which slots of ``positions(index)`` are padding, bool [b, seq_len] (none for exact windows)."""
-        count = len(self.starts) if index is None else len(self.starts[index])
+    def padding(self, index: np.ndarray | slice | None = None, label: bool = False) -> np.ndarray:
+        """Which slots of ``positions(index, label)`` are padding, bool (none for exact windows)."""
         if self.lengths is None:
-            return np.zeros((count, self.seq_len), dtype=bool)
-        lengths = self.lengths if index is None else self.lengths[index]
-        return np.arange(self.seq_len)[None, :] >= lengths[:, None]
+            starts = self.starts if index is None else self.starts[index]
+            return np.zeros((len(starts), self.seq_len + label), dtype=bool)
+        return np.arange(self.seq_len + label)[None, :] >= self._filled(index, label)[:, None]
+
+    def _filled(self, index: np.ndarray | slice | None, label: bool) -> np.ndarray:
+        """Real slots of each selected prefix: its events, and its label with ``label``."""
+        return (self.lengths if index is None else self.lengths[index]) + label
 
     def subset(self, index: np.ndarray | slice) -> Examples:
         lengths = None if self.lengths is None else self.lengths[index]
@@ -89,7 +91,6 @@ class Split:
     test: Examples
     fit_end: np.ndarray
     test_end: np.ndarray
-    kind: str = "leave_one_out"
     cuts: tuple[int, int] | None = None  # temporal: the validation and test cut timestamps
 
     def __getitem__(self, name: str) -> Examples:
@@ -135,7 +136,7 @@ def build_split(dataset: Dataset, seq_len: int, kind: str = "leave_one_out", win
         train = Examples("train", seq_len, labels - lengths, owners, lengths)
     return Split(seq_len, train=train, valid=labelled_at(fit_end, fit_end < test_end, "valid"),
                  test=labelled_at(test_end, test_end < last, "test"), fit_end=fit_end, test_end=test_end,
-                 kind=kind, cuts=cuts)
+                 cuts=cuts)
 
 
 def first_at_or_after(timestamps: np.ndarray, ptr: np.ndarray, cut: int) -> np.ndarray:
