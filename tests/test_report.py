@@ -216,7 +216,7 @@ def test_a_budget_is_part_of_the_configuration_in_the_summary_and_versus():
 
 
 def test_each_protocol_has_its_own_summary_table_and_pairs_only_within_it():
-    from bench.report.paired import versus_rows
+    from bench.report.paired import versus_rows, versus_tables
     from bench.report.terminal import summary_tables
 
     records = [scored("p", "Popularity", [0, 0, 1, 0]), scored("m", "Mine", [1, 1, 0, 0])]
@@ -231,6 +231,36 @@ def test_each_protocol_has_its_own_summary_table_and_pairs_only_within_it():
     assert all(len(rows) == 2 for rows in tables)
     rows = versus_rows(records, "Popularity")  # each Mine against its own protocol's Popularity
     assert sorted(d.split()[0] for d in rows["difference [95% CI]"]) == ["+0.0000", "+0.2500", "+0.7500"]
+    titles = [title for title, _ in versus_tables(records, "Popularity")[0]]  # a table per protocol, named
+    assert sorted(titles) == sorted(f"ml-100k · next_item · N=50{words} · test recall@10 against Popularity"
+                                    for words in ("", " · trained on prefixes", " · temporal split"))
+
+
+def test_the_protocols_table_ranks_each_method_under_each_protocol_jointly_where_paired_intervals_overlap(tmp_path):
+    from bench.report.html import html_report
+    from bench.report.protocols import protocol_tables
+
+    def under(name: str, label: str, hits: int, protocol: dict) -> dict:
+        rec = scored(name, label, [1] * hits + [0] * (40 - hits))
+        rec["spec"]["protocol"] = rec["protocol"] = {**PROTOCOL, **protocol}
+        rec["examples"] = {"test": [40, 40]}
+        return rec
+
+    paper, temporal = {}, {"split": "temporal"}
+    records = [under("a", "A", 30, paper), under("b", "B", 29, paper), under("c", "C", 2, paper),
+               under("at", "A", 3, temporal), under("bt", "B", 20, temporal), under("ct", "C", 19, temporal)]
+    (title, rows, notes), = protocol_tables(records)
+    assert "rank" in title and list(rows["configuration"]) == ["A", "B", "C"]  # in the paper protocol's order
+    assert list(rows.columns[1:]) == ["leave-one-out, exact windows (n=40)", "temporal split (n=40)"]
+    # B's 29 of 40 is not told apart from A's 30 (joint first); C is; under temporal the order turns over
+    assert list(rows.iloc[:, 1]) == ["0.7500 (1)", "0.7250 (=1)", "0.0500 (3)"]
+    assert list(rows.iloc[:, 2]) == ["0.0750 (3)", "0.5000 (1)", "0.4750 (=1)"]
+    assert notes == ["temporal split: Kendall's tau with leave-one-out, exact windows -0.33 over 3 configurations"]
+    assert protocol_tables(records[:3]) == []  # one protocol: nothing to compare
+    page = html_report(records, records_frame(records), tmp_path / "html", None, tmp_path).read_text()
+    assert "<section id='protocols'>" in page and "(=1)" in page
+    assert "id='protocols'" not in html_report(records[:3], records_frame(records[:3]), tmp_path / "one", None,
+                                                tmp_path).read_text()
 
 
 def test_versus_never_pairs_runs_under_different_protocols_or_dataset_options():

@@ -19,6 +19,7 @@ from bench.errors import ConfigError
 from bench.knowledge import prior_lines
 from bench.registry import INPUTS
 from bench.report.paired import versus_tables
+from bench.report.protocols import RANK_NOTE, protocol_tables
 from bench.report.paper_tables import LAYOUTS, MISSING, paper_table_frame
 from bench.report.summary import failed_trials
 from bench.report.terminal import summary_tables
@@ -55,6 +56,7 @@ def html_report(records: list[dict[str, Any]], frame: pd.DataFrame, out_dir: Pat
              f"<p class='note'>{len(frame)} trial records; written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
              "by <code>bench report --html</code>.</p>",
              _section("summary", "Summary per task", _summary(frame)),
+             *_protocols(records),
              _section("inputs", "What each method read and learned from", _inputs(frame, results)),
              _section("paired", "Paired comparisons", _paired(records, frame, versus)),
              _section("curves", "Validation curves", _figure("curves", records)),
@@ -86,6 +88,16 @@ def _summary(frame: pd.DataFrame) -> str:
         parts.append("<h3>Failed trials</h3>" + _table(failed[["label", "dataset", "task", "seq_len", "seed",
                                                                "error", "trial_id"]]))
     return "".join(parts) or "<p class='note'>no finished trial</p>"
+
+
+def _protocols(records: list[dict[str, Any]]) -> list[str]:
+    """The rank-under-each-protocol section (``bench.report.protocols``), where some task ran under two."""
+    tables = protocol_tables(records)
+    if not tables:
+        return []
+    parts = [f"<h3>{html.escape(title)}</h3>{_table(rows)}" + "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes)
+             for title, rows, notes in tables]
+    return [_section("protocols", "Rank under each protocol", "".join(parts) + f"<p class='note'>{html.escape(RANK_NOTE)}</p>")]
 
 
 def _inputs(frame: pd.DataFrame, results: Path) -> str:

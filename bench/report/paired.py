@@ -21,7 +21,7 @@ from scipy import stats
 
 from bench.errors import ConfigError
 from bench.intervals import over_seeds, paired_difference
-from bench.report.summary import best_of_searches, configuration_tags, metric_order, varying_params
+from bench.report.summary import best_of_searches, configuration_tags, metric_order, protocol_words, varying_params
 from bench.store import records_frame
 
 PAIRING = ("dataset", "dataset_options", "task", "seq_len", "seed", "protocol")
@@ -169,7 +169,7 @@ def versus_rows(records: list[dict[str, Any]], reference: str) -> pd.DataFrame:
 
 
 def versus_tables(records: list[dict[str, Any]], reference: str) -> tuple[list[tuple[str, pd.DataFrame]], list[str]]:
-    """What a person reads: (title, rows) per dataset, task and history length, one row per configuration
+    """What a person reads: (title, rows) per dataset, task, history length and protocol, one row per configuration
     on the task's primary metric, largest difference first; and the lines of trials left unpaired."""
     runs, _, unpaired = paired_runs(records, reference)
     tables: dict[tuple, list[tuple[float, dict[str, Any]]]] = {}
@@ -183,13 +183,15 @@ def versus_tables(records: list[dict[str, Any]], reference: str) -> tuple[list[t
         row = {"configuration": name, "n": f"{result['n']}{seeds}", metric: f"{result['mean']:.4f}",
                reference: f"{result['reference']:.4f}", "difference [95% CI]": _difference(result),
                "p": _p(result["p"]), "won/lost": f"{result['wins']}/{result['losses']}"}
-        key = (configuration.dataset, configuration.dataset_options, configuration.task, configuration.seq_len, metric)
+        protocol = json.loads(configuration.protocol)
+        key = (configuration.dataset, configuration.dataset_options, configuration.task, configuration.seq_len,
+               protocol_words(protocol.get("split", "leave_one_out"), protocol.get("windows", "exact")), metric)
         tables.setdefault(key, []).append((result["diff"], row))
     out = []
-    for (dataset, options, task, seq_len, metric), rows in tables.items():
+    for (dataset, options, task, seq_len, words, metric), rows in sorted(tables.items(), key=lambda kv: kv[0][4] != ""):
         rows.sort(key=lambda pair: -pair[0])
         where = f"{dataset} ({options})" if options else dataset
-        out.append((f"{where} · {task} · N={seq_len} · test {metric} against {reference}",
+        out.append((f"{where} · {task} · N={seq_len}{words} · test {metric} against {reference}",
                     pd.DataFrame([row for _, row in rows])))
     return out, unpaired
 

@@ -11,7 +11,7 @@ from bench.report.formats import format_frame
 from bench.report.paired import versus_rows
 from bench.report.paper_tables import paper_table
 from bench.report.summary import summary_rows
-from bench.report.terminal import terminal_summary, versus_text
+from bench.report.terminal import protocols_text, terminal_summary, versus_text
 from bench.report.tuning import tuning_rows
 from bench.store import load_records, records_frame
 
@@ -98,7 +98,7 @@ def render_report(results: Path, suites: list[str] | None = None, table: int | N
         if frame.empty:
             raise ConfigError(f"no results under {results}" + (f" for suite(s) {', '.join(suites)}" if suites else ""))
         if fmt == "terminal" and not wide:
-            text = terminal_summary(frame, results)
+            text = "\n\n".join(filter(None, [terminal_summary(frame, results), protocols_text(records)]))
         else:
             text = format_frame(summary_rows(frame), fmt)
     if out is not None:

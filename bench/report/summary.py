@@ -57,6 +57,13 @@ def metric_order(name: str) -> tuple[int, str, int]:
     return rank, stem, int(k) if k.isdigit() else 0
 
 
+def protocol_words(split: str, windows: str) -> str:
+    """What a table's title adds for a protocol other than the paper's (" · temporal split", " · trained
+    on prefixes"); nothing for leave-one-out with exact windows."""
+    return ("" if split == "leave_one_out" else f" · {split} split") + (
+        "" if windows == "exact" else f" · trained on {windows}")
+
+
 def varying_params(frame: pd.DataFrame) -> list[str]:
     """Configuration columns (method parameters, budget, protocol, dataset options) that take more than
     one value within some method: what tells its rows apart. A parameter left at its default (absent

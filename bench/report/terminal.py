@@ -12,7 +12,7 @@ from tabulate import tabulate
 
 from bench.intervals import over_seeds
 from bench.knowledge import prior_lines
-from bench.report.summary import best_of_searches, configuration_tags, failed_trials, metric_order
+from bench.report.summary import best_of_searches, configuration_tags, failed_trials, metric_order, protocol_words
 
 WIDTH = 120
 LABEL_MOST = 30  # characters of a row's name (label and configuration tag)
@@ -27,9 +27,7 @@ def summary_tables(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     keys = ["dataset_label", "task", "seq_len", "split", "windows"]
     for (dataset, task, seq_len, split, windows), group in ok.groupby(keys, sort=True):
         primary = group["primary_metric"].iloc[0]
-        where = ("" if split == "leave_one_out" else f" · {split} split") + (
-            "" if windows == "exact" else f" · trained on {windows}")
-        title = f"{dataset} · {task} · N={seq_len}{where} · sorted by test {primary}"
+        title = f"{dataset} · {task} · N={seq_len}{protocol_words(split, windows)} · sorted by test {primary}"
         companions = companion_metrics(group, primary)
         rows = _rows(group, primary, companions)
         while companions and _width(rows) > WIDTH:  # the cost columns stay; a companion metric gives way
@@ -65,6 +63,15 @@ def versus_text(records: list, reference: str) -> str:
     if unpaired:
         blocks.append("not paired:\n" + "\n".join(f"- {line}" for line in unpaired))
     return "\n\n".join(blocks)
+
+
+def protocols_text(records: list) -> str:
+    """The protocol-sensitivity tables (``bench.report.protocols``) with their notes; empty where every
+    dataset, task and history length ran under one protocol."""
+    from bench.report.protocols import RANK_NOTE, protocol_tables
+
+    blocks = [title + "\n" + _table_text(rows) + "\n" + "\n".join(notes) for title, rows, notes in protocol_tables(records)]
+    return "\n\n".join(blocks + [RANK_NOTE]) if blocks else ""
 
 
 def terminal_summary(frame: pd.DataFrame, results: Path) -> str:

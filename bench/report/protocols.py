@@ -1,0 +1,104 @@
+"""How much a method's rank depends on the protocol: for each dataset, task and history length run under
+more than one protocol (``protocol.split``, ``protocol.windows``), one row per configuration and one
+column per protocol with its test score on the task's primary metric and its rank there.
+
+Ranks are joint where the data cannot tell methods apart: going down the list best first, a method
+shares the rank of the method that opened the current group when its paired 95% interval of the
+difference against that method (the same test examples; ``bench.report.paired.compared``) spans 0, and
+opens a new group otherwise. Kendall's tau between each protocol's order and the first protocol's, over
+the configurations both ranked, says how much the order moved."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from bench.report.paired import Run, _pairable, _shared, compared
+from bench.report.summary import protocol_words
+
+DEFAULT = ("leave_one_out", "exact")  # the paper's protocol: the first column
+RANK_NOTE = ("(=k): not told apart from the method ranked k, the first of its group (paired 95% interval "
+             "of the difference spans 0)")
+
+
+def protocol_tables(records: list[dict[str, Any]]) -> list[tuple[str, pd.DataFrame, list[str]]]:
+    """(title, rows, notes) per dataset, task and history length that ran under two protocols or more."""
+    usable, frame = _pairable(records)
+    if frame.empty:
+        return []
+    frame["name"] = [f"{label} [{tag}]" if tag else label for label, tag in zip(frame["label"], frame["tag"])]
+    out = []
+    for (dataset, task, seq_len), group in frame.groupby(["dataset_label", "task", "seq_len"], sort=True):
+        protocols = sorted(set(zip(group["split"], group["windows"])), key=lambda p: (p != DEFAULT, p))
+        if len(protocols) < 2:
+            continue
+        primary = group["primary_metric"].iloc[0]
+        ranked = {p: _ranks(group[(group["split"] == p[0]) & (group["windows"] == p[1])], usable, primary)
+                  for p in protocols}
+        first = list(ranked[protocols[0]])
+        names = sorted(set(group["name"]), key=lambda n: first.index(n) if n in first else len(first))
+        rows = []
+        for name in names:
+            row = {"configuration": name}
+            for protocol, ranks in ranked.items():
+                mean, rank = ranks.get(name, (None, None))
+                row[_column(protocol, group)] = "—" if mean is None else f"{mean:.4f} ({rank})"
+            rows.append(row)
+        notes = [f"{_name(p)}: Kendall's tau with {_name(protocols[0])} {_tau(ranked[protocols[0]], ranked[p])}"
+                 for p in protocols[1:]]
+        out.append((f"{dataset} · {task} · N={seq_len} · test {primary} (rank) under each protocol",
+                    pd.DataFrame(rows), notes))
+    return out
+
+
+def _ranks(trials: pd.DataFrame, usable: dict[str, dict], metric: str) -> dict[str, tuple[float, str]]:
+    """name -> (mean over seeds, joint rank as text) of one protocol's configurations, best first."""
+    column = f"test/{metric}"
+    means = trials.groupby("name")[column].mean().dropna().sort_values(ascending=False)
+    out, leader, rank = {}, None, 0
+    for position, (name, mean) in enumerate(means.items(), start=1):
+        mine = [usable[t] for t in trials.loc[trials["name"] == name, "trial_id"]]
+        if leader is None or _separable(mine, leader, metric):
+            leader, rank = mine, position
+        out[name] = (float(mean), f"={rank}" if rank != position else str(rank))
+    return out
+
+
+def _separable(mine: list[dict], leader: list[dict], metric: str) -> bool:
+    """Whether the paired interval of ``mine`` minus ``leader`` (seeds they share) excludes 0; methods
+    with no test examples in common are taken as separable (nothing says they tie)."""
+    theirs = {r["spec"]["seed"]: r for r in leader}
+    runs = []
+    for record in mine:
+        other = theirs.get(record["spec"]["seed"])
+        shared = _shared(record, other) if other else None
+        if shared is None:
+            continue
+        values = np.asarray(record["per_example"]["test"][metric], dtype=np.float64)[shared[0]]
+        reference = np.asarray(other["per_example"]["test"][metric], dtype=np.float64)[shared[1]]
+        runs.append(Run(record["spec"]["seed"], {metric: values}, {metric: reference}))
+    if not runs:
+        return True
+    result = compared(runs, metric)
+    return not (result["ci_low"] <= 0 <= result["ci_high"])
+
+
+def _tau(first: dict[str, tuple], other: dict[str, tuple]) -> str:
+    both = [name for name in first if name in other]
+    if len(both) < 2:
+        return "— (fewer than two configurations in both)"
+    tau = stats.kendalltau([first[n][0] for n in both], [other[n][0] for n in both]).statistic
+    return f"{tau:+.2f} over {len(both)} configurations"
+
+
+def _name(protocol: tuple[str, str]) -> str:
+    return protocol_words(*protocol).strip(" ·") or "leave-one-out, exact windows"
+
+
+def _column(protocol: tuple[str, str], group: pd.DataFrame) -> str:
+    """A protocol's column: its name and how many test examples its rows were scored on."""
+    counts = group.loc[(group["split"] == protocol[0]) & (group["windows"] == protocol[1]), "test_n"].dropna()
+    return f"{_name(protocol)} (n={'/'.join(str(int(n)) for n in sorted(set(counts)))})"
