@@ -19,8 +19,8 @@ from bench.errors import ConfigError
 from bench.knowledge import prior_lines
 from bench.registry import INPUTS
 from bench.report.paired import versus_tables
-from bench.report.protocols import RANK_NOTE, protocol_tables
 from bench.report.paper_tables import LAYOUTS, MISSING, paper_table_frame
+from bench.report.protocols import RANK_NOTE, protocol_tables
 from bench.report.summary import failed_trials
 from bench.report.terminal import summary_tables
 

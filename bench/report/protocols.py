@@ -75,7 +75,7 @@ def _separable(mine: list[dict], leader: list[dict], metric: str) -> bool:
     for record in mine:
         other = theirs.get(record["spec"]["seed"])
         shared = _shared(record, other) if other else None
-        if shared is None:
+        if shared is None or metric not in record["per_example"]["test"] or metric not in other["per_example"]["test"]:
             continue
         values = np.asarray(record["per_example"]["test"][metric], dtype=np.float64)[shared[0]]
         reference = np.asarray(other["per_example"]["test"][metric], dtype=np.float64)[shared[1]]
@@ -83,6 +83,8 @@ def _separable(mine: list[dict], leader: list[dict], metric: str) -> bool:
     if not runs:
         return True
     result = compared(runs, metric)
+    if not np.isfinite(result["ci_low"]):  # every difference the same: apart unless that is 0
+        return result["diff"] != 0
     return not (result["ci_low"] <= 0 <= result["ci_high"])
 
 
