@@ -532,6 +532,11 @@ def test_the_frontier_draws_each_method_through_its_budgets_at_the_compute_it_sp
     assert lines["TP10"].get_xdata().tolist() == [5.1e12, 3.0e13]
     assert [line.get_ydata()[0] for line in axes.lines if line.get_linestyle() == "--"] == [0.01]  # trains nothing
     assert axes.get_xscale() == "log"
+    genre = frontier_record("USER-LLM", "userllm", 5e12, 5.2e12, 0.5)
+    genre["spec"]["task"], genre["trial_id"] = "fav_category", "USER-LLM-genre"
+    panels = frontier(records_frame([*records, genre])).axes
+    colours = [{c.get_label(): c.lines[0].get_color() for c in ax.containers} for ax in panels]
+    assert colours[0]["USER-LLM"] == colours[1]["USER-LLM"]  # a method keeps its colour in every panel
     path = draw_figure("frontier", records, tmp_path / "frontier.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ConfigError, match="the frontier needs trained results"):

@@ -153,6 +153,7 @@ def frontier(frame: pd.DataFrame) -> plt.Figure:
     panels = sorted(set(zip(trained["dataset"], trained["task"])))
     if not panels:
         raise ConfigError("the frontier needs trained results with their total training FLOPs (suite compute_matched)")
+    colours = {label: f"C{i}" for i, label in enumerate(sorted(set(trained["label"])))}  # one per method, every panel
     fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.8), squeeze=False)
     for ax, (dataset, task) in zip(axes[0], panels):
         rows = ok[(ok["dataset"] == dataset) & (ok["task"] == task)]
@@ -165,7 +166,7 @@ def frontier(frame: pd.DataFrame) -> plt.Figure:
             budgets.sort(key=lambda seeds: float(seeds[flops].mean()))
             x = [float(seeds[flops].mean()) for seeds in budgets]
             mean, low, high = (list(v) for v in zip(*(_errors(seeds, metric) for seeds in budgets)))
-            line = ax.errorbar(x, mean, yerr=[low, high], capsize=3, marker="o", label=label)
+            line = ax.errorbar(x, mean, yerr=[low, high], capsize=3, marker="o", label=label, color=colours[label])
             for seeds, xi, yi in zip(budgets, x, mean):
                 if seeds["capped"].any():
                     ax.plot([xi], [yi], "o", color=line[0].get_color(), markerfacecolor="white")
