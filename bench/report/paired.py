@@ -64,6 +64,18 @@ def _shared(mine: dict[str, Any], reference: dict[str, Any]) -> tuple[np.ndarray
     return (ia, ib) if len(ia) else None
 
 
+def paired_run(mine: dict[str, Any], reference: dict[str, Any]) -> Run | None:
+    """``mine``'s per-example test values and ``reference``'s on the test examples both were scored on (a
+    reference value for each metric both have); None where they share none."""
+    shared = _shared(mine, reference)
+    if shared is None:
+        return None
+    theirs = reference["per_example"]["test"]
+    values = {m: np.asarray(v, dtype=np.float64)[shared[0]] for m, v in mine["per_example"]["test"].items()}
+    reference_values = {m: np.asarray(theirs[m], dtype=np.float64)[shared[1]] for m in values if m in theirs}
+    return Run(int(mine["spec"]["seed"]), values, reference_values)
+
+
 def _pairable(records: list[dict[str, Any]]) -> tuple[dict[str, dict], pd.DataFrame]:
     usable = {r["trial_id"]: r for r in records if r["status"] == "ok" and "per_example" in r}
     frame = records_frame(list(usable.values()))
@@ -97,18 +109,14 @@ def paired_runs(records: list[dict[str, Any]], reference: str) -> tuple[dict[Con
             continue
         base_record = usable[base["trial_id"].iloc[0]]
         for _, trial in group[group["label"] != reference].iterrows():
-            mine = usable[trial["trial_id"]]
-            shared = _shared(mine, base_record)
-            if shared is None:
+            run = paired_run(usable[trial["trial_id"]], base_record)
+            if run is None:
                 continue
             paired_trials.add(trial["trial_id"])
             configuration = Configuration(trial["label"], trial["tag"], tuple(trial[p] for p in params),
                                           primary=trial["primary_metric"],
                                           **{k: v for k, v in paired_on.items() if k != "seed"})
-            theirs = base_record["per_example"]["test"]
-            values = {m: np.asarray(v, dtype=np.float64)[shared[0]] for m, v in mine["per_example"]["test"].items()}
-            reference_values = {m: np.asarray(theirs[m], dtype=np.float64)[shared[1]] for m in values if m in theirs}
-            runs.setdefault(configuration, []).append(Run(int(paired_on["seed"]), values, reference_values))
+            runs.setdefault(configuration, []).append(run)
     unpaired = _unpaired_lines([trial for _, trial in frame.iterrows()
                                 if trial["label"] != reference and trial["trial_id"] not in paired_trials],
                                frame, reference)

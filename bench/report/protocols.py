@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bench.report.paired import Run, _pairable, _shared, compared
+from bench.report.paired import _pairable, compared, paired_run
 from bench.report.summary import protocol_words
 
 DEFAULT = ("leave_one_out", "exact")  # the paper's protocol: the first column
@@ -36,8 +36,10 @@ def protocol_tables(records: list[dict[str, Any]]) -> list[tuple[str, pd.DataFra
         if len(protocols) < 2:
             continue
         primary = group["primary_metric"].iloc[0]
-        ranked = {p: _ranks(group[(group["split"] == p[0]) & (group["windows"] == p[1])], usable, primary)
-                  for p in protocols}
+        trials = {p: group[(group["split"] == p[0]) & (group["windows"] == p[1])] for p in protocols}
+        ranked = {p: _ranks(trials[p], usable, primary) for p in protocols}
+        columns = {p: f"{_name(p)} (n={'/'.join(str(int(n)) for n in sorted(set(trials[p]['test_n'].dropna())))})"
+                   for p in protocols}  # a protocol's name and how many test examples its rows were scored on
         first = list(ranked[protocols[0]])
         names = sorted(set(group["name"]), key=lambda n: first.index(n) if n in first else len(first))
         rows = []
@@ -45,7 +47,7 @@ def protocol_tables(records: list[dict[str, Any]]) -> list[tuple[str, pd.DataFra
             row = {"configuration": name}
             for protocol, ranks in ranked.items():
                 mean, rank = ranks.get(name, (None, None))
-                row[_column(protocol, group)] = "—" if mean is None else f"{mean:.4f} ({rank})"
+                row[columns[protocol]] = "—" if mean is None else f"{mean:.4f} ({rank})"
             rows.append(row)
         notes = [f"{_name(p)}: Kendall's tau with {_name(protocols[0])} {_tau(ranked[protocols[0]], ranked[p])}"
                  for p in protocols[1:]]
@@ -73,13 +75,9 @@ def _separable(mine: list[dict], leader: list[dict], metric: str) -> bool:
     theirs = {r["spec"]["seed"]: r for r in leader}
     runs = []
     for record in mine:
-        other = theirs.get(record["spec"]["seed"])
-        shared = _shared(record, other) if other else None
-        if shared is None or metric not in record["per_example"]["test"] or metric not in other["per_example"]["test"]:
-            continue
-        values = np.asarray(record["per_example"]["test"][metric], dtype=np.float64)[shared[0]]
-        reference = np.asarray(other["per_example"]["test"][metric], dtype=np.float64)[shared[1]]
-        runs.append(Run(record["spec"]["seed"], {metric: values}, {metric: reference}))
+        run = paired_run(record, theirs[record["spec"]["seed"]]) if record["spec"]["seed"] in theirs else None
+        if run is not None and metric in run.reference:
+            runs.append(run)
     if not runs:
         return True
     result = compared(runs, metric)
@@ -99,8 +97,3 @@ def _tau(first: dict[str, tuple], other: dict[str, tuple]) -> str:
 def _name(protocol: tuple[str, str]) -> str:
     return protocol_words(*protocol).strip(" ·") or "leave-one-out, exact windows"
 
-
-def _column(protocol: tuple[str, str], group: pd.DataFrame) -> str:
-    """A protocol's column: its name and how many test examples its rows were scored on."""
-    counts = group.loc[(group["split"] == protocol[0]) & (group["windows"] == protocol[1]), "test_n"].dropna()
-    return f"{_name(protocol)} (n={'/'.join(str(int(n)) for n in sorted(set(counts)))})"
