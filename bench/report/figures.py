@@ -169,7 +169,7 @@ def frontier(frame: pd.DataFrame) -> plt.Figure:
             line = ax.errorbar(x, mean, yerr=[low, high], capsize=3, marker="o", label=label, color=colours[label])
             for seeds, xi, yi in zip(budgets, x, mean):
                 if seeds["capped"].any():
-                    ax.plot([xi], [yi], "o", color=line[0].get_color(), markerfacecolor="white")
+                    ax.plot([xi], [yi], "o", color=line[0].get_color(), markerfacecolor="white", zorder=3)  # over the line's filled marker
         for label, group in rows.drop(learned.index).groupby("label"):
             _reference_band(ax, f"{label} (trains nothing; n={_count(group)})", group, metric)
         ax.set_xscale("log")
