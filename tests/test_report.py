@@ -539,8 +539,8 @@ def test_the_frontier_draws_each_method_through_its_budgets_at_the_compute_it_sp
     assert colours[0]["USER-LLM"] == colours[1]["USER-LLM"]  # a method keeps its colour in every panel
     genre["capped"] = True  # tested on a capped sample: drawn hollow, over the line's own filled marker
     genre_axes = frontier(records_frame([*records, genre])).axes[0]
-    hollow = [line for line in genre_axes.lines if line.get_markerfacecolor() == "white"]
-    assert len(hollow) == 1 and hollow[0].get_zorder() > genre_axes.containers[0].lines[0].get_zorder()
+    hollow = [line for line in genre_axes.lines if line.get_markerfacecolor() == "none"]
+    assert len(hollow) == 1 and genre_axes.containers[0].lines[0].get_marker() == "None"  # no filled one beneath
     path = draw_figure("frontier", records, tmp_path / "frontier.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ConfigError, match="the frontier needs trained results"):

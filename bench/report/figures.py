@@ -166,10 +166,9 @@ def frontier(frame: pd.DataFrame) -> plt.Figure:
             budgets.sort(key=lambda seeds: float(seeds[flops].mean()))
             x = [float(seeds[flops].mean()) for seeds in budgets]
             mean, low, high = (list(v) for v in zip(*(_errors(seeds, metric) for seeds in budgets)))
-            line = ax.errorbar(x, mean, yerr=[low, high], capsize=3, marker="o", label=label, color=colours[label])
+            ax.errorbar(x, mean, yerr=[low, high], capsize=3, label=label, color=colours[label])
             for seeds, xi, yi in zip(budgets, x, mean):
-                if seeds["capped"].any():
-                    ax.plot([xi], [yi], "o", color=line[0].get_color(), markerfacecolor="white", zorder=3)  # over the line's filled marker
+                ax.plot([xi], [yi], "o", color=colours[label], **_marker(bool(seeds["capped"].any())))
         for label, group in rows.drop(learned.index).groupby("label"):
             _reference_band(ax, f"{label} (trains nothing; n={_count(group)})", group, metric)
         ax.set_xscale("log")
